@@ -1,0 +1,6 @@
+"""Linux ABI for the guest: constants and struct layouts with Linux's values (never the host's).
+
+gVisor counterpart: pkg/abi/linux. Modules: ``errno``, ``sysno`` (syscall numbers for amd64 and
+arm64), ``ipc``, ``msgqueue``, ``mqueue``, ``signal``, ``time``, ``capability``, ``sched``, ``limits``,
+``file``; ``layout`` turns one construct definition into a checked, fast codec.
+"""

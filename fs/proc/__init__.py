@@ -1,0 +1,58 @@
+"""The /proc files of the IPC subsystem: /proc/sys/kernel/msg*, /proc/sys/fs/mqueue/* and
+/proc/sysvipc/msg.
+
+Linux counterpart: ipc/ipc_sysctl.c, ipc/mq_sysctl.c (proc_dointvec_minmax text) and ipc/util.c
+(``sysvipc_proc_show``). gVisor counterpart: pkg/sentry/fsimpl/proc/tasks_sys.go and sys.go.
+
+Files are served as whole texts by :func:`read` and :func:`write`; the reader's IPC namespace decides
+what is shown, as on Linux. Other packages add generated files to :data:`GENERATED` (e.g.
+``kernel.msgqueue`` registers /proc/sysvipc/msg).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from abi.linux.capability import CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN
+from abi.linux.errno import EINVAL, ENOENT
+from kernel.errors import SysError
+from kernel.ipc_namespace import SYSCTLS
+
+if TYPE_CHECKING:
+    from kernel.task import Task
+
+#: path -> fn(reading task) -> text, for read-only generated files.
+GENERATED: dict[str, Callable[["Task"], str]] = {}
+
+
+def _sysctl_name(path: str) -> str | None:
+    if not path.startswith("/proc/sys/"):
+        return None
+    name = path[len("/proc/sys/"):].replace("/", ".")
+    return name if name in SYSCTLS else None
+
+
+def read(t: "Task", path: str) -> bytes:
+    """The contents of ``path`` as ``t`` would read them; SysError(ENOENT) for unknown files."""
+    name = _sysctl_name(path)
+    if name is not None:
+        return f"{t.ipc_ns.sysctl_get(name)}\n".encode()
+    gen = GENERATED.get(path)
+    if gen is None:
+        raise SysError(ENOENT)
+    return gen(t).encode()
+
+
+def write(t: "Task", path: str, data: bytes) -> None:
+    """Write a sysctl as ``t`` would (``echo N > path``): EACCES without permission, EINVAL for a
+    value that is not an integer or is out of range (proc_dointvec_minmax)."""
+    name = _sysctl_name(path)
+    if name is None:
+        raise SysError(ENOENT)
+    c = t.creds
+    t.ipc_ns.sysctl_check_write(name, c.euid, c.has_cap(CAP_SYS_ADMIN) or c.has_cap(CAP_CHECKPOINT_RESTORE))
+    try:
+        value = int(data.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise SysError(EINVAL) from None
+    t.ipc_ns.sysctl_set(name, value)

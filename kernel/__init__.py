@@ -1,0 +1,20 @@
+"""The sentry kernel (gVisor: pkg/sentry/kernel).
+
+``Kernel`` is the embedded kernel and ``Task`` a thread in it::
+
+    from kernel import Kernel
+    k = Kernel(arch="amd64")
+    t = k.new_task(uid=0, gid=0)
+    ret = t.syscall(nr, a0, a1, ...)
+
+Sub-packages mirror gVisor: ``kernel.ipc`` (shared SysV object registry), ``kernel.msgqueue`` (SysV
+message queues), ``kernel.mq`` (POSIX message queues), ``kernel.auth`` (credentials).
+"""
+
+from kernel.kernel import Kernel
+from kernel.ktime import Clock, ManualClock, RealtimeClock
+from kernel.memory import AddressSpace, Memory, MemoryFault
+from kernel.task import Task, ThreadGroup
+
+__all__ = ["Kernel", "Task", "ThreadGroup", "Clock", "ManualClock", "RealtimeClock", "AddressSpace", "Memory",
+           "MemoryFault"]

@@ -1,0 +1,437 @@
+"""Tasks (threads) and thread groups (processes): syscall entry, blocking, signal delivery.
+
+Linux counterpart: ``struct task_struct`` / ``struct signal_struct``, the syscall entry and exit path
+(kernel/entry/common.c ``syscall_exit_to_user_mode`` -> ``arch_do_signal_or_restart``), do_signal_stop
+and do_group_exit. gVisor counterpart: pkg/sentry/kernel/task.go, task_syscall.go, task_block.go,
+task_signals.go, thread_group.go.
+
+A task is driven by whichever Python thread calls :meth:`Task.syscall`; a blocking syscall blocks that
+thread in :meth:`Task.block` until another task's action wakes it, a signal interrupts it, or its
+deadline passes. One Python thread must not drive two tasks at once, and a task is driven by at most
+one thread at a time (as a CPU runs one thread at a time).
+
+Locking: ``Kernel.sig_mu`` guards every signal field of tasks and thread groups (``sig_mask``,
+``pending``, ``sigpending``, ``actions``, ``shared_pending``, ``group_stop``, ``exiting``, ``exited``,
+``delivered``). ``Task._cv`` (a leaf) guards ``_woken`` and the sleep itself. ``creds`` and
+``ipc_ns`` are replaced only by the task itself (reads from other tasks see either value).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+from abi.linux.errno import EFAULT, EINTR, ENOSYS, ESRCH, ETIMEDOUT
+from abi.linux.limits import (DEFAULT_MSGQUEUE, DEFAULT_NOFILE, RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_MSGQUEUE,
+                              RLIMIT_NOFILE, RLIMIT_SIGPENDING, RLIMIT_STACK)
+from abi.linux.signal import NSIG, SA_RESETHAND, SIG_DFL, SIG_IGN, UNBLOCKABLE, sigmask
+from kernel.auth.credentials import Credentials
+from kernel.errors import SysError
+from kernel.memory import AddressSpace, MemoryFault
+from kernel.signals import (DeliveredSignal, PendingSet, SigAction, SigInfo, default_ignored, default_stops,
+                            restart_effect, send_locked)
+
+if TYPE_CHECKING:
+    from kernel.ipc_namespace import IPCNamespace
+    from kernel.kernel import Kernel
+
+log = logging.getLogger("mqsentry")
+
+_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _default_rlimits() -> list[tuple[int, int]]:
+    limits = [(RLIM_INFINITY, RLIM_INFINITY)] * RLIM_NLIMITS
+    limits[RLIMIT_NOFILE] = DEFAULT_NOFILE
+    limits[RLIMIT_MSGQUEUE] = (DEFAULT_MSGQUEUE, DEFAULT_MSGQUEUE)
+    limits[RLIMIT_STACK] = (8 << 20, RLIM_INFINITY)
+    limits[RLIMIT_SIGPENDING] = (63_000, 63_000)
+    return limits
+
+
+class ThreadGroup:
+    """A process: what the threads of one thread group share.
+
+    Guarded by ``Kernel.sig_mu``: ``tasks``, ``actions``, ``shared_pending``, ``group_stop``,
+    ``exiting``, ``exit_signal``, ``delivered``. Guarded by ``rlimit_mu``: ``rlimits``.
+    Immutable: ``kernel``, ``tgid``, ``parent``. ``mm`` is replaced only at fork.
+    ``exit_hooks`` run once when the last thread exits (fd tables hang their cleanup there).
+    """
+
+    def __init__(self, kernel: "Kernel", tgid: int, mm: Any, parent: "ThreadGroup | None") -> None:
+        self.kernel = kernel
+        self.tgid = tgid
+        self.parent = parent
+        self.pgid = parent.pgid if parent is not None else tgid
+        self.mm = mm
+        self.tasks: list[Task] = []
+        self.actions: list[SigAction] = [SigAction() for _ in range(NSIG + 1)]
+        self.shared_pending = PendingSet()
+        self.group_stop = False
+        self.exiting = False
+        self.exit_signal = 0
+        self.exit_code = 0
+        self.delivered: list[DeliveredSignal] = []
+        self.rlimit_mu = threading.Lock()
+        self.rlimits = _default_rlimits()
+        self.exit_hooks: list[Callable[[ThreadGroup], None]] = []
+
+    @property
+    def leader(self) -> "Task | None":
+        return self.tasks[0] if self.tasks else None
+
+    def begin_exit(self, sig: int) -> None:
+        """Start a group exit because of fatal signal ``sig`` (caller holds ``Kernel.sig_mu``)."""
+        if self.exiting:
+            return
+        self.exiting = True
+        self.exit_signal = sig
+        self.group_stop = False
+        for t in self.tasks:
+            t.recalc_sigpending(force=True)
+
+    def rlimit(self, resource: int) -> tuple[int, int]:
+        return self.rlimits[resource]
+
+
+class Task:
+    """One thread.
+
+    See the module docstring for what guards which field. ``tid``, ``kernel`` and ``tg`` are
+    immutable; ``state`` is written only by the task's own driving thread ("R" running, "S" asleep in
+    a syscall, "T" stopped), and read by others for diagnostics.
+    """
+
+    def __init__(self, kernel: "Kernel", tid: int, tg: ThreadGroup, creds: Credentials,
+                 ipc_ns: "IPCNamespace") -> None:
+        self.kernel = kernel
+        self.tid = tid
+        self.tg = tg
+        self.creds = creds
+        self.ipc_ns = ipc_ns
+        self.sig_mask = 0
+        self.pending = PendingSet()
+        self.sigpending = False
+        self.exited = False
+        self.state = "R"
+        self._cv = threading.Condition(threading.Lock())
+        self._woken = False
+        self._syscalls = kernel.syscall_table.handlers
+        #: Extension slot for per-task state owned by other packages (fs context, etc.).
+        self.ext: dict[str, Any] = {}
+
+    # -- identity ------------------------------------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        """The thread group id (what getpid returns)."""
+        return self.tg.tgid
+
+    @property
+    def mm(self) -> Any:
+        return self.tg.mm
+
+    def __repr__(self) -> str:
+        return f"<Task tid={self.tid} pid={self.tg.tgid} uid={self.creds.euid}>"
+
+    # -- syscall entry -------------------------------------------------------------------------------
+    def syscall(self, nr: int, a0: int = 0, a1: int = 0, a2: int = 0, a3: int = 0, a4: int = 0,
+                a5: int = 0) -> int:
+        """Run syscall ``nr`` with raw 64-bit register values; return the result or ``-errno``.
+
+        Never raises. Unknown numbers give -ENOSYS. ERESTART* codes never escape: they become EINTR
+        or a transparent restart according to the signal that caused them.
+        """
+        try:
+            fn = self._syscalls.get(nr)
+        except TypeError:
+            fn = None
+        tracer = self.kernel.tracer
+        if fn is None or self.exited:
+            ret = -ESRCH if self.exited else -ENOSYS
+            if tracer is not None:
+                tracer(self, nr, (a0, a1, a2, a3, a4, a5), ret)
+            return ret
+        if self.sigpending:
+            # Signals that arrived while the task ran "user code" are delivered before it enters.
+            self._deliver_signals(0)
+            if self.exited:
+                self.kernel.run_exit_hooks()
+                return -EINTR
+        while True:
+            try:
+                ret = fn(self, a0, a1, a2, a3, a4, a5)
+            except SysError as e:
+                ret = -e.errno
+            except Exception as e:  # a sentry bug must not take the host down
+                ret = self.kernel.internal_error(self, nr, (a0, a1, a2, a3, a4, a5), e)
+            if self.sigpending or -517 < ret < -511:
+                ret = self._deliver_signals(ret)
+                if self.kernel._deferred_exits:
+                    self.kernel.run_exit_hooks()
+                if ret is None:
+                    continue  # restart the syscall
+            if tracer is not None:
+                tracer(self, nr, (a0, a1, a2, a3, a4, a5), ret)
+            return ret
+
+    # -- memory --------------------------------------------------------------------------------------
+    def copy_in(self, addr: int, n: int) -> bytes:
+        """copy_from_user: ``n`` bytes at ``addr`` or SysError(EFAULT). Zero bytes never fault."""
+        if n == 0:
+            return b""
+        if addr <= 0 or addr + n > _MASK64:
+            raise SysError(EFAULT)
+        try:
+            data = self.tg.mm.read(addr, n)
+        except Exception:
+            raise SysError(EFAULT) from None
+        if len(data) != n:
+            raise SysError(EFAULT)
+        return data
+
+    def copy_out(self, addr: int, data: bytes) -> None:
+        """copy_to_user: write ``data`` at ``addr`` or SysError(EFAULT)."""
+        if not data:
+            return
+        if addr <= 0 or addr + len(data) > _MASK64:
+            raise SysError(EFAULT)
+        try:
+            self.tg.mm.write(addr, data)
+        except Exception:
+            raise SysError(EFAULT) from None
+
+    def copy_in_string(self, addr: int, maxlen: int) -> bytes | None:
+        """strncpy_from_user: the bytes before the NUL, or None if there is no NUL within ``maxlen``
+        bytes; SysError(EFAULT) if the string is not readable."""
+        if addr <= 0:
+            raise SysError(EFAULT)
+        mm = self.tg.mm
+        try:
+            if isinstance(mm, AddressSpace):
+                return mm.read_cstring(addr, maxlen)
+            out = bytearray()
+            chunk = 64
+            while len(out) < maxlen:
+                # Read a byte at a time at page ends so a string ending just before a hole works.
+                n = min(chunk, maxlen - len(out), 4096 - ((addr + len(out)) & 4095))
+                data = mm.read(addr + len(out), n)
+                if len(data) != n:
+                    raise MemoryFault("short read")
+                end = data.find(0)
+                if end >= 0:
+                    out += data[:end]
+                    return bytes(out)
+                out += data
+            return None
+        except SysError:
+            raise
+        except Exception:
+            raise SysError(EFAULT) from None
+
+    # -- blocking ------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Waker protocol: the event this task waits for happened."""
+        with self._cv:
+            self._woken = True
+            self._cv.notify()
+
+    def kick(self) -> None:
+        """Make a sleeping task re-evaluate (signal, stop, continue, clock jump) without a wakeup."""
+        with self._cv:
+            self._cv.notify()
+
+    def block(self, deadline_ns: int | None = None) -> int:
+        """Sleep until woken (0), interrupted by a signal (EINTR) or past ``deadline_ns`` (ETIMEDOUT).
+
+        ``deadline_ns`` is absolute CLOCK_REALTIME of the kernel's clock. A wake that arrived before
+        the call is not lost: it makes this return 0 at once. Callers re-check their condition after
+        any return (wakes may be stale), as with Linux's wait loops.
+        """
+        clock = self.kernel.clock
+        subscribed = deadline_ns is not None and not clock.real_time
+        if subscribed:
+            clock.subscribe(self.kick)
+        try:
+            with self._cv:
+                self.state = "S"
+                try:
+                    while True:
+                        if self._woken:
+                            self._woken = False
+                            return 0
+                        if self.sigpending:
+                            return EINTR
+                        timeout = None
+                        if deadline_ns is not None:
+                            now = clock.now_ns()
+                            if now >= deadline_ns:
+                                return ETIMEDOUT
+                            if clock.real_time:
+                                timeout = (deadline_ns - now) / 1e9
+                        self._cv.wait(timeout)
+                finally:
+                    self.state = "R"
+        finally:
+            if subscribed:
+                clock.unsubscribe(self.kick)
+
+    def clear_wakeup(self) -> None:
+        """Forget a stale wakeup before registering a new wait."""
+        self._woken = False
+
+    # -- signals ---------------------------------------------------------------------------------------
+    def recalc_sigpending(self, force: bool = False) -> None:
+        """``recalc_sigpending`` (caller holds Kernel.sig_mu): set the flag that interrupts sleeps."""
+        tg = self.tg
+        pend = ((self.pending.mask | tg.shared_pending.mask) & ~self.sig_mask) != 0
+        flag = pend or tg.group_stop or tg.exiting or force
+        self.sigpending = flag
+        if flag:
+            self.kick()
+
+    def set_sig_mask(self, mask: int) -> None:
+        """Install a new blocked mask (SIGKILL/SIGSTOP can never be blocked) and recompute."""
+        with self.kernel.sig_mu:
+            newly_blocked = mask & ~UNBLOCKABLE & ~self.sig_mask
+            self.sig_mask = mask & ~UNBLOCKABLE
+            self.recalc_sigpending()
+            # retarget_shared_pending: a process-directed signal this thread no longer takes is
+            # handed to another thread that does (Linux wakes one such thread per signal).
+            retarget = self.tg.shared_pending.mask & newly_blocked
+            if retarget:
+                for t in self.tg.tasks:
+                    if t is not self and not t.exited and retarget & ~t.sig_mask:
+                        t.recalc_sigpending()
+                        retarget &= t.sig_mask
+                        if not retarget:
+                            break
+            if not self.sigpending:
+                # Unblocking may make a shared signal deliverable by another thread only.
+                pass
+
+    def send_signal(self, info: SigInfo, group: bool = False) -> None:
+        """Generate a signal for this thread (``group`` False) or its process (``group`` True)."""
+        with self.kernel.sig_mu:
+            send_locked(self, info, group)
+
+    def _deliver_signals(self, ret: int) -> int | None:
+        """The signal part of the syscall return path.
+
+        Dequeues deliverable signals: stops for stop signals, dies for fatal ones, records handler
+        deliveries. Returns the syscall's final value, or None to restart it.
+        """
+        k = self.kernel
+        restart_code = -ret if -517 < ret < -511 else 0
+        effect = ""
+        while True:
+            with k.sig_mu:
+                tg = self.tg
+                if tg.exiting:
+                    self._exit_locked()
+                    return -EINTR if restart_code else ret
+                if tg.group_stop:
+                    stopped = True
+                else:
+                    stopped = False
+                    deliverable = ~self.sig_mask
+                    info = self.pending.take(deliverable) or tg.shared_pending.take(deliverable)
+                    if info is None:
+                        self.recalc_sigpending()
+                        break
+                    sig = info.signo
+                    act = tg.actions[sig]
+                    if act.handler == SIG_IGN or (act.handler == SIG_DFL and default_ignored(sig)):
+                        continue
+                    if act.handler == SIG_DFL:
+                        if default_stops(sig):
+                            tg.group_stop = True
+                            for t in tg.tasks:
+                                t.recalc_sigpending(force=True)
+                            stopped = True
+                        else:
+                            # Terminate (or core dump): the whole group dies.
+                            tg.begin_exit(sig)
+                            self._exit_locked()
+                            return -EINTR if restart_code else ret
+                    else:
+                        this_effect = restart_effect(restart_code, act.flags) if restart_code and not effect else ""
+                        if this_effect:
+                            effect = this_effect
+                        tg.delivered.append(DeliveredSignal(self.tid, info, act.handler, act.flags, this_effect))
+                        if act.flags & SA_RESETHAND:
+                            tg.actions[sig] = SigAction()
+                        # The handler runs with its sa_mask added and returns at once; sigreturn
+                        # restores the mask, so the net mask is unchanged.
+                        k.signal_delivered(self, info)
+                        continue
+            if stopped:
+                self._stop()
+        if effect == "eintr":
+            return -EINTR
+        if restart_code:
+            return None  # no handler ran, or the handler asked for a restart
+        return ret
+
+    def _stop(self) -> None:
+        """Sit in the group stop until SIGCONT or SIGKILL."""
+        with self._cv:
+            self.state = "T"
+            try:
+                while self.tg.group_stop and not self.tg.exiting:
+                    self._cv.wait()
+            finally:
+                self.state = "R"
+
+    def _exit_locked(self) -> None:
+        """This thread dies as part of a group exit (caller holds Kernel.sig_mu)."""
+        if not self.exited:
+            self.exited = True
+            self.kernel.task_exited_locked(self)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def fork(self, mm: Any = None, tid: int | None = None) -> "Task":
+        """A new process that copies this one (memory, signal actions and mask, creds, rlimits), in the
+        same IPC namespace. ``mm`` replaces the copied memory (hosts supply their own)."""
+        return self.kernel.fork_task(self, mm=mm, tid=tid)
+
+    def clone_thread(self, tid: int | None = None) -> "Task":
+        """A new thread in this process (shares memory, fds, signal actions; copies creds and mask)."""
+        return self.kernel.clone_thread(self, tid=tid)
+
+    def exit(self, code: int = 0) -> None:
+        """This thread exits (``exit(2)``)."""
+        with self.kernel.sig_mu:
+            if not self.exited:
+                self.exited = True
+                self.tg.exit_code = code
+                self.kernel.task_exited_locked(self)
+        self.kernel.run_exit_hooks()
+
+    def exit_group(self, code: int = 0) -> None:
+        """The whole process exits (``exit_group(2)``)."""
+        with self.kernel.sig_mu:
+            tg = self.tg
+            tg.exit_code = code
+            if not tg.exiting:
+                tg.exiting = True
+                for t in list(tg.tasks):
+                    if t is not self:
+                        t.recalc_sigpending(force=True)
+            for t in list(tg.tasks):
+                if not t.exited and (t is self or t.state != "S"):
+                    t.exited = True
+                    self.kernel.task_exited_locked(t)
+        self.kernel.run_exit_hooks()
+
+    # -- misc helpers for handlers -------------------------------------------------------------------
+    def rlimit_cur(self, resource: int) -> int:
+        return self.tg.rlimits[resource][0]
+
+
+def sigset_valid_for_action(sig: int) -> bool:
+    """Signals whose action may be changed (not SIGKILL/SIGSTOP)."""
+    return 1 <= sig <= NSIG and not sigmask(sig) & UNBLOCKABLE
+
+
+__all__ = ["Task", "ThreadGroup", "sigset_valid_for_action"]

@@ -1,0 +1,1 @@
+"""Syscall handlers (gVisor: pkg/sentry/syscalls). Only ``syscalls.linux`` exists."""

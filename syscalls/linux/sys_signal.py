@@ -1,0 +1,191 @@
+"""Signal syscalls: rt_sigaction, rt_sigprocmask, rt_sigpending, kill, tgkill, tkill and pid queries.
+
+Linux counterpart: kernel/signal.c (``do_sigaction``, ``sigprocmask``, ``kill_something_info``,
+``do_tkill``, ``check_kill_permission``). gVisor counterpart: pkg/sentry/syscalls/linux/sys_signal.go
+and sys_thread.go (getpid, gettid).
+"""
+
+from __future__ import annotations
+
+from abi.linux.capability import CAP_KILL
+from abi.linux.errno import EINVAL, EPERM, ESRCH
+from abi.linux.signal import (NSIG, SA_EXPOSE_TAGBITS, SA_NOCLDSTOP, SA_NOCLDWAIT, SA_NODEFER, SA_ONSTACK,
+                              SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK,
+                              SIG_UNBLOCK, SIGACTION, SIGCONT, SIGSET_SIZE, SI_TKILL, SI_USER, UNBLOCKABLE, sigmask)
+from kernel.errors import SysError
+from kernel.signals import SigAction, SigInfo, handler_ignores, send_locked
+from kernel.task import Task, ThreadGroup
+from syscalls.linux.args import int32, uint64
+from syscalls.linux.table import Syscall
+
+import struct
+
+_U64 = struct.Struct("<Q")
+
+#: Flags rt_sigaction keeps (UAPI_SA_FLAGS; amd64 and arm64 both add SA_RESTORER).
+UAPI_SA_FLAGS = (SA_NOCLDSTOP | SA_NOCLDWAIT | SA_SIGINFO | SA_ONSTACK | SA_RESTART | SA_NODEFER | SA_RESETHAND
+                 | SA_EXPOSE_TAGBITS | SA_RESTORER)
+
+
+def getpid(t: Task, *_: int) -> int:
+    return t.tg.tgid
+
+
+def gettid(t: Task, *_: int) -> int:
+    return t.tid
+
+
+def getppid(t: Task, *_: int) -> int:
+    parent = t.tg.parent
+    return parent.tgid if parent is not None else 0
+
+
+def rt_sigaction(t: Task, sig: int, act: int, oact: int, sigsetsize: int, *_: int) -> int:
+    if uint64(sigsetsize) != SIGSET_SIZE:
+        raise SysError(EINVAL)
+    signo = int32(sig)
+    new = None
+    if act:
+        handler, flags, restorer, mask = SIGACTION.unpack(t.copy_in(act, SIGACTION.size))
+        new = SigAction(handler, flags & UAPI_SA_FLAGS, restorer, mask & ~UNBLOCKABLE)
+    if not 1 <= signo <= NSIG or (new is not None and sigmask(signo) & UNBLOCKABLE):
+        raise SysError(EINVAL)
+    k = t.kernel
+    with k.sig_mu:
+        tg = t.tg
+        old = tg.actions[signo]
+        if new is not None:
+            tg.actions[signo] = new
+            if handler_ignores(new, signo):
+                # POSIX: setting a pending signal to be ignored discards it, in every thread.
+                bit = sigmask(signo)
+                tg.shared_pending.discard(bit)
+                for th in tg.tasks:
+                    th.pending.discard(bit)
+    if oact:
+        t.copy_out(oact, SIGACTION.pack(old.handler, old.flags, old.restorer, old.mask))
+    return 0
+
+
+def rt_sigprocmask(t: Task, how: int, nset: int, oset: int, sigsetsize: int, *_: int) -> int:
+    if uint64(sigsetsize) != SIGSET_SIZE:
+        raise SysError(EINVAL)
+    old = t.sig_mask
+    if nset:
+        new = _U64.unpack(t.copy_in(nset, 8))[0] & ~UNBLOCKABLE
+        h = int32(how)
+        if h == SIG_BLOCK:
+            mask = old | new
+        elif h == SIG_UNBLOCK:
+            mask = old & ~new
+        elif h == SIG_SETMASK:
+            mask = new
+        else:
+            raise SysError(EINVAL)
+        t.set_sig_mask(mask)
+    if oset:
+        t.copy_out(oset, _U64.pack(old))
+    return 0
+
+
+def rt_sigpending(t: Task, uset: int, sigsetsize: int, *_: int) -> int:
+    if uint64(sigsetsize) > SIGSET_SIZE:
+        raise SysError(EINVAL)
+    with t.kernel.sig_mu:
+        pend = (t.pending.mask | t.tg.shared_pending.mask) & t.sig_mask
+    t.copy_out(uset, _U64.pack(pend)[:uint64(sigsetsize)])
+    return 0
+
+
+def _may_kill(t: Task, target_tg: ThreadGroup, sig: int) -> bool:
+    """``check_kill_permission`` (kill_ok_by_cred): matching uids or CAP_KILL; SIGCONT within a
+    session is always allowed (approximated by the process group)."""
+    c = t.creds
+    victim = target_tg.tasks[0].creds if target_tg.tasks else None
+    if victim is None:
+        return False
+    if c.euid in (victim.suid, victim.ruid) or c.ruid in (victim.suid, victim.ruid) or c.has_cap(CAP_KILL):
+        return True
+    return sig == SIGCONT and target_tg.pgid == t.tg.pgid
+
+
+def _group_signal(t: Task, tg: ThreadGroup, sig: int, code: int) -> None:
+    if not _may_kill(t, tg, sig):
+        raise SysError(EPERM)
+    if sig == 0:
+        return
+    info = SigInfo(sig, code=code, pid=t.tg.tgid, uid=t.creds.ruid)
+    with t.kernel.sig_mu:
+        leader = next((x for x in tg.tasks if not x.exited), None)
+        if leader is not None:
+            send_locked(leader, info, group=True)
+
+
+def kill(t: Task, pid: int, sig: int, *_: int) -> int:
+    p, s = int32(pid), int32(sig)
+    if not 0 <= s <= NSIG:
+        raise SysError(EINVAL)
+    k = t.kernel
+    if p > 0:
+        tg = k.find_thread_group(p)
+        if tg is None:
+            raise SysError(ESRCH)
+        _group_signal(t, tg, s, SI_USER)
+        return 0
+    # Process groups (0: the caller's, < -1: -pid) and -1 (every process but init and the caller).
+    with k.tasks_mu:
+        groups = [g for g in k.thread_groups.values() if not g.exiting and any(not x.exited for x in g.tasks)]
+    if p == 0:
+        targets = [g for g in groups if g.pgid == t.tg.pgid]
+    elif p == -1:
+        targets = [g for g in groups if g.tgid > 1 and g is not t.tg]
+    else:
+        targets = [g for g in groups if g.pgid == -p]
+    if not targets:
+        raise SysError(ESRCH)
+    ok = False
+    err = EPERM
+    for g in targets:
+        try:
+            _group_signal(t, g, s, SI_USER)
+            ok = True
+        except SysError as e:
+            err = e.errno
+    if not ok:
+        raise SysError(err)
+    return 0
+
+
+def _tkill(t: Task, tgid: int, tid: int, sig: int) -> int:
+    if not 0 <= sig <= NSIG:
+        raise SysError(EINVAL)
+    target = t.kernel.find_task(tid)
+    if target is None or (tgid > 0 and target.tg.tgid != tgid):
+        raise SysError(ESRCH)
+    if not _may_kill(t, target.tg, sig):
+        raise SysError(EPERM)
+    if sig:
+        target.send_signal(SigInfo(sig, code=SI_TKILL, pid=t.tg.tgid, uid=t.creds.ruid), group=False)
+    return 0
+
+
+def tgkill(t: Task, tgid: int, tid: int, sig: int, *_: int) -> int:
+    g, i = int32(tgid), int32(tid)
+    if g <= 0 or i <= 0:
+        raise SysError(EINVAL)
+    return _tkill(t, g, i, int32(sig))
+
+
+def tkill(t: Task, tid: int, sig: int, *_: int) -> int:
+    i = int32(tid)
+    if i <= 0:
+        raise SysError(EINVAL)
+    return _tkill(t, 0, i, int32(sig))
+
+
+SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
+    Syscall("getpid", getpid), Syscall("gettid", gettid), Syscall("getppid", getppid),
+    Syscall("rt_sigaction", rt_sigaction), Syscall("rt_sigprocmask", rt_sigprocmask),
+    Syscall("rt_sigpending", rt_sigpending), Syscall("kill", kill), Syscall("tgkill", tgkill),
+    Syscall("tkill", tkill),
+)}

@@ -1,0 +1,61 @@
+"""Fixtures: every test that takes ``target`` (or ``proc``) runs once per target.
+
+``--target=sentry`` or ``--target=native`` restricts the run to one target.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from testsuite.libc import Proc
+from testsuite.targets.base import Target
+
+TARGETS = ("sentry", "native")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--target", action="append", choices=TARGETS,
+                     help="run only against this target (repeatable); default: both")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--target") or list(TARGETS)
+        only = getattr(metafunc.function, "pytestmark", [])
+        restrict = [m.args[0] for m in only if m.name == "only_target"]
+        names = [t for t in chosen if not restrict or t in restrict]
+        metafunc.parametrize("target", names, indirect=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "only_target(name): run this test on one target only, with the reason")
+
+
+def make_target(name: str) -> Target:
+    if name == "sentry":
+        from testsuite.targets.sentry import SentryTarget
+
+        return SentryTarget()
+    from testsuite.targets import native
+
+    reason = native.unavailable_reason()
+    if reason:
+        pytest.skip(f"native target unavailable: {reason}")
+    return native.NativeTarget()
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    t = make_target(request.param)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+@pytest.fixture
+def proc(target: Target) -> Proc:
+    """A root process with every capability in the test's fresh IPC namespace."""
+    return Proc(target.spawn())

@@ -1,0 +1,1 @@
+"""Test targets: ``sentry`` (an in-process Kernel per test) and ``native`` (the host kernel)."""

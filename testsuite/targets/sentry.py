@@ -1,0 +1,92 @@
+"""The ``sentry`` target: a fresh in-process :class:`kernel.Kernel` per test."""
+
+from __future__ import annotations
+
+from abi.linux.signal import SA_SIGINFO
+from fs import proc
+from kernel import Kernel, ManualClock, Task
+from kernel.errors import SysError
+from testsuite.targets.base import Delivery, Target, TaskHandle
+
+#: Handler and restorer "addresses": the sentry runs no guest code, any value works.
+HANDLER_ADDR = 0x7000_0000_1000
+RESTORER_ADDR = 0x7000_0000_2000
+
+
+class SentryTask(TaskHandle):
+    def __init__(self, target: "SentryTarget", task: Task) -> None:
+        self.target = target
+        self.task = task
+        self.pid = task.pid
+        self.tid = task.tid
+
+    def syscall(self, nr: int, *args: int) -> int:
+        return self.task.syscall(nr, *args)
+
+    def alloc(self, n: int) -> int:
+        return self.task.mm.alloc(n)
+
+    def read(self, addr: int, n: int) -> bytes:
+        return self.task.mm.read(addr, n)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.task.mm.write(addr, data)
+
+    def fork(self) -> "SentryTask":
+        return SentryTask(self.target, self.task.fork())
+
+    def thread(self) -> "SentryTask":
+        return SentryTask(self.target, self.task.clone_thread())
+
+    def deliveries(self) -> list[Delivery]:
+        out = []
+        for d in list(self.task.tg.delivered):
+            if d.handler == HANDLER_ADDR and d.flags & SA_SIGINFO:
+                i = d.info
+                out.append(Delivery(i.signo, i.code, i.pid, i.uid, i.value))
+        return out
+
+    def is_blocked(self) -> bool:
+        return self.task.state == "S"
+
+    def exit(self) -> None:
+        self.task.exit(0)
+
+
+class SentryTarget(Target):
+    name = "sentry"
+    bad_addr = 0x8
+    handler_addr = HANDLER_ADDR
+    restorer_addr = RESTORER_ADDR
+
+    def __init__(self, arch: str = "amd64", manual_clock: bool = False) -> None:
+        self.arch = arch
+        self.clock = ManualClock() if manual_clock else None
+        self.kernel = Kernel(arch=arch, clock=self.clock)
+        self._root = self.kernel.new_task()
+
+    def spawn(self, uid: int = 0, gid: int = 0, groups: tuple[int, ...] = (), caps: int | None = None) -> SentryTask:
+        t = self.kernel.new_task(uid=uid, gid=gid, groups=groups, caps=caps, ipc_ns=self._root.ipc_ns)
+        return SentryTask(self, t)
+
+    def read_file(self, path: str) -> bytes:
+        return proc.read(self._root, path)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        from testsuite.libc.errors import LinuxError
+
+        try:
+            proc.write(self._root, path, data)
+        except SysError as e:
+            raise LinuxError(e.errno, f"write {path}") from None
+
+    def set_clock(self, seconds: float) -> bool:
+        if self.clock is None:
+            return False
+        self.clock.advance(seconds)
+        return True
+
+    def close(self) -> None:
+        errors = self.kernel.internal_errors
+        if errors:
+            raise AssertionError("sentry internal errors:\n" + "\n".join(errors))

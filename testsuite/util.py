@@ -1,0 +1,41 @@
+"""Helpers for tests that need concurrency: run a call in the background, wait for a condition."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from typing import Any, Callable
+
+#: Generous bound for anything a test waits on; a correct run takes milliseconds.
+WAIT = 20.0
+
+
+def background(fn: Callable[[], Any]) -> "concurrent.futures.Future[Any]":
+    """Run ``fn`` on a new daemon thread; the future holds its result or exception."""
+    fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            fut.set_result(fn())
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            fut.set_exception(e)
+
+    threading.Thread(target=run, daemon=True).start()
+    return fut
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = WAIT, what: str = "condition") -> None:
+    """Poll ``pred`` until it is true; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def wait_blocked(proc: Any, timeout: float = WAIT) -> None:
+    """Wait until ``proc`` (a Proc or task handle) sleeps inside its current syscall."""
+    wait_until(proc.is_blocked, timeout, f"task {proc.tid} to block")
