@@ -44,7 +44,7 @@ SYSCTLS: dict[str, SysctlSpec] = {
     "kernel.msgmax": SysctlSpec("msg_ctlmax", 0, INT_MAX),
     "kernel.msgmnb": SysctlSpec("msg_ctlmnb", 0, INT_MAX),
     "kernel.msgmni": SysctlSpec("msg_ctlmni", 0, IPC_MNI),
-    "kernel.msg_next_id": SysctlSpec("msg_next_id", -1, INT_MAX, 0o444),
+    "kernel.msg_next_id": SysctlSpec("msg_next_id", 0, INT_MAX, 0o444),  # reads -1 when unset; writes need >= 0
     "kernel.auto_msgmni": SysctlSpec("auto_msgmni", 0, 1),
     "fs.mqueue.queues_max": SysctlSpec("mq_queues_max", -(INT_MAX + 1), INT_MAX),
     "fs.mqueue.msg_max": SysctlSpec("mq_msg_max", MIN_MSGMAX, HARD_MSGMAX),

@@ -1,0 +1,304 @@
+"""One SysV message queue: send, receive, pipelining, wake-ups, IPC_SET and removal.
+
+Linux counterpart: ``struct msg_queue`` and ipc/msg.c (``do_msgsnd``, ``do_msgrcv``,
+``pipelined_send``, ``ss_wakeup``, ``expunge_all``, ``freeque``, ``msgctl_down``). gVisor counterpart:
+pkg/sentry/kernel/msgqueue/msgqueue.go (``Queue``, ``Send``, ``Receive``), with Linux's behaviour where
+gVisor differs: direct hand-off to a waiting receiver, FIFO sender wake-ups of only the senders that
+now fit, IPC_SET waking waiters (D6, D8), and -ERESTARTNOHAND on interruption (D4).
+
+Blocking follows gVisor's pattern with Linux's records: under ``Queue.mu`` try the operation; if it
+would block, put a waiter record (:class:`Receiver` / :class:`Sender`) at the tail of the queue's
+FIFO, drop the lock and sleep; the other side completes a receiver's record (a message, E2BIG or
+EIDRM) or just pokes the record's ``waker``. The primitives ``*_locked`` never sleep, so an event
+loop that parks real processes can drive them with any object that has ``wake()`` as the waker;
+:meth:`Queue.send` and :meth:`Queue.receive` are the drivers for in-process tasks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from abi.linux.errno import E2BIG, EACCES, EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ERESTARTNOHAND
+from abi.linux.ipc import IPC_NOWAIT
+from abi.linux.msgqueue import MSG_COPY, MSG_NOERROR, MTYPE
+from kernel.errors import SysError
+from kernel.ipc import Object, ipcperms
+from kernel.ipc.object import S_IRUGO, S_IRWXUGO, S_IWUGO
+from kernel.msgqueue.store import MessageStore, testmsg
+from kernel.waiter import Waker
+
+if TYPE_CHECKING:
+    from kernel.auth.credentials import Credentials
+    from kernel.task import Task
+
+INT_MAX = 0x7FFF_FFFF
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+_mtype_of = MTYPE.unpack_from
+
+
+class Receiver:
+    """A receiver sleeping in msgrcv (``struct msg_receiver``).
+
+    Immutable: ``waker``, ``tid``, ``msgtyp``, ``mode``, ``maxsize``. ``result`` is None while
+    pending; the waking side sets it, under ``Queue.mu``, to the message (bytes) or an errno (int),
+    then calls ``waker.wake()``. The sleeper may read it without the lock (Linux's lockless receive).
+    """
+
+    __slots__ = ("waker", "tid", "msgtyp", "mode", "maxsize", "result")
+
+    def __init__(self, waker: Waker, tid: int, msgtyp: int, mode: int, maxsize: int) -> None:
+        self.waker = waker
+        self.tid = tid
+        self.msgtyp = msgtyp
+        self.mode = mode
+        self.maxsize = maxsize
+        self.result: bytes | int | None = None
+
+
+class Sender:
+    """A sender sleeping in msgsnd because its message does not fit (``struct msg_sender``).
+
+    Immutable. Senders are only poked: they retry the whole send themselves.
+    """
+
+    __slots__ = ("waker", "msgsz")
+
+    def __init__(self, waker: Waker, msgsz: int) -> None:
+        self.waker = waker
+        self.msgsz = msgsz
+
+
+class Queue(Object):
+    """A message queue (``struct msg_queue``); the identity part is :class:`kernel.ipc.Object`.
+
+    Guarded by ``mu``: ``store`` (messages, ``qnum``, ``cbytes``), ``receivers`` and ``senders``
+    (insertion-ordered dicts used as FIFOs with O(1) removal), ``stime``, ``rtime``, ``ctime``,
+    ``qbytes``, ``lspid``, ``lrpid``, and the Object fields IPC_SET changes. Immutable: ``registry``
+    plus Object's immutable fields.
+    """
+
+    __slots__ = ("registry", "store", "receivers", "senders", "stime", "rtime", "ctime", "qbytes", "lspid",
+                 "lrpid")
+
+    def __init__(self, registry: object, key: int, creds: "Credentials", mode: int, qbytes: int,
+                 now: int) -> None:
+        super().__init__(key, creds, mode)
+        self.registry = registry
+        self.store = MessageStore()
+        self.receivers: dict[Receiver, None] = {}
+        self.senders: dict[Sender, None] = {}
+        self.stime = 0
+        self.rtime = 0
+        self.ctime = now
+        self.qbytes = qbytes
+        self.lspid = 0
+        self.lrpid = 0
+
+    # -- non-blocking primitives (caller holds mu) ---------------------------------------------------
+    def fits_locked(self, msgsz: int) -> bool:
+        """``msg_fits_inqueue``: msg_qbytes limits both the bytes and the number of messages."""
+        s = self.store
+        return msgsz + s.cbytes <= self.qbytes and s.qnum + 1 <= self.qbytes
+
+    def commit_send_locked(self, blob: bytes, mtype: int, tgid: int, now: int) -> None:
+        """The message fits: stamp the queue, hand it to a waiting receiver or append it."""
+        self.lspid = tgid
+        self.stime = now
+        if not self.receivers or not self._pipelined_send_locked(blob, mtype, now):
+            self.store.append(blob, mtype)
+
+    def _pipelined_send_locked(self, blob: bytes, mtype: int, now: int) -> bool:
+        msgsz = len(blob) - 8
+        receivers = self.receivers
+        for r in list(receivers):
+            if testmsg(mtype, r.msgtyp, r.mode):
+                del receivers[r]
+                if r.maxsize < msgsz:
+                    r.result = E2BIG
+                    r.waker.wake()
+                    continue
+                self.lrpid = r.tid  # Linux records the receiving *thread* here
+                self.rtime = now
+                r.result = blob
+                r.waker.wake()
+                return True
+        return False
+
+    def try_receive_locked(self, tgid: int, bufsz: int, msgtyp: int, mode: int, msgflg: int,
+                           now: int) -> bytes | None:
+        """Dequeue the selected message (None if there is none); E2BIG if it is longer than ``bufsz``
+        and MSG_NOERROR is not set (the message stays queued)."""
+        s = self.store
+        seq = s.find(msgtyp, mode)
+        if seq < 0:
+            return None
+        blob = s.slots[seq - s.base]
+        assert blob is not None
+        if bufsz < len(blob) - 8 and not msgflg & MSG_NOERROR:
+            raise SysError(E2BIG)
+        s.remove(seq, msgtyp if mode == 2 else _mtype_of(blob)[0])  # 2 == SEARCH_EQUAL
+        self.rtime = now
+        self.lrpid = tgid
+        if self.senders:
+            self.ss_wakeup_locked()
+        return blob
+
+    def copy_locked(self, index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
+        """MSG_COPY: the ``index``-th message, left queued and with no counter or time changed.
+        ``copy_cap`` is the scratch size ``min(bufsz, msgmax)`` that Linux copies into."""
+        blob = self.store.at_index(index)
+        if blob is None:
+            raise SysError(ENOMSG)
+        size = len(blob) - 8
+        if bufsz < size and not msgflg & MSG_NOERROR:
+            raise SysError(E2BIG)
+        if size > copy_cap:
+            raise SysError(EINVAL)  # copy_msg: the scratch message is smaller
+        return blob
+
+    def add_receiver_locked(self, waker: Waker, tid: int, msgtyp: int, mode: int, maxsize: int) -> Receiver:
+        r = Receiver(waker, tid, msgtyp, mode, maxsize)
+        self.receivers[r] = None
+        return r
+
+    def add_sender_locked(self, waker: Waker, msgsz: int) -> Sender:
+        w = Sender(waker, msgsz)
+        self.senders[w] = None
+        return w
+
+    def cancel_locked(self, rec: Receiver | Sender) -> None:
+        """Take a waiter record off its FIFO (no-op if a waker already took it off)."""
+        if type(rec) is Receiver:
+            self.receivers.pop(rec, None)
+        else:
+            self.senders.pop(rec, None)  # type: ignore[call-overload]
+
+    def ss_wakeup_locked(self) -> None:
+        """``ss_wakeup``: poke, in FIFO order, the senders whose message now fits; move the others to
+        the tail (they stay queued, in their order, behind the woken ones)."""
+        senders = self.senders
+        for w in list(senders):
+            if self.fits_locked(w.msgsz):
+                w.waker.wake()
+            else:
+                del senders[w]
+                senders[w] = None
+
+    def set_locked(self, uid: int, gid: int, mode: int, qbytes: int, now: int) -> None:
+        """The IPC_SET update after its checks: owner, mode bits, msg_qbytes, ctime; receivers
+        re-check (they may have lost permission) and senders that now fit retry."""
+        self.uid = uid
+        self.gid = gid
+        self.mode = (self.mode & ~S_IRWXUGO) | (mode & S_IRWXUGO)
+        self.qbytes = qbytes
+        self.ctime = now
+        for r in self.receivers:
+            r.waker.wake()  # expunge_all(-EAGAIN): result stays pending, the sleeper loops
+        if self.senders:
+            self.ss_wakeup_locked()
+
+    def destroy_locked(self) -> None:
+        """``freeque``'s waking part: waiting receivers get EIDRM, every sender is poked (and finds
+        the queue deleted), messages are dropped. The caller unpublishes the queue."""
+        receivers, self.receivers = self.receivers, {}
+        for r in receivers:
+            r.result = EIDRM
+            r.waker.wake()
+        senders, self.senders = self.senders, {}
+        for w in senders:
+            w.waker.wake()
+        self.store = MessageStore()
+
+    # -- drivers for in-process tasks ---------------------------------------------------------------
+    def send(self, t: "Task", blob: bytes, mtype: int, nowait: bool) -> None:
+        """The locked part of ``do_msgsnd``: permission, removal, fit, sleep, send."""
+        mu = self.mu
+        mu.acquire()
+        try:
+            msgsz = len(blob) - 8
+            while True:
+                c = t.creds
+                euid = c.euid
+                if not ((euid == self.uid or euid == self.cuid) and self.mode & 0o200) \
+                        and not ipcperms(c, self, S_IWUGO):
+                    raise SysError(EACCES)
+                if self.deleted:
+                    raise SysError(EIDRM)
+                s = self.store
+                if msgsz + s.cbytes <= self.qbytes and s.qnum + 1 <= self.qbytes:
+                    break
+                if nowait:
+                    raise SysError(EAGAIN)
+                w = Sender(t, msgsz)
+                self.senders[w] = None
+                t.clear_wakeup()  # any earlier, stale wake-up must not end this sleep
+                mu.release()
+                try:
+                    ret = t.block()
+                finally:
+                    mu.acquire()
+                if self.deleted:
+                    raise SysError(EIDRM)
+                self.senders.pop(w, None)
+                if ret == EINTR or t.sigpending:
+                    raise SysError(ERESTARTNOHAND)
+            now = t.kernel.clock.now_s()
+            self.lspid = t.tg.tgid
+            self.stime = now
+            if not self.receivers or not self._pipelined_send_locked(blob, mtype, now):
+                s.append(blob, mtype)
+        finally:
+            mu.release()
+
+    def receive(self, t: "Task", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
+        """The locked part of ``do_msgrcv`` without MSG_COPY: returns the dequeued message."""
+        mu = self.mu
+        while True:
+            mu.acquire()
+            try:
+                c = t.creds
+                euid = c.euid
+                if not ((euid == self.uid or euid == self.cuid) and self.mode & 0o400) \
+                        and not ipcperms(c, self, S_IRUGO):
+                    raise SysError(EACCES)
+                if self.deleted:
+                    raise SysError(EIDRM)
+                blob = self.try_receive_locked(t.tg.tgid, bufsz, msgtyp, mode, msgflg, t.kernel.clock.now_s()) \
+                    if self.store.qnum else None
+                if blob is not None:
+                    return blob
+                if msgflg & IPC_NOWAIT:
+                    raise SysError(ENOMSG)
+                r = Receiver(t, t.tid, msgtyp, mode, INT_MAX if msgflg & MSG_NOERROR else bufsz)
+                self.receivers[r] = None
+                t.clear_wakeup()
+            finally:
+                mu.release()
+            ret = t.block()
+            res = r.result  # lockless: a completed record is never changed again
+            if res is None:
+                with mu:
+                    res = r.result
+                    if res is None:
+                        del self.receivers[r]
+                        if ret == EINTR or t.sigpending:
+                            raise SysError(ERESTARTNOHAND)
+                        continue  # woken to re-check (IPC_SET) or spuriously
+            if type(res) is int:
+                raise SysError(res)
+            return res  # type: ignore[return-value]
+
+    def copy(self, t: "Task", index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
+        """``do_msgrcv`` with MSG_COPY (always IPC_NOWAIT)."""
+        with self.mu:
+            if not ipcperms(t.creds, self, S_IRUGO):
+                raise SysError(EACCES)
+            if self.deleted:
+                raise SysError(EIDRM)
+            return self.copy_locked(index, bufsz, msgflg, copy_cap)
+
+    def stat_locked(self) -> tuple[int, ...]:
+        """The ``msqid64_ds`` field values (MSQID64_DS order)."""
+        s = self.store
+        return (self.key, self.uid, self.gid, self.cuid, self.cgid, self.mode, self.seq & 0xFFFF, 0, 0,
+                self.stime, self.rtime, self.ctime, s.cbytes, s.qnum, self.qbytes, self.lspid, self.lrpid, 0, 0)

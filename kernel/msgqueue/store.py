@@ -1,0 +1,235 @@
+"""The messages of one SysV queue, indexed so that every ``msgrcv`` selection avoids scanning.
+
+Linux counterpart: ``msq->q_messages`` and ``find_msg``/``testmsg`` (ipc/msg.c), which walk one list
+(O(n) per typed receive). gVisor counterpart: the ``msgList`` of pkg/sentry/kernel/msgqueue.
+
+A message is stored as the very bytes user space passed to msgsnd: ``struct msgbuf`` = the 8-byte
+``mtype`` followed by the text. The send path copies it in with one read and the receive path copies
+it out with one write, and a queued message costs one ``bytes`` object plus a few pointers.
+
+Structure (``seq`` numbers increase with arrival and identify a message while it is queued):
+
+* ``slots``: arrival order. ``slots[seq - base]`` is the message or None once removed; ``head`` is the
+  index of the oldest queued message. Holes left by typed receives are squeezed out (renumbering
+  every message) once they outnumber the queued messages, so the list stays O(queued).
+* ``fifos``: ``mtype -> deque of seq`` in arrival order. Every removal takes the head of its type's
+  FIFO (the oldest of a type is always the one any selection rule picks), so removal is O(1).
+* ``types``: a min-heap of the keys of ``fifos``; the lowest non-empty type (``msgtyp < 0``) is found
+  by popping empty types off its top. Empty FIFOs are kept (a ping-pong on one type allocates
+  nothing) until they outnumber the non-empty ones.
+* ``heads``: a lazily built min-heap of the seq of each type's oldest message (entries for removed
+  messages are skipped when they surface), used by MSG_EXCEPT: the oldest message of another type.
+
+Costs: msgtyp 0 and msgtyp > 0 are O(1); msgtyp < 0 and MSG_EXCEPT are O(log T) amortized for T
+distinct queued types; MSG_COPY's index is O(1) when no typed receive left holes since the last
+renumbering, otherwise one O(n) renumbering makes it (and the following indexes) O(1) again --
+MSG_COPY is the checkpoint interface that reads index 0, 1, 2, ... in turn.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Iterator
+
+from abi.linux.msgqueue import MTYPE
+
+# Selection modes (ipc/msg.c convert_mode).
+SEARCH_ANY = 1
+SEARCH_EQUAL = 2
+SEARCH_NOTEQUAL = 3
+SEARCH_LESSEQUAL = 4
+SEARCH_NUMBER = 5
+
+_mtype_of = MTYPE.unpack_from
+#: Holes and dead prefixes are reclaimed only past this size, so small queues never renumber.
+_SLACK = 1024
+_EMPTY_FIFO_SLACK = 64
+
+
+def testmsg(mtype: int, msgtyp: int, mode: int) -> bool:
+    """Linux ``testmsg``: does a message of type ``mtype`` match a receiver's (msgtyp, mode)?"""
+    if mode == SEARCH_ANY or mode == SEARCH_NUMBER:
+        return True
+    if mode == SEARCH_EQUAL:
+        return mtype == msgtyp
+    if mode == SEARCH_LESSEQUAL:
+        return mtype <= msgtyp
+    return mtype != msgtyp  # SEARCH_NOTEQUAL
+
+
+class MessageStore:
+    """Queued messages of one queue, with counters ``qnum`` and ``cbytes``.
+
+    Not thread-safe: every field is guarded by the owning ``Queue.mu``. No field is immutable.
+    """
+
+    __slots__ = ("slots", "head", "base", "fifos", "types", "nonempty", "heads", "qnum", "cbytes")
+
+    def __init__(self) -> None:
+        self.slots: list[bytes | None] = []
+        self.head = 0
+        self.base = 0
+        self.fifos: dict[int, deque[int]] = {}
+        self.types: list[int] = []
+        self.nonempty = 0
+        self.heads: list[int] | None = None
+        self.qnum = 0
+        self.cbytes = 0
+
+    # -- insertion -----------------------------------------------------------------------------------
+    def append(self, blob: bytes, mtype: int) -> None:
+        """Queue ``blob`` (mtype + text) at the tail."""
+        slots = self.slots
+        seq = self.base + len(slots)
+        slots.append(blob)
+        self.qnum += 1
+        self.cbytes += len(blob) - 8
+        fifo = self.fifos.get(mtype)
+        if fifo is None:
+            fifo = self.fifos[mtype] = deque()
+            heapq.heappush(self.types, mtype)
+        fifo.append(seq)
+        if len(fifo) == 1:
+            self.nonempty += 1
+            heads = self.heads
+            if heads is not None:
+                heapq.heappush(heads, seq)
+                if len(heads) > 2 * self.nonempty + _EMPTY_FIFO_SLACK:
+                    self._rebuild_heads()
+
+    # -- selection -----------------------------------------------------------------------------------
+    def find(self, msgtyp: int, mode: int) -> int:
+        """The seq of the message ``find_msg`` would pick for (msgtyp, mode), or -1.
+
+        ``mode`` is not SEARCH_NUMBER (see :meth:`at_index`); for SEARCH_LESSEQUAL ``msgtyp`` is
+        already the absolute bound.
+        """
+        if self.qnum == 0:
+            return -1
+        if mode == SEARCH_ANY:
+            return self.base + self.head
+        if mode == SEARCH_EQUAL:
+            fifo = self.fifos.get(msgtyp)
+            return fifo[0] if fifo else -1
+        if mode == SEARCH_LESSEQUAL:
+            low = self._lowest_type()
+            return self.fifos[low][0] if low <= msgtyp else -1
+        # SEARCH_NOTEQUAL: the oldest message whose type differs.
+        first = self.base + self.head
+        if _mtype_of(self.slots[self.head])[0] != msgtyp:  # type: ignore[arg-type]
+            return first
+        heads = self.heads
+        if heads is None:
+            heads = self._rebuild_heads()
+        self._clean_heads()
+        top = heapq.heappop(heads)  # == first: the oldest message, of the excluded type
+        self._clean_heads()
+        found = heads[0] if heads else -1
+        heapq.heappush(heads, top)
+        return found
+
+    def blob(self, seq: int) -> bytes:
+        return self.slots[seq - self.base]  # type: ignore[return-value]
+
+    def at_index(self, index: int) -> bytes | None:
+        """MSG_COPY: the ``index``-th queued message in arrival order (0-based), or None."""
+        if index < 0 or index >= self.qnum:
+            return None
+        if len(self.slots) - self.head != self.qnum:
+            self._renumber()
+        return self.slots[self.head + index]
+
+    def _lowest_type(self) -> int:
+        # Caller made sure qnum > 0, so a non-empty type exists.
+        types, fifos = self.types, self.fifos
+        while not fifos[types[0]]:
+            del fifos[heapq.heappop(types)]
+        return types[0]
+
+    def _clean_heads(self) -> None:
+        heads, slots, base = self.heads, self.slots, self.base
+        assert heads is not None
+        while heads:
+            i = heads[0] - base
+            if i >= 0 and slots[i] is not None:
+                return
+            heapq.heappop(heads)
+
+    def _rebuild_heads(self) -> list[int]:
+        heads = [f[0] for f in self.fifos.values() if f]
+        heapq.heapify(heads)
+        self.heads = heads
+        return heads
+
+    # -- removal -------------------------------------------------------------------------------------
+    def remove(self, seq: int, mtype: int) -> bytes:
+        """Unlink message ``seq`` of type ``mtype`` (the head of its type's FIFO) and return it."""
+        slots = self.slots
+        i = seq - self.base
+        blob = slots[i]
+        assert blob is not None
+        slots[i] = None
+        self.qnum -= 1
+        self.cbytes -= len(blob) - 8
+        fifo = self.fifos[mtype]
+        fifo.popleft()
+        if fifo:
+            heads = self.heads
+            if heads is not None:
+                heapq.heappush(heads, fifo[0])
+                if len(heads) > 2 * self.nonempty + _EMPTY_FIFO_SLACK:
+                    self._rebuild_heads()
+        else:
+            self.nonempty -= 1
+            if len(self.fifos) > 2 * self.nonempty + _EMPTY_FIFO_SLACK:
+                self._drop_empty_types()
+        if self.qnum == 0:
+            # Empty: start over (keeps a ping-pong queue's list at one element).
+            self.base += len(slots)
+            slots.clear()
+            self.head = 0
+            if self.heads:
+                self.heads.clear()
+        elif i == self.head:
+            head = i + 1
+            while slots[head] is None:
+                head += 1
+            self.head = head
+            if head > _SLACK and 2 * head > len(slots):
+                del slots[:head]
+                self.base += head
+                self.head = 0
+        elif len(slots) - self.head - self.qnum > self.qnum + _SLACK:
+            self._renumber()
+        return blob
+
+    def _drop_empty_types(self) -> None:
+        self.fifos = {m: f for m, f in self.fifos.items() if f}
+        self.types = list(self.fifos)
+        heapq.heapify(self.types)
+
+    def _renumber(self) -> None:
+        """Squeeze the holes out of ``slots`` and give every queued message a new seq (O(n))."""
+        live = [b for b in self.slots[self.head:] if b is not None]
+        base = self.base + len(self.slots)  # new seqs above every old one
+        fifos: dict[int, deque[int]] = {}
+        for seq, blob in enumerate(live, base):
+            mtype = _mtype_of(blob)[0]
+            fifo = fifos.get(mtype)
+            if fifo is None:
+                fifo = fifos[mtype] = deque()
+            fifo.append(seq)
+        self.slots = live
+        self.base = base
+        self.head = 0
+        self.fifos = fifos
+        self.types = list(fifos)
+        heapq.heapify(self.types)
+        self.nonempty = len(fifos)
+        if self.heads is not None:
+            self._rebuild_heads()
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Queued messages in arrival order."""
+        return (b for b in self.slots[self.head:] if b is not None)

@@ -1,0 +1,144 @@
+"""SysV message-queue syscalls: msgget, msgsnd, msgrcv, msgctl.
+
+Linux counterpart: ipc/msg.c (``ksys_msgget``, ``ksys_msgsnd``/``do_msgsnd``,
+``ksys_msgrcv``/``do_msgrcv``/``do_msg_fill``, ``ksys_msgctl``). gVisor counterpart:
+pkg/sentry/syscalls/linux/sys_msgqueue.go.
+
+These handlers own everything that touches user memory and the C argument types, in Linux's order
+of checks; the engine (``kernel.msgqueue``) owns the queues. msgsnd and msgrcv are hot paths: the
+user's ``struct msgbuf`` (mtype + text) is copied in with one read and is itself the queued message,
+and a received message is copied out with one write.
+"""
+
+from __future__ import annotations
+
+from abi.linux.errno import EFAULT, EINVAL
+from abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT
+from abi.linux.msgqueue import (MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO, MSQID64_DS,
+                                MTYPE)
+from kernel.errors import SysError
+from kernel.msgqueue import SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL, SEARCH_NUMBER
+from kernel.task import Task
+from syscalls.linux.args import int32, int64, uint64
+from syscalls.linux.table import Syscall
+
+_M32 = 0xFFFF_FFFF
+_S32 = 0x8000_0000
+_M64 = 0xFFFF_FFFF_FFFF_FFFF
+_S64 = 0x8000_0000_0000_0000
+LONG_MIN = -(1 << 63)
+LONG_MAX = (1 << 63) - 1
+_mtype_of = MTYPE.unpack_from
+_pack_mtype = MTYPE.pack
+_MSQID_SIZE = MSQID64_DS.size
+_I_UID = MSQID64_DS.index("perm.uid")
+_I_GID = MSQID64_DS.index("perm.gid")
+_I_MODE = MSQID64_DS.index("perm.mode")
+_I_QBYTES = MSQID64_DS.index("qbytes")
+#: MSG_COPY's scratch copy-in is probed in chunks so a huge msgmax never means a huge allocation.
+_PROBE_CHUNK = 1 << 16
+
+
+def msgget(t: Task, key: int, msgflg: int, *_: int) -> int:
+    return t.ipc_ns.msgqueues.get(t, int32(key), int32(msgflg))  # type: ignore[no-any-return]
+
+
+def msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, *_: int) -> int:
+    msqid = ((msqid & _M32) ^ _S32) - _S32
+    msgsz &= _M64
+    ns = t.ipc_ns
+    # msgsz > msgmax also covers (long)msgsz < 0: msgmax is at most INT_MAX.
+    if msgsz > ns.msg_ctlmax or msqid < 0:
+        t.copy_in(msgp, 8)  # get_user(mtype) faults first of all
+        raise SysError(EINVAL)
+    try:
+        blob = t.copy_in(msgp, 8 + msgsz)  # mtype and text in one read
+    except SysError:
+        # Find out which of Linux's separate reads fails, in its order.
+        mtype = _mtype_of(t.copy_in(msgp, 8))[0]
+        if mtype < 1:
+            raise SysError(EINVAL) from None
+        raise
+    mtype = _mtype_of(blob)[0]
+    if mtype < 1:
+        raise SysError(EINVAL)
+    ns.msgqueues.ids.obtain_check(msqid).send(t, blob, mtype, msgflg & IPC_NOWAIT)
+    return 0
+
+
+def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int, *_: int) -> int:
+    msqid = ((msqid & _M32) ^ _S32) - _S32
+    bufsz = msgsz & _M64
+    msgflg = ((msgflg & _M32) ^ _S32) - _S32
+    if msqid < 0 or bufsz & _S64:
+        raise SysError(EINVAL)
+    msgtyp = ((msgtyp & _M64) ^ _S64) - _S64
+    ns = t.ipc_ns
+    if msgflg & MSG_COPY:
+        if msgflg & MSG_EXCEPT or not msgflg & IPC_NOWAIT:
+            raise SysError(EINVAL)
+        copy_cap = min(bufsz, ns.msg_ctlmax)
+        _probe_readable(t, msgp, copy_cap)  # prepare_copy loads the user buffer before the lookup
+        blob = ns.msgqueues.ids.obtain_check(msqid).copy(t, msgtyp, bufsz, msgflg, copy_cap)
+    else:
+        if msgtyp == 0:
+            mode = SEARCH_ANY
+        elif msgtyp < 0:
+            mode = SEARCH_LESSEQUAL
+            msgtyp = LONG_MAX if msgtyp == LONG_MIN else -msgtyp
+        else:
+            mode = SEARCH_NOTEQUAL if msgflg & MSG_EXCEPT else SEARCH_EQUAL
+        blob = ns.msgqueues.ids.obtain_check(msqid).receive(t, bufsz, msgtyp, mode, msgflg)
+    n = len(blob) - 8
+    if bufsz < n:
+        n = bufsz
+        blob = blob[:8 + n]
+    try:
+        t.copy_out(msgp, blob)
+    except SysError:
+        # do_msg_fill writes mtype, then the text; the message is lost either way (already taken).
+        t.copy_out(msgp, blob[:8])
+        raise
+    return n
+
+
+def _probe_readable(t: Task, addr: int, n: int) -> None:
+    off = 0
+    while off < n:
+        step = min(_PROBE_CHUNK, n - off)
+        t.copy_in(addr + off, step)
+        off += step
+
+
+def msgctl(t: Task, msqid: int, cmd: int, buf: int, *_: int) -> int:
+    msqid = int32(msqid)
+    cmd = int32(cmd)
+    if msqid < 0 or cmd < 0:
+        raise SysError(EINVAL)
+    reg = t.ipc_ns.msgqueues
+    if cmd == IPC_INFO or cmd == MSG_INFO:
+        ret, fields = reg.info(cmd)
+        t.copy_out(uint64(buf), MSGINFO.pack(*fields))
+        return ret  # type: ignore[no-any-return]
+    if cmd == IPC_STAT or cmd == MSG_STAT or cmd == MSG_STAT_ANY:
+        ret, fields = reg.stat(t, msqid, cmd)
+        t.copy_out(uint64(buf), MSQID64_DS.pack(*fields))
+        return ret  # type: ignore[no-any-return]
+    if cmd == IPC_SET:
+        ds = MSQID64_DS.unpack(t.copy_in(uint64(buf), _MSQID_SIZE))
+        reg.set(t, msqid, ds[_I_UID], ds[_I_GID], ds[_I_MODE], ds[_I_QBYTES])
+        return 0
+    if cmd == IPC_RMID:
+        reg.remove(t, msqid)
+        return 0
+    raise SysError(EINVAL)  # includes cmd | IPC_64: the native msgctl never strips it
+
+
+SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
+    Syscall("msgget", msgget),
+    Syscall("msgsnd", msgsnd),
+    Syscall("msgrcv", msgrcv, "full", "MSG_COPY is always available (CONFIG_CHECKPOINT_RESTORE=y)"),
+    Syscall("msgctl", msgctl),
+)}
+
+__all__ = ["SYSCALLS", "msgget", "msgsnd", "msgrcv", "msgctl"]
