@@ -21,6 +21,7 @@ HANDLER_MODULES = (
     "syscalls.linux.sys_msgqueue",
     "syscalls.linux.sys_mq",
     "syscalls.linux.sys_file",
+    "syscalls.linux.sys_socket",
 )
 
 

@@ -81,6 +81,9 @@ class Target(abc.ABC):
     #: the restorer to pass with SA_RESTORER.
     handler_addr: int
     restorer_addr: int
+    #: A fresh, empty directory for this test (removed by :meth:`close`), for tests that mount
+    #: things (e.g. an mqueue filesystem): on ``native`` it lies in the test's private mount namespace.
+    scratch_dir: str
 
     @abc.abstractmethod
     def spawn(self, uid: int = 0, gid: int = 0, groups: tuple[int, ...] = (), caps: int | None = None) -> TaskHandle:

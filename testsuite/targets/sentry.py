@@ -13,6 +13,15 @@ HANDLER_ADDR = 0x7000_0000_1000
 RESTORER_ADDR = 0x7000_0000_2000
 
 
+def make_scratch_dir(t: Task) -> str:
+    """Create ``/tmp/mqsentry-<n>`` (mode 0700, like mkdtemp) in the kernel's root filesystem."""
+    from fs.vfs.vfsops import mkdir_at
+
+    path = f"/tmp/mqsentry-{t.pid}"
+    mkdir_at(t, -100, path, 0o700)
+    return path
+
+
 class SentryTask(TaskHandle):
     def __init__(self, target: "SentryTarget", task: Task) -> None:
         self.target = target
@@ -64,6 +73,8 @@ class SentryTarget(Target):
         self.clock = ManualClock() if manual_clock else None
         self.kernel = Kernel(arch=arch, clock=self.clock)
         self._root = self.kernel.new_task()
+        #: A private directory for path-based tests (the native target's is a host mkdtemp, 0700).
+        self.scratch_dir = make_scratch_dir(self._root)
 
     def spawn(self, uid: int = 0, gid: int = 0, groups: tuple[int, ...] = (), caps: int | None = None) -> SentryTask:
         t = self.kernel.new_task(uid=uid, gid=gid, groups=groups, caps=caps, ipc_ns=self._root.ipc_ns)

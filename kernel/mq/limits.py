@@ -1,0 +1,108 @@
+"""Queue attribute validation and the per-user RLIMIT_MSGQUEUE charge.
+
+Linux counterpart: ipc/mqueue.c ``mqueue_get_inode`` (attribute checks, ``mq_treesize``/``mq_bytes``,
+``inc_rlimit_ucounts(UCOUNT_RLIMIT_MSGQUEUE)``) and ``mqueue_evict_inode`` (the release).
+gVisor counterpart: none (pkg/sentry/kernel/mq checks only maxmsg and enforces no RLIMIT_MSGQUEUE).
+
+Linux charges ``struct ucounts`` of the creator's *real* uid in its user namespace, so the sum spans
+every IPC namespace; the sentry has one user namespace, hence one table per :class:`Kernel`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from abi.linux.capability import CAP_SYS_RESOURCE
+from abi.linux.errno import EINVAL, EMFILE, EOVERFLOW
+from abi.linux.mqueue import (HARD_MSGMAX, HARD_MSGSIZEMAX, MQ_PRIO_MAX, SIZEOF_MSG_MSG,
+                              SIZEOF_POSIX_MSG_TREE_NODE)
+from kernel.errors import SysError
+
+if TYPE_CHECKING:
+    from kernel.auth.credentials import Credentials
+    from kernel.ipc_namespace import IPCNamespace
+    from kernel.kernel import Kernel
+
+ULONG_MAX = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def default_attr(ns: "IPCNamespace") -> tuple[int, int]:
+    """(maxmsg, msgsize) of a queue created without attributes: the defaults capped by the maxima."""
+    return min(ns.mq_msg_max, ns.mq_msg_default), min(ns.mq_msgsize_max, ns.mq_msgsize_default)
+
+
+def validate_attr(ns: "IPCNamespace", creds: "Credentials", maxmsg: int, msgsize: int) -> int:
+    """Check a new queue's attributes in Linux's order; return its RLIMIT_MSGQUEUE cost.
+
+    ``maxmsg``/``msgsize`` are the C ``long`` values. EINVAL for non-positive values or values
+    above the limits (the HARD limits with CAP_SYS_RESOURCE, the namespace's sysctls without);
+    EOVERFLOW when the byte count would overflow an unsigned long.
+    """
+    if maxmsg <= 0 or msgsize <= 0:
+        raise SysError(EINVAL)
+    if creds.has_cap(CAP_SYS_RESOURCE):
+        if maxmsg > HARD_MSGMAX or msgsize > HARD_MSGSIZEMAX:
+            raise SysError(EINVAL)
+    elif maxmsg > ns.mq_msg_max or msgsize > ns.mq_msgsize_max:
+        raise SysError(EINVAL)
+    if msgsize > ULONG_MAX // maxmsg:
+        raise SysError(EOVERFLOW)
+    cost = queue_cost(maxmsg, msgsize)
+    if cost > ULONG_MAX:
+        raise SysError(EOVERFLOW)
+    return cost
+
+
+def queue_cost(maxmsg: int, msgsize: int) -> int:
+    """Bytes charged to RLIMIT_MSGQUEUE: the payload plus worst-case ``msg_msg`` and tree nodes."""
+    return maxmsg * msgsize + maxmsg * SIZEOF_MSG_MSG + min(maxmsg, MQ_PRIO_MAX) * SIZEOF_POSIX_MSG_TREE_NODE
+
+
+class UserBytes:
+    """Bytes of queue memory charged to each real uid (Linux ``UCOUNT_RLIMIT_MSGQUEUE``).
+
+    Guarded by ``mu`` (taken after the mqueue filesystem lock, never with a queue lock): ``_bytes``.
+    """
+
+    def __init__(self) -> None:
+        self.mu = threading.Lock()
+        self._bytes: dict[int, int] = {}
+
+    def charge(self, uid: int, cost: int, limit: int) -> None:
+        """Add ``cost`` for ``uid``; EMFILE (and no charge) if the total would pass ``limit``."""
+        with self.mu:
+            total = self._bytes.get(uid, 0) + cost
+            if total > limit:
+                raise SysError(EMFILE)
+            self._bytes[uid] = total
+
+    def release(self, uid: int, cost: int) -> None:
+        with self.mu:
+            left = self._bytes.get(uid, 0) - cost
+            if left > 0:
+                self._bytes[uid] = left
+            else:
+                self._bytes.pop(uid, None)
+
+    def charged(self, uid: int) -> int:
+        """Bytes currently charged to ``uid`` (diagnostics and tests)."""
+        return self._bytes.get(uid, 0)
+
+
+_attach_mu = threading.Lock()
+
+
+def user_bytes(kernel: "Kernel") -> UserBytes:
+    """The kernel's RLIMIT_MSGQUEUE table, created on first use as ``kernel.mq_user_bytes``."""
+    ub = getattr(kernel, "mq_user_bytes", None)
+    if ub is None:
+        with _attach_mu:
+            ub = getattr(kernel, "mq_user_bytes", None)
+            if ub is None:
+                ub = UserBytes()
+                kernel.mq_user_bytes = ub  # type: ignore[attr-defined]
+    return ub
+
+
+__all__ = ["default_attr", "validate_attr", "queue_cost", "UserBytes", "user_bytes"]
