@@ -44,14 +44,15 @@ class AddressSpace:
     buffer faults, as it would against an unmapped page on Linux. ``limit`` caps the total mapped bytes
     (MemoryError-free: :meth:`alloc` raises ``MemoryFault`` when the cap would be passed).
 
-    Guarded by ``_mu``: ``_starts``, ``_regions``, ``_next``, ``mapped``. Region contents are not
-    guarded: concurrent syscalls of one process touching the same buffer race as they do on Linux.
+    Guarded by ``_mu``: writes of ``snapshot`` (read lock-free: it is replaced, never mutated),
+    ``_next``, ``mapped``. Region contents are not guarded: concurrent syscalls of one process touching the same buffer race as they do on Linux.
     """
 
     def __init__(self, base: int = DEFAULT_BASE, limit: int = 1 << 30) -> None:
         self._mu = threading.Lock()
-        self._starts: list[int] = []
-        self._regions: list[bytearray] = []
+        # (starts, regions), replaced as a whole on every map change: readers take one snapshot
+        # without the lock and never see the two lists out of step.
+        self.snapshot: tuple[list[int], list[bytearray]] = ([], [])
         self._next = base
         self.limit = limit
         self.mapped = 0
@@ -67,39 +68,39 @@ class AddressSpace:
                 raise MemoryFault(f"address space limit of {self.limit} bytes reached")
             addr = self._next
             self._next = addr + size + PAGE_SIZE  # guard page
-            i = bisect.bisect(self._starts, addr)
-            self._starts.insert(i, addr)
-            self._regions.insert(i, bytearray(size))
+            starts, regions = self.snapshot
+            i = bisect.bisect(starts, addr)
+            self.snapshot = (starts[:i] + [addr] + starts[i:], regions[:i] + [bytearray(size)] + regions[i:])
             self.mapped += size
         return addr
 
     def free(self, addr: int) -> None:
         """Unmap the region that starts at ``addr``."""
         with self._mu:
-            i = bisect.bisect(self._starts, addr) - 1
-            if i < 0 or self._starts[i] != addr:
+            starts, regions = self.snapshot
+            i = bisect.bisect(starts, addr) - 1
+            if i < 0 or starts[i] != addr:
                 raise MemoryFault(f"no region starts at {addr:#x}")
-            self.mapped -= len(self._regions[i])
-            del self._starts[i]
-            del self._regions[i]
+            self.mapped -= len(regions[i])
+            self.snapshot = (starts[:i] + starts[i + 1:], regions[:i] + regions[i + 1:])
 
     def fork(self) -> "AddressSpace":
         """A copy-on-fork duplicate (eagerly copied)."""
         other = AddressSpace(limit=self.limit)
         with self._mu:
-            other._starts = list(self._starts)
-            other._regions = [bytearray(r) for r in self._regions]
+            starts, regions = self.snapshot
+            other.snapshot = (list(starts), [bytearray(r) for r in regions])
             other._next = self._next
             other.mapped = self.mapped
         return other
 
     # -- access ------------------------------------------------------------------------------------
     def _locate(self, addr: int, n: int) -> tuple[bytearray, int]:
-        starts = self._starts
+        starts, regions = self.snapshot
         i = bisect.bisect(starts, addr) - 1
-        if i >= 0:
+        if i >= 0 and n >= 0:
             off = addr - starts[i]
-            region = self._regions[i]
+            region = regions[i]
             if off + n <= len(region):
                 return region, off
         raise MemoryFault(f"bad address {addr:#x}+{n}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from bisect import bisect as _bisect
 from typing import TYPE_CHECKING, Any, Callable
 
 from abi.linux.errno import EFAULT, EINTR, ENOSYS, ESRCH, ETIMEDOUT
@@ -30,7 +31,7 @@ from kernel.auth.credentials import Credentials
 from kernel.errors import SysError
 from kernel.memory import AddressSpace, MemoryFault
 from kernel.signals import (DeliveredSignal, PendingSet, SigAction, SigInfo, default_ignored, default_stops,
-                            restart_effect, send_locked)
+                            handler_mask, restart_effect, send_locked)
 
 if TYPE_CHECKING:
     from kernel.ipc_namespace import IPCNamespace
@@ -120,6 +121,9 @@ class Task:
         self._syscalls = kernel.syscall_table.handlers
         #: Extension slot for per-task state owned by other packages (fs context, etc.).
         self.ext: dict[str, Any] = {}
+        #: The mask to restore after signal delivery when a syscall with a temporary mask (ppoll,
+        #: epoll_pwait) was interrupted (Linux ``saved_sigmask`` + TIF_RESTORE_SIGMASK).
+        self.saved_sig_mask: int | None = None
 
     # -- identity ------------------------------------------------------------------------------------
     @property
@@ -170,7 +174,13 @@ class Task:
                 if self.kernel._deferred_exits:
                     self.kernel.run_exit_hooks()
                 if ret is None:
+                    if self.saved_sig_mask is not None:
+                        self.set_sig_mask(self.saved_sig_mask)
+                        self.saved_sig_mask = None
                     continue  # restart the syscall
+            if self.saved_sig_mask is not None:
+                self.set_sig_mask(self.saved_sig_mask)
+                self.saved_sig_mask = None
             if tracer is not None:
                 tracer(self, nr, (a0, a1, a2, a3, a4, a5), ret)
             return ret
@@ -180,10 +190,21 @@ class Task:
         """copy_from_user: ``n`` bytes at ``addr`` or SysError(EFAULT). Zero bytes never fault."""
         if n == 0:
             return b""
-        if addr <= 0 or addr + n > _MASK64:
+        mm = self.tg.mm
+        if type(mm) is AddressSpace:
+            # Hot path: the default address space, read without a call chain.
+            starts, regions = mm.snapshot
+            i = _bisect(starts, addr) - 1
+            if i >= 0 and n > 0:
+                off = addr - starts[i]
+                region = regions[i]
+                if off + n <= len(region):
+                    return bytes(region[off:off + n])
+            raise SysError(EFAULT)
+        if addr <= 0 or n < 0 or addr + n > _MASK64:
             raise SysError(EFAULT)
         try:
-            data = self.tg.mm.read(addr, n)
+            data = mm.read(addr, n)
         except Exception:
             raise SysError(EFAULT) from None
         if len(data) != n:
@@ -192,12 +213,24 @@ class Task:
 
     def copy_out(self, addr: int, data: bytes) -> None:
         """copy_to_user: write ``data`` at ``addr`` or SysError(EFAULT)."""
-        if not data:
+        n = len(data)
+        if not n:
             return
-        if addr <= 0 or addr + len(data) > _MASK64:
+        mm = self.tg.mm
+        if type(mm) is AddressSpace:
+            starts, regions = mm.snapshot
+            i = _bisect(starts, addr) - 1
+            if i >= 0:
+                off = addr - starts[i]
+                region = regions[i]
+                if off + n <= len(region):
+                    region[off:off + n] = data
+                    return
+            raise SysError(EFAULT)
+        if addr <= 0 or addr + n > _MASK64:
             raise SysError(EFAULT)
         try:
-            self.tg.mm.write(addr, data)
+            mm.write(addr, data)
         except Exception:
             raise SysError(EFAULT) from None
 
@@ -318,12 +351,19 @@ class Task:
     def _deliver_signals(self, ret: int) -> int | None:
         """The signal part of the syscall return path.
 
-        Dequeues deliverable signals: stops for stop signals, dies for fatal ones, records handler
-        deliveries. Returns the syscall's final value, or None to restart it.
+        Dequeues deliverable signals: stops for stop signals, dies for fatal ones, and sets up a
+        frame for each one that has a handler. As on Linux (exit_to_user_mode_loop calling
+        arch_do_signal_or_restart while signals remain), frames stack: each adds its handler mask
+        (the signal itself unless SA_NODEFER, plus sa_mask) before the next signal is chosen, and the
+        handlers then run last-set-up first, each one's sigreturn restoring the mask it interrupted
+        (which may make more signals deliverable). A handler "runs" when its delivery is recorded.
+        Returns the syscall's final value, or None to restart it.
         """
         k = self.kernel
         restart_code = -ret if -517 < ret < -511 else 0
         effect = ""
+        #: Set-up frames not yet run: (delivery, the mask to restore at its sigreturn).
+        frames: list[tuple[DeliveredSignal, int]] = []
         while True:
             with k.sig_mu:
                 tg = self.tg
@@ -337,6 +377,13 @@ class Task:
                     deliverable = ~self.sig_mask
                     info = self.pending.take(deliverable) or tg.shared_pending.take(deliverable)
                     if info is None:
+                        if frames:
+                            # Run the top frame's handler; its sigreturn restores the older mask.
+                            d, saved = frames.pop()
+                            tg.delivered.append(d)
+                            k.signal_delivered(self, d.info)
+                            self.sig_mask = saved
+                            continue
                         self.recalc_sigpending()
                         break
                     sig = info.signo
@@ -358,12 +405,11 @@ class Task:
                         this_effect = restart_effect(restart_code, act.flags) if restart_code and not effect else ""
                         if this_effect:
                             effect = this_effect
-                        tg.delivered.append(DeliveredSignal(self.tid, info, act.handler, act.flags, this_effect))
+                        frames.append((DeliveredSignal(self.tid, info, act.handler, act.flags, this_effect),
+                                       self.sig_mask))
+                        self.sig_mask |= handler_mask(act, sig)
                         if act.flags & SA_RESETHAND:
                             tg.actions[sig] = SigAction()
-                        # The handler runs with its sa_mask added and returns at once; sigreturn
-                        # restores the mask, so the net mask is unchanged.
-                        k.signal_delivered(self, info)
                         continue
             if stopped:
                 self._stop()
