@@ -8,7 +8,7 @@ There is no hidden global state: every piece of state hangs off a :class:`Kernel
 several kernels side by side (tests create one per test).
 
 Lock order of package ``kernel`` (and the IPC packages under it), outermost first:
-``Kernel.tasks_mu`` -> IPC registry locks (``msgqueue.Registry.mu``, ``mq.Registry.mu``) -> IPC object
+``Kernel.tasks_mu`` -> IPC registry locks (``msgqueue.Registry.ids.mu``, ``mqfs.MqueueFilesystem.mu``) -> IPC object
 locks (``msgqueue.Queue.mu``, ``mq.Queue.mu``) -> ``Kernel.sig_mu`` -> ``waiter.Queue._mu`` and
 ``Task._cv`` (leaves).
 """

@@ -10,8 +10,9 @@ cold). Lock order: IPC engine locks -> ``Kernel.sig_mu`` -> ``Task._cv`` (a leaf
 
 Handlers are only addresses: the sentry runs no guest code. Delivering to a handler records a
 :class:`DeliveredSignal` on the thread group (what a host or test inspects) and applies the
-handler's effect on the interrupted syscall (EINTR or restart), then the handler is taken to have
-returned at once.
+handler's effect on the interrupted syscall (EINTR or restart). Frames for every deliverable signal
+are set up before "returning to user space" and the handlers then run last-set-up first, each taken
+to return at once (see ``Task._deliver_signals``), which is the order Linux runs them in.
 """
 
 from __future__ import annotations

@@ -116,6 +116,8 @@ class Task:
         self.sigpending = False
         self.exited = False
         self.state = "R"
+        #: True while a thread is inside :meth:`syscall` for this task (written by that thread only).
+        self.in_syscall = False
         self._cv = threading.Condition(threading.Lock())
         self._woken = False
         self._syscalls = kernel.syscall_table.handlers
@@ -162,28 +164,43 @@ class Task:
             if self.exited:
                 self.kernel.run_exit_hooks()
                 return -EINTR
-        while True:
-            try:
-                ret = fn(self, a0, a1, a2, a3, a4, a5)
-            except SysError as e:
-                ret = -e.errno
-            except Exception as e:  # a sentry bug must not take the host down
-                ret = self.kernel.internal_error(self, nr, (a0, a1, a2, a3, a4, a5), e)
-            if self.sigpending or -517 < ret < -511:
-                ret = self._deliver_signals(ret)
-                if self.kernel._deferred_exits:
-                    self.kernel.run_exit_hooks()
-                if ret is None:
-                    if self.saved_sig_mask is not None:
-                        self.set_sig_mask(self.saved_sig_mask)
-                        self.saved_sig_mask = None
-                    continue  # restart the syscall
-            if self.saved_sig_mask is not None:
-                self.set_sig_mask(self.saved_sig_mask)
-                self.saved_sig_mask = None
-            if tracer is not None:
-                tracer(self, nr, (a0, a1, a2, a3, a4, a5), ret)
-            return ret
+        self.in_syscall = True
+        try:
+            while True:
+                try:
+                    ret = fn(self, a0, a1, a2, a3, a4, a5)
+                except SysError as e:
+                    ret = -e.errno
+                except Exception as e:  # a sentry bug must not take the host down
+                    ret = self.kernel.internal_error(self, nr, (a0, a1, a2, a3, a4, a5), e)
+                if self.sigpending or -517 < ret < -511:
+                    ret = self._deliver_signals(ret)
+                    if self.kernel._deferred_exits:
+                        self.kernel.run_exit_hooks()
+                    if ret is None:
+                        if self.saved_sig_mask is not None:
+                            self.set_sig_mask(self.saved_sig_mask)
+                            self.saved_sig_mask = None
+                        continue  # restart the syscall
+                if self.saved_sig_mask is not None:
+                    self.set_sig_mask(self.saved_sig_mask)
+                    self.saved_sig_mask = None
+                if tracer is not None:
+                    tracer(self, nr, (a0, a1, a2, a3, a4, a5), ret)
+                return ret
+        finally:
+            self.in_syscall = False
+
+    def user_tick(self) -> bool:
+        """The host reports that this task is running user code (a timer tick): deliver pending
+        signals now, as Linux does on the next return to user mode after an interrupt. Returns False
+        (and does nothing) while the task is inside a syscall, whose own exit path delivers them."""
+        if self.in_syscall or self.exited or not self.sigpending:
+            return False
+        self._deliver_signals(0)
+        if self.kernel._deferred_exits:
+            self.kernel.run_exit_hooks()
+        return True
 
     # -- memory --------------------------------------------------------------------------------------
     def copy_in(self, addr: int, n: int) -> bytes:

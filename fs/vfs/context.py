@@ -18,7 +18,7 @@ at ``kernel.vfs``, created with the kernel's first task.
 Lock order of package ``fs.vfs``: ``FSContext.mu`` and ``FDTable.mu`` are leaves taken alone (or
 ``FDTable.mu`` -> ``FileDescription.mu`` for incref); ``MountNamespace.mu`` -> ``Mount._mu``;
 ``Inode.mu`` (directory, then child). Filesystem operations (which may take IPC locks, e.g. mqfs ->
-``mq.Registry.mu``) run with no fs.vfs lock held except the filesystem's own inode locks.
+``mqfs.MqueueFilesystem.mu``) run with no fs.vfs lock held except the filesystem's own inode locks.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ class Credentials:
         otherwise) unless ``caps`` sets permitted = effective explicitly."""
         if caps is None:
             caps = ALL_CAPS if uid == 0 else 0
-        return cls(uid, uid, uid, uid, gid, gid, gid, gid, tuple(groups), caps, caps, 0, ALL_CAPS, 0)
+        # Sorted, as setgroups(2) stores them (groups_sort) and getgroups(2) returns them.
+        return cls(uid, uid, uid, uid, gid, gid, gid, gid, tuple(sorted(groups)), caps, caps, 0, ALL_CAPS, 0)
 
     # -- queries -----------------------------------------------------------------------------------
     def has_cap(self, cap: int) -> bool:

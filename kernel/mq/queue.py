@@ -99,12 +99,6 @@ class Queue:
         self.curmsgs += 1
         self.qsize += len(data)
 
-    def _touch(self) -> None:
-        """``simple_inode_init_ts``: a send or receive sets atime, mtime and ctime."""
-        ino = self.inode
-        if ino is not None:
-            ino.atime_ns = ino.mtime_ns = ino.ctime_ns = self.kernel.clock.now_ns()
-
     # -- send ------------------------------------------------------------------------------------------
     def send(self, t: "Task", data: bytes, prio: int, nonblock: bool, waker: waiter.Waker | None = None) -> Waiter | None:
         """Queue ``data`` at ``prio`` on behalf of ``t``.

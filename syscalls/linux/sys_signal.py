@@ -97,20 +97,30 @@ def rt_sigpending(t: Task, uset: int, sigsetsize: int, *_: int) -> int:
     return 0
 
 
-def _may_kill(t: Task, target_tg: ThreadGroup, sig: int) -> bool:
-    """``check_kill_permission`` (kill_ok_by_cred): matching uids or CAP_KILL; SIGCONT within a
-    session is always allowed (approximated by the process group)."""
-    c = t.creds
-    victim = target_tg.tasks[0].creds if target_tg.tasks else None
+def _may_kill(t: Task, victim: Task | None, sig: int) -> bool:
+    """``check_kill_permission``: the caller's own thread group, matching uids (``kill_ok_by_cred``
+    against the victim thread's credentials) or CAP_KILL. SIGCONT within the session is always
+    allowed: every process of a sentry kernel is in one session (there is no setsid), as every test
+    process of the native target is in the zygote's."""
     if victim is None:
         return False
-    if c.euid in (victim.suid, victim.ruid) or c.ruid in (victim.suid, victim.ruid) or c.has_cap(CAP_KILL):
+    if victim.tg is t.tg:
         return True
-    return sig == SIGCONT and target_tg.pgid == t.tg.pgid
+    c = t.creds
+    v = victim.creds
+    if c.euid in (v.suid, v.ruid) or c.ruid in (v.suid, v.ruid) or c.has_cap(CAP_KILL):
+        return True
+    return sig == SIGCONT
 
 
 def _group_signal(t: Task, tg: ThreadGroup, sig: int, code: int) -> None:
-    if not _may_kill(t, tg, sig):
+    """``group_send_sig_info`` for a process found by pid: signal number, then permission."""
+    if not 0 <= sig <= NSIG:
+        raise SysError(EINVAL)
+    with t.kernel.sig_mu:
+        # The thread the pid names (Linux: pid_task(pid, PIDTYPE_PID), the leader).
+        victim = tg.tasks[0] if tg.tasks else None
+    if not _may_kill(t, victim, sig):
         raise SysError(EPERM)
     if sig == 0:
         return
@@ -122,9 +132,8 @@ def _group_signal(t: Task, tg: ThreadGroup, sig: int, code: int) -> None:
 
 
 def kill(t: Task, pid: int, sig: int, *_: int) -> int:
+    # kill_something_info: the target is looked up first, then check_kill_permission validates sig.
     p, s = int32(pid), int32(sig)
-    if not 0 <= s <= NSIG:
-        raise SysError(EINVAL)
     k = t.kernel
     if p > 0:
         tg = k.find_thread_group(p)
@@ -132,6 +141,8 @@ def kill(t: Task, pid: int, sig: int, *_: int) -> int:
             raise SysError(ESRCH)
         _group_signal(t, tg, s, SI_USER)
         return 0
+    if p == -0x8000_0000:
+        raise SysError(ESRCH)  # -INT_MIN is undefined; Linux refuses it
     # Process groups (0: the caller's, < -1: -pid) and -1 (every process but init and the caller).
     with k.tasks_mu:
         groups = [g for g in k.thread_groups.values() if not g.exiting and any(not x.exited for x in g.tasks)]
@@ -143,6 +154,19 @@ def kill(t: Task, pid: int, sig: int, *_: int) -> int:
         targets = [g for g in groups if g.pgid == -p]
     if not targets:
         raise SysError(ESRCH)
+    if p == -1:
+        # Linux reports the last error other than EPERM, so EPERM from every process is success.
+        ret = 0
+        for g in targets:
+            try:
+                _group_signal(t, g, s, SI_USER)
+            except SysError as e:
+                if e.errno != EPERM:
+                    ret = e.errno
+        if ret:
+            raise SysError(ret)
+        return 0
+    # __kill_pgrp_info: success if any member was signalled, else the last error.
     ok = False
     err = EPERM
     for g in targets:
@@ -157,12 +181,13 @@ def kill(t: Task, pid: int, sig: int, *_: int) -> int:
 
 
 def _tkill(t: Task, tgid: int, tid: int, sig: int) -> int:
-    if not 0 <= sig <= NSIG:
-        raise SysError(EINVAL)
+    # do_send_specific: find the thread, then check_kill_permission (signal number, permission).
     target = t.kernel.find_task(tid)
     if target is None or (tgid > 0 and target.tg.tgid != tgid):
         raise SysError(ESRCH)
-    if not _may_kill(t, target.tg, sig):
+    if not 0 <= sig <= NSIG:
+        raise SysError(EINVAL)
+    if not _may_kill(t, target, sig):
         raise SysError(EPERM)
     if sig:
         target.send_signal(SigInfo(sig, code=SI_TKILL, pid=t.tg.tgid, uid=t.creds.ruid), group=False)

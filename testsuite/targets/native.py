@@ -25,6 +25,16 @@ never receives a signal a test sends):
   test has it at the same address): a ``SA_SIGINFO`` handler that appends the 128-byte siginfo to a
   per-process ring, and a restorer that calls rt_sigreturn.
 
+Hygiene: the zygote disables the cycle collector (the worker's garbage must not close descriptors a
+test has reused), moves channel descriptors just below RLIMIT_NOFILE, drops faulthandler's alternate
+signal stack, and puts each spawned process in a process group of its own (as the sentry does) inside
+the zygote's session, so kill(0, sig) never reaches the pytest worker. ``is_blocked`` also checks a
+per-thread word in which the serving thread publishes the syscall number it is issuing, so the idle
+wait on the channel (a recvfrom) never looks like a test's recvfrom. While every thread of a process
+sleeps, ``alloc`` hands out pages of a small reserve mapped at process start (RESERVE_SLOTS).
+Each ``alloc`` costs two VMAs (data + guard), so one process can make about 32k allocations under the
+default vm.max_map_count.
+
 Every process dies with its test: the zygote has PR_SET_PDEATHSIG, spawned processes have it against
 the zygote, the zygote is the subreaper of everything below it, and :meth:`NativeTarget.close` kills
 and reaps the whole tree. A process that crashes closes its channels, which the worker reports as a
@@ -34,10 +44,13 @@ and reaps the whole tree. A process that crashes closes its channels, which the 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
+import gc
 import os
 import pickle
 import platform
+import resource
 import shutil
 import socket
 import struct
@@ -63,6 +76,7 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_KEEPCAPS = 8
 _PR_SET_CHILD_SUBREAPER = 36
 _MS_REC, _MS_PRIVATE = 0x4000, 0x40000
+_SS_DISABLE = 2
 
 #: Seconds the worker waits for a control reply, and for a syscall (a blocked syscall legitimately
 #: waits for the test; this only bounds a test that forgot to wake it).
@@ -187,6 +201,20 @@ def _recv_fd(sock: socket.socket) -> int:
     return fds[0]
 
 
+def _high_fd(fd: int) -> int:
+    """Move a channel descriptor out of the way of the descriptors tests create and name (a test
+    closing "fd 4" or probing a bad fd must not hit a channel): just below RLIMIT_NOFILE's soft
+    limit."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    base = max(64, min(soft, 1 << 20) - 128)
+    try:
+        new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base)
+    except OSError:
+        return fd
+    os.close(fd)
+    return new
+
+
 # ===========================================================================================================
 # Code that runs in the zygote and in the test processes (forks of the pytest worker).
 # ===========================================================================================================
@@ -227,8 +255,12 @@ def _serve(sock: socket.socket, ring: int, reserve: int = 0) -> None:
     """Serve one channel on the calling OS thread until exit or EOF. The first thread of a process
     reports the process's fresh allocation reserve in its hello."""
     nr_tid, nr_pid = _NR["gettid"], _NR["getpid"]
+    # The number of the syscall this thread is issuing, -1 between requests: the worker reads it
+    # through /proc/<pid>/mem, so is_blocked cannot mistake the idle wait on the channel (a recvfrom)
+    # for a test's own recvfrom.
+    status = ctypes.c_int64(-1)
     try:
-        _send(sock, ("hello", _raw(nr_pid), _raw(nr_tid), reserve))
+        _send(sock, ("hello", _raw(nr_pid), _raw(nr_tid), reserve, ctypes.addressof(status)))
         while True:
             try:
                 msg = _recv(sock)
@@ -236,11 +268,14 @@ def _serve(sock: socket.socket, ring: int, reserve: int = 0) -> None:
                 break
             cmd = msg[0]
             if cmd == "s":
-                _send(sock, _raw(msg[1], *msg[2]))
+                status.value = msg[1]
+                ret = _raw(msg[1], *msg[2])
+                status.value = -1
+                _send(sock, ret)
             elif cmd == "alloc":
                 _send(sock, _child_alloc(msg[1]))
             elif cmd == "thread":
-                fd = _recv_fd(sock)
+                fd = _high_fd(_recv_fd(sock))
                 new = socket.socket(fileno=fd)
                 with _Proc.mu:
                     _Proc.live += 1
@@ -248,7 +283,7 @@ def _serve(sock: socket.socket, ring: int, reserve: int = 0) -> None:
                 threading.Thread(target=_thread_main, args=(new, ring), daemon=True).start()
                 _send(sock, "ok")
             elif cmd == "fork":
-                fd = _recv_fd(sock)
+                fd = _high_fd(_recv_fd(sock))
                 pid = os.fork()
                 if pid == 0:
                     _after_fork_child(socket.socket(fileno=fd), ring)  # never returns
@@ -396,6 +431,9 @@ def _zygote_main(ctl: socket.socket, worker_pid: int) -> None:
         for sig in range(1, NSIG + 1):
             if sig not in (SIGKILL, SIGSTOP):
                 _raw(_NR["rt_sigaction"], sig, ctypes.addressof(dfl), 0, 8)
+        # Nor an alternate signal stack (faulthandler gave the worker's main thread one).
+        ss = ctypes.create_string_buffer(struct.pack("<QiiQ", 0, _SS_DISABLE, 0, 0))
+        _raw(_NR["sigaltstack"], ctypes.addressof(ss), 0)
         _must(_raw(_NR["unshare"], CLONE_NEWIPC | CLONE_NEWNS), "unshare(CLONE_NEWIPC|CLONE_NEWNS)")
         root = ctypes.create_string_buffer(b"/")
         _must(_raw(_NR["mount"], 0, ctypes.addressof(root), 0, _MS_REC | _MS_PRIVATE, 0), "mount --make-rprivate /")
@@ -430,7 +468,7 @@ def _zygote_loop(ctl: socket.socket, ring: int) -> None:
         cmd = msg[0]
         try:
             if cmd == "spawn":
-                fd = _recv_fd(ctl)
+                fd = _high_fd(_recv_fd(ctl))
                 _, uid, gid, groups, caps = msg
                 pid = os.fork()
                 if pid == 0:
@@ -510,14 +548,14 @@ class _Channel:
             raise NativeChildError(f"{self.what} failed {msg[0]!r}:\n{reply[1]}")
         return reply
 
-    def hello(self) -> tuple[int, int, int]:
+    def hello(self) -> tuple[int, int, int, int]:
         try:
             reply = _recv(self.sock)
         except (EOFError, OSError) as e:
             raise NativeChildError(f"{self.what} died before it started: {e!r}") from None
         if reply[0] != "hello":
             raise NativeChildError(f"{self.what} failed to start:\n{reply[1]}")
-        return reply[1], reply[2], reply[3]
+        return reply[1], reply[2], reply[3], reply[4]
 
     def close(self) -> None:
         try:
@@ -581,8 +619,11 @@ class _NativeProcess:
 class NativeTask(TaskHandle):
     """One thread of a test process on the host kernel."""
 
-    def __init__(self, target: "NativeTarget", proc: _NativeProcess, chan: _Channel, pid: int, tid: int) -> None:
+    def __init__(self, target: "NativeTarget", proc: _NativeProcess, chan: _Channel, pid: int, tid: int,
+                 status_addr: int) -> None:
         self.target = target
+        #: Where the serving thread publishes the syscall number it is issuing (see _serve).
+        self.status_addr = status_addr
         self.proc = proc
         self.chan = chan
         self.pid = pid
@@ -625,7 +666,13 @@ class NativeTask(TaskHandle):
         if i < 0 or stat[i + 2:i + 3] != b"S":
             return False
         first = sysline.split(b" ", 1)[0].strip()
-        return first == str(nr).encode() and self._inflight == nr
+        if first != str(nr).encode():
+            return False
+        try:
+            issuing = struct.unpack("<q", os.pread(self.proc.mem(), 8, self.status_addr))[0]
+        except (OSError, struct.error, NativeChildError):
+            return False
+        return issuing == nr and self._inflight == nr
 
     # -- memory --------------------------------------------------------------------------------------------
     def alloc(self, n: int) -> int:
@@ -774,6 +821,10 @@ class NativeTarget(Target):
         pid = os.fork()
         if pid == 0:
             try:
+                # The worker's heap came along, with garbage cycles that may hold file objects of
+                # the worker; collecting them here would close descriptor numbers that a test's
+                # process has reused. Nothing in the zygote or its children needs the cycle collector.
+                gc.disable()
                 mine.close()
                 _zygote_main(theirs, worker)
             finally:
@@ -810,8 +861,8 @@ class NativeTarget(Target):
 
     def _attach(self, proc: _NativeProcess, sock: socket.socket, what: str) -> NativeTask:
         chan = _Channel(sock, what)
-        pid, tid, reserve = chan.hello()
-        task = NativeTask(self, proc, chan, pid, tid)
+        pid, tid, reserve, status_addr = chan.hello()
+        task = NativeTask(self, proc, chan, pid, tid, status_addr)
         with self.mu:
             if reserve:
                 proc.reserve = reserve

@@ -48,6 +48,10 @@ class SentryTask(TaskHandle):
         return SentryTask(self.target, self.task.clone_thread())
 
     def deliveries(self) -> list[Delivery]:
+        # Observing the process stands for time passing in user mode: like a timer interrupt on
+        # Linux, it lets threads that are not inside a syscall take their pending signals.
+        for t in list(self.task.tg.tasks):
+            t.user_tick()
         out = []
         for d in list(self.task.tg.delivered):
             if d.handler == HANDLER_ADDR and d.flags & SA_SIGINFO:

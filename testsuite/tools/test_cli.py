@@ -5,6 +5,7 @@ No timing is asserted here: performance targets are reported by the bench itself
 from __future__ import annotations
 
 import importlib.util
+import pathlib
 import subprocess
 import sys
 
@@ -121,7 +122,11 @@ def test_bench_profile_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 0
     assert any(line.startswith("== cProfile: SysV msgsnd+msgrcv") for line in lines)
     assert any("tottime" in line and "ncalls" in line for line in lines)
-    assert any("(msgsnd)" in line for line in lines) or any("(syscall)" in line for line in lines)
+    # Which sentry function tops the list depends on load; that the rows are the sentry's does not.
+    root = pathlib.Path(__file__).resolve().parents[2]
+    ours = {p.name for pkg in ("kernel", "syscalls", "abi", "fs") for p in (root / pkg).rglob("*.py")}
+    rows = [line.split()[-1] for line in lines if ".py:" in line]
+    assert rows and all(row.split(":")[0] in ours for row in rows), rows
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
