@@ -91,6 +91,12 @@ class ThreadGroup:
         self.group_stop = False
         for t in self.tasks:
             t.recalc_sigpending(force=True)
+            if not t.in_syscall and not t.exited:
+                # A thread running user code dies at once, as on Linux (the signal interrupts it);
+                # threads inside a syscall die on their way out. Process-exit hooks (closing fds,
+                # dropping mq notifications) run once the caller has released its locks.
+                t.exited = True
+                self.kernel.task_exited_locked(t)
 
     def rlimit(self, resource: int) -> tuple[int, int]:
         return self.rlimits[resource]
@@ -190,6 +196,9 @@ class Task:
                 return ret
         finally:
             self.in_syscall = False
+            if self.kernel._deferred_exits:
+                # This call made another process exit (e.g. kill): finish its teardown now.
+                self.kernel.run_exit_hooks()
 
     def user_tick(self) -> bool:
         """The host reports that this task is running user code (a timer tick): deliver pending

@@ -17,7 +17,7 @@ from typing import Sequence
 
 
 #: Modules that add a subcommand: ``add_parser(subparsers) -> parser`` and ``run(args) -> int``.
-PLUGINS = ("tools.run",)
+PLUGINS = ("tools.run", "tools.fuzz", "tools.stress", "tools.difftest", "tools.permmatrix")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -191,7 +191,9 @@ class MqueueFilesystem(Filesystem):
             raise SysError(EACCES)
         creds = t.creds
         ns = self.ns
-        if self.queues_count >= ns.mq_queues_max and not creds.has_cap(CAP_SYS_RESOURCE):
+        # mq_queues_max is an unsigned int written through proc_dointvec: a negative sysctl value
+        # means "no limit" (UINT_MAX and below), as in C's unsigned comparison.
+        if self.queues_count >= ns.mq_queues_max & 0xFFFF_FFFF and not creds.has_cap(CAP_SYS_RESOURCE):
             raise SysError(ENOSPC)
         maxmsg, msgsize = attr if attr is not None else default_attr(ns)
         cost = validate_attr(ns, creds, maxmsg, msgsize)
@@ -209,7 +211,7 @@ class MqueueFilesystem(Filesystem):
         from fs.mqfs.file import QueueFD
 
         ino.opens += 1
-        return QueueFD(oflag & ~_OPEN_ONLY, ino)
+        return QueueFD(oflag & 0xFFFF_FFFF & ~_OPEN_ONLY, ino)  # f_flags is unsigned
 
     # -- mq_open / mq_unlink ----------------------------------------------------------------------------
     def open_queue(self, t: "Task", name: str, oflag: int, mode: int, attr: tuple[int, int] | None,

@@ -126,7 +126,7 @@ def fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
         return 0
     if cmd == F_GETFL:
         with desc.mu:
-            return desc.flags
+            return desc.flags & 0xFFFF_FFFF  # f_flags is an unsigned int
     if cmd == F_SETFL:
         of = o_flags(t.kernel.arch)
         if argi & O_NOATIME and not desc.flags & O_NOATIME:
@@ -140,10 +140,17 @@ def fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
 
 
 # -- read / write / seek ---------------------------------------------------------------------------------------------
+#: Bytes of guest memory a write copies in at a time: a hostile count never turns into one huge
+#: request to the memory adapter (Linux copies page by page too).
+_WRITE_CHUNK = 64 * 1024
+
+
 def _do_read(t: Task, fd: int, buf: int, count: int, pos: int | None) -> int:
     desc = _fd(t, fd)
     if not desc.readable():
         raise SysError(EBADF)
+    if type(desc).read is FileDescription.read:
+        raise SysError(EINVAL)  # no read op (FMODE_CAN_READ), checked before the buffer
     if not _access_ok(buf, count):
         raise SysError(EFAULT)
     if pos is not None and getattr(desc, "stream", False):
@@ -159,14 +166,31 @@ def _do_write(t: Task, fd: int, buf: int, count: int, pos: int | None) -> int:
     desc = _fd(t, fd)
     if not desc.writable():
         raise SysError(EBADF)
+    if type(desc).write is FileDescription.write:
+        raise SysError(EINVAL)  # no write op (FMODE_CAN_WRITE), checked before the buffer
     if not _access_ok(buf, count):
         raise SysError(EFAULT)
     if pos is not None and getattr(desc, "stream", False):
         raise SysError(ESPIPE)
     if count > MAX_RW_COUNT:
         count = MAX_RW_COUNT
-    data = t.copy_in(buf, count)
-    return desc.write(t, data, pos)
+    if count <= _WRITE_CHUNK:
+        return desc.write(t, t.copy_in(buf, count), pos)
+    # Large writes go chunk by chunk; a fault or a full filesystem after some progress is a short
+    # write, as in generic_perform_write.
+    done = 0
+    while done < count:
+        n = min(_WRITE_CHUNK, count - done)
+        try:
+            wrote = desc.write(t, t.copy_in(buf + done, n), None if pos is None else pos + done)
+        except SysError:
+            if done:
+                break
+            raise
+        done += wrote
+        if wrote < n:
+            break
+    return done
 
 
 def read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:

@@ -257,3 +257,13 @@ def test_lseek_set(proc: Proc) -> None:
     assert proc.lseek(fd, 5, 0) == 5
     assert proc.read_fd(fd, 5) == status()[5:10]
 
+
+
+def test_mq_open_keeps_unknown_oflag_bits_and_getfl_is_unsigned(proc: Proc) -> None:
+    """Found by the fuzzer: mq_open(2) keeps ``oflag`` in f_flags (dentry_open drops only O_CREAT,
+    O_EXCL, O_NOCTTY and O_TRUNC), and fcntl(F_GETFL) returns f_flags, an *unsigned* int, as a long:
+    bit 31 comes back as a large positive value, never as a "negative errno"."""
+    name = proc.cstr("fuzz-getfl")
+    fd = proc.sys("mq_open", name, 0x8000_0000 | 0o102, 0o600, 0)  # O_RDWR|O_CREAT|bit 31
+    assert fd >= 0
+    assert proc.sys("fcntl", fd, 3, 0) == 0x8000_0002  # F_GETFL: O_CREAT dropped

@@ -1,0 +1,1 @@
+"""Short-profile concurrency stress of the sentry (tools/stress.py)."""
