@@ -165,6 +165,23 @@ class Kernel:
             except Exception as e:  # pragma: no cover - cleanup must not fail the exit
                 self.internal_error(tg.tasks[0], -1, (), e)
 
+    def reap(self, tgid: int) -> None:
+        """Forget a process whose every thread has exited, freeing its pid and tids for reuse (a
+        platform whose host reuses ids calls this; in-process hosts may leave zombies around)."""
+        with self.tasks_mu:
+            tg = self.thread_groups.get(tgid)
+            if tg is None:
+                t = self.tasks.get(tgid)
+                if t is not None and t.exited:
+                    del self.tasks[tgid]
+                return
+            if not all(t.exited for t in tg.tasks):
+                raise ValueError(f"process {tgid} still has live threads")
+            for t in tg.tasks:
+                if self.tasks.get(t.tid) is t:
+                    del self.tasks[t.tid]
+            del self.thread_groups[tgid]
+
     def find_task(self, tid: int) -> Task | None:
         t = self.tasks.get(tid)
         return t if t is not None and not t.exited else None

@@ -181,6 +181,10 @@ def send_locked(target: "Task", info: SigInfo, group: bool) -> None:
     sig = info.signo
     if tg.exiting:
         return
+    sink = tg.signal_sink
+    if sink is not None:
+        sink(target, info, group)  # a real process: the host kernel generates it
+        return
     prepare_signal(tg, sig)
     if sig_ignored(target, sig):
         return

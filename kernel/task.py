@@ -77,6 +77,10 @@ class ThreadGroup:
         self.rlimit_mu = threading.Lock()
         self.rlimits = _default_rlimits()
         self.exit_hooks: list[Callable[[ThreadGroup], None]] = []
+        #: If set, signals generated for this process go here instead of the sentry's own signal
+        #: state: fn(target_task, siginfo, process_directed). A platform that serves a real process
+        #: forwards them to the host (the real process has the handlers and masks). Guarded by sig_mu.
+        self.signal_sink: Callable[[Task, SigInfo, bool], None] | None = None
 
     @property
     def leader(self) -> "Task | None":
@@ -129,6 +133,10 @@ class Task:
         self._syscalls = kernel.syscall_table.handlers
         #: Extension slot for per-task state owned by other packages (fs context, etc.).
         self.ext: dict[str, Any] = {}
+        #: Told when this task is about to sleep in :meth:`block` and when it wakes; a platform uses it
+        #: to keep serving other tasks while this one sleeps. An object with ``parking(task) -> token``
+        #: and ``unparked(token)``. Written by the host before the task runs.
+        self.park_observer: Any = None
         #: The mask to restore after signal delivery when a syscall with a temporary mask (ppoll,
         #: epoll_pwait) was interrupted (Linux ``saved_sigmask`` + TIF_RESTORE_SIGMASK).
         self.saved_sig_mask: int | None = None
@@ -307,6 +315,16 @@ class Task:
         the call is not lost: it makes this return 0 at once. Callers re-check their condition after
         any return (wakes may be stale), as with Linux's wait loops.
         """
+        obs = self.park_observer
+        if obs is not None:
+            token = obs.parking(self)
+            try:
+                return self._block(deadline_ns)
+            finally:
+                obs.unparked(token)
+        return self._block(deadline_ns)
+
+    def _block(self, deadline_ns: int | None) -> int:
         clock = self.kernel.clock
         subscribed = deadline_ns is not None and not clock.real_time
         if subscribed:

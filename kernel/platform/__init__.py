@@ -1,0 +1,30 @@
+"""The platform: serve real Linux processes' message-queue syscalls with the sentry.
+
+Linux counterpart: none (a supervisor in user space over seccomp user notification, kernel/seccomp.c).
+gVisor counterpart: pkg/sentry/platform (ptrace, KVM, systrap), which trap *every* syscall of a
+sandboxed process; this platform traps only the ten message-queue syscalls (plus a few it observes to
+keep credentials current) and lets the host kernel run the rest natively.
+
+Modules: ``seccomp`` (ctypes ABI, BPF, listener), ``launch`` (helper-process launcher), ``memory``
+(process_vm_readv/writev adapter), ``procfs`` (/proc status: creds, signal state), ``loop`` (the event
+loop, parking, signals), ``run`` (``mqsentry run``), ``bench`` (per-call overhead).
+
+Lock order (outermost first): ``Platform._own`` (loop ownership) -> ``Platform._mu`` (parked set) ->
+kernel locks (kernel/kernel.py's order). ``_mu`` is never held while calling into the kernel.
+"""
+
+from __future__ import annotations
+
+
+def available() -> str | None:
+    """None if this host can run the platform, else the reason it cannot."""
+    import platform as _stdplatform
+    import sys
+
+    if sys.platform != "linux" or _stdplatform.machine() != "x86_64":
+        return "the platform needs x86_64 Linux"
+    from kernel.platform import seccomp
+
+    if seccomp.notif_sizes() is None:
+        return "seccomp user notification is not available (SECCOMP_GET_NOTIF_SIZES failed)"
+    return None

@@ -1,0 +1,314 @@
+"""A tiny FUSE server that gives each sentry mq description a real file the target can hold.
+
+Linux counterpart: fs/fuse (the kernel client: fuse_dev_read/write, fuse_file_poll,
+fuse_flush, fuse_release; include/uapi/linux/fuse.h for the wire format), standing in for
+ipc/mqueue.c's ``mqueue_file_operations`` (read -> the QSIZE line, poll, flush -> drop the closer's
+notification, release). gVisor counterpart: pkg/sentry/fsimpl/fuse is the client side; the server
+side here plays the role of pkg/sentry/fsimpl/mqfs's ``queueFD`` for a real process.
+
+Each open description gets a node ``d<n>`` in a private mount that is detached right after it is
+mounted: nobody can reach it by path, but the sentry can still ``openat(root_fd, "d<n>")`` and hand
+the resulting file to the target with SECCOMP_IOCTL_NOTIF_ADDFD. The host kernel then does dup,
+fork, exec (O_CLOEXEC) and close itself; FUSE tells us FLUSH on every close (with the closer's TID)
+and RELEASE on the last one.
+
+Pitfall 7 of interception.md (FUSE self-deadlock): the sentry closes its own copy of a file right
+after ADDFD (from a thread other than the server thread), answers FLUSH from its own threads at
+once, and on shutdown closes /dev/fuse first, which aborts the connection.
+
+Locks: ``_mu`` guards ``_nodes`` and ``_next``; a node's ``khs`` (pending poll handles) is guarded
+by ``_mu`` too. The server thread never holds ``_mu`` while calling back into the sentry.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import stat as stat_mod
+import struct
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+log = logging.getLogger("mqsentry.platform")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MNT_DETACH = 2
+
+# opcodes (include/uapi/linux/fuse.h)
+LOOKUP, FORGET, GETATTR, SETATTR = 1, 2, 3, 4
+OPEN, READ, WRITE, STATFS, RELEASE = 14, 15, 16, 17, 18
+FLUSH, INIT, OPENDIR, READDIR, RELEASEDIR = 25, 26, 27, 28, 29
+ACCESS, INTERRUPT, DESTROY, POLL, BATCH_FORGET = 34, 36, 38, 40, 42
+FOPEN_DIRECT_IO = 1
+FUSE_POLL_SCHEDULE_NOTIFY = 1
+FUSE_NOTIFY_POLL = 1
+ROOT_ID = 1
+
+IN_HEADER = struct.Struct("=IIQQIIIHH")  # len, opcode, unique, nodeid, uid, gid, pid, total_extlen, pad
+OUT_HEADER = struct.Struct("=IiQ")
+INIT_OUT = struct.Struct("=IIIIHHIIHHII24x")
+ATTR = struct.Struct("=QQQQQQIIIIIIIIII")
+ENTRY_OUT_HEAD = struct.Struct("=QQQQII")
+ATTR_OUT_HEAD = struct.Struct("=QII")
+OPEN_OUT = struct.Struct("=QII")
+READ_IN = struct.Struct("=QQII")
+POLL_IN = struct.Struct("=QQII")
+POLL_OUT = struct.Struct("=II")
+NOTIFY_POLL = struct.Struct("=IiQQ")
+assert INIT_OUT.size == 64 and ATTR.size == 88 and IN_HEADER.size == 40
+
+_BUFSIZE = 1 << 17 | 4096
+
+
+@dataclass(eq=False)
+class Node:
+    """One exposed description. ``obj`` is the sentry's description (immutable); ``khs`` are the
+    poll handles to wake (guarded by the server's ``_mu``)."""
+
+    nodeid: int
+    obj: Any
+    khs: set[int] = field(default_factory=set)
+    entry: Any = None
+
+
+class Hooks:
+    """What the server asks the sentry (all called from the server thread, never under its lock)."""
+
+    def read(self, obj: Any) -> bytes:  # the file's contents (the QSIZE line)
+        return b""
+
+    def poll(self, obj: Any, events: int) -> int:
+        return 0
+
+    def attr(self, obj: Any) -> tuple[int, int, int, int, int, int, int]:
+        """(mode, uid, gid, size, atime_ns, mtime_ns, ctime_ns)."""
+        return (stat_mod.S_IFREG | 0o600, 0, 0, 0, 0, 0, 0)
+
+    def flush(self, obj: Any, tid: int) -> None:
+        pass
+
+    def release(self, obj: Any) -> None:
+        pass
+
+    def watch(self, obj: Any, wake: Callable[[], None]) -> Any:
+        """Register ``wake`` for readiness changes of ``obj``; returns a handle for :meth:`unwatch`."""
+        return None
+
+    def unwatch(self, obj: Any, handle: Any) -> None:
+        pass
+
+
+class FuseServer:
+    """The server: one /dev/fuse connection, a detached mount and a thread serving requests."""
+
+    def __init__(self, hooks: Hooks) -> None:
+        self.hooks = hooks
+        self._mu = threading.Lock()
+        self._nodes: dict[int, Node] = {}
+        self._next = 2
+        self._closed = False
+        self._my_pid = os.getpid()
+        self.dev = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+        self.root_fd = -1
+        d = tempfile.mkdtemp(prefix="mqsentry-fuse-")
+        try:
+            opts = f"fd={self.dev},rootmode=40000,user_id=0,group_id=0,allow_other".encode()
+            if _libc.mount(b"mqsentry", d.encode(), b"fuse.mqsentry", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0:
+                e = ctypes.get_errno()
+                raise OSError(e, f"mount fuse: {os.strerror(e)}")
+            self._thread = threading.Thread(target=self._serve, name="mqsentry-fuse", daemon=True)
+            self._thread.start()
+            try:
+                self.root_fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            finally:
+                _libc.umount2(d.encode(), MNT_DETACH)
+        except BaseException:
+            os.close(self.dev)
+            raise
+        finally:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+    # -- sentry side -----------------------------------------------------------------------------------
+    def open_file(self, obj: Any, flags: int) -> int:
+        """A new node for ``obj``, opened by the sentry with ``flags`` (access mode, O_NONBLOCK); the
+        caller hands the fd to the target and closes its own copy at once."""
+        with self._mu:
+            nid = self._next
+            self._next += 1
+            node = Node(nid, obj)
+            self._nodes[nid] = node
+        node.entry = self.hooks.watch(obj, lambda: self._wake(node))
+        try:
+            return os.open(f"d{nid}", flags | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=self.root_fd)
+        except BaseException:
+            self._drop(nid)
+            raise
+
+    def object_of_link(self, link: str) -> Any:
+        """The description behind a target's fd, given ``readlink(/proc/T/fd/N)`` (None if foreign).
+        Files of the detached mount read as ``/d<n>``."""
+        if link.startswith("/d"):
+            try:
+                nid = int(link[2:])
+            except ValueError:
+                return None
+            node = self._nodes.get(nid)
+            return node.obj if node is not None else None
+        return None
+
+    def objects(self) -> list[Any]:
+        with self._mu:
+            return [n.obj for n in self._nodes.values()]
+
+    def close(self) -> None:
+        """Abort the connection (closing /dev/fuse first: pitfall 7) and drop every node."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
+        os.close(self.dev)
+        with self._mu:
+            nodes, self._nodes = list(self._nodes.values()), {}
+        for n in nodes:
+            self.hooks.unwatch(n.obj, n.entry)
+            self.hooks.release(n.obj)
+
+    # -- poll wake-ups ---------------------------------------------------------------------------------
+    def _wake(self, node: Node) -> None:
+        with self._mu:
+            khs, node.khs = node.khs, set()
+        for kh in khs:
+            try:
+                os.write(self.dev, NOTIFY_POLL.pack(NOTIFY_POLL.size, FUSE_NOTIFY_POLL, 0, kh))
+            except OSError:
+                pass  # ENOENT: nobody polls with that handle any more
+
+    def _drop(self, nid: int) -> Node | None:
+        with self._mu:
+            node = self._nodes.pop(nid, None)
+        if node is not None:
+            self.hooks.unwatch(node.obj, node.entry)
+        return node
+
+    # -- server thread ---------------------------------------------------------------------------------
+    def _serve(self) -> None:
+        dev = self.dev
+        while True:
+            try:
+                req = os.read(dev, _BUFSIZE)
+            except InterruptedError:
+                continue
+            except OSError as e:
+                if e.errno == errno.ENOENT:  # the request was interrupted before we read it
+                    continue
+                return  # ENODEV: unmounted/aborted; EBADF: closed
+            if not req:
+                return
+            try:
+                self._handle(req)
+            except Exception:  # pragma: no cover - keep serving
+                log.exception("FUSE request failed")
+
+    def _reply(self, unique: int, body: bytes = b"", err: int = 0) -> None:
+        try:
+            os.write(self.dev, OUT_HEADER.pack(OUT_HEADER.size + len(body), -err, unique) + body)
+        except OSError:
+            pass  # the requester was interrupted (ENOENT) or the connection is gone
+
+    def _attr(self, nodeid: int) -> bytes | None:
+        if nodeid == ROOT_ID:
+            return ATTR.pack(ROOT_ID, 0, 0, 0, 0, 0, 0, 0, 0, stat_mod.S_IFDIR | 0o755, 2, 0, 0, 0, 4096, 0)
+        node = self._nodes.get(nodeid)
+        if node is None:
+            return None
+        mode, uid, gid, size, at, mt, ct = self.hooks.attr(node.obj)
+        return ATTR.pack(nodeid, size, 0, at // 10**9, mt // 10**9, ct // 10**9, at % 10**9, mt % 10**9,
+                         ct % 10**9, mode, 1, uid, gid, 0, 4096, 0)
+
+    def _handle(self, req: bytes) -> None:
+        _len, op, unique, nodeid, _uid, _gid, pid, _x, _p = IN_HEADER.unpack_from(req)
+        body = memoryview(req)[IN_HEADER.size:]
+        if op == INIT:
+            major, minor, readahead, _flags = struct.unpack_from("=IIII", body)
+            self._reply(unique, INIT_OUT.pack(7, 31, readahead, 0, 16, 12, 4096, 1, 0, 0, 0, 0))
+        elif op == LOOKUP:
+            name = bytes(body).split(b"\0", 1)[0].decode()
+            nid = int(name[1:]) if nodeid == ROOT_ID and name[:1] == "d" and name[1:].isdigit() else -1
+            attr = self._attr(nid) if nid > 0 else None
+            if attr is None:
+                self._reply(unique, err=errno.ENOENT)
+            else:
+                self._reply(unique, ENTRY_OUT_HEAD.pack(nid, 0, 3600, 0, 0, 0) + attr)
+        elif op == GETATTR:
+            attr = self._attr(nodeid)
+            if attr is None:
+                self._reply(unique, err=errno.ENOENT)
+            else:
+                self._reply(unique, ATTR_OUT_HEAD.pack(0, 0, 0) + attr)
+        elif op == OPEN:
+            if nodeid not in self._nodes:
+                self._reply(unique, err=errno.ENOENT)
+            else:
+                self._reply(unique, OPEN_OUT.pack(nodeid, FOPEN_DIRECT_IO, 0))
+        elif op == READ:
+            fh, offset, size, _rf = READ_IN.unpack_from(body)
+            node = self._nodes.get(fh)
+            data = self.hooks.read(node.obj) if node is not None else b""
+            self._reply(unique, data[offset:offset + size])
+        elif op == POLL:
+            fh, kh, flags, events = POLL_IN.unpack_from(body)
+            node = self._nodes.get(fh)
+            if node is None:
+                self._reply(unique, err=errno.ENOENT)
+                return
+            if flags & FUSE_POLL_SCHEDULE_NOTIFY:
+                with self._mu:
+                    node.khs.add(kh)
+            self._reply(unique, POLL_OUT.pack(self.hooks.poll(node.obj, events or 0xFFFF), 0))
+        elif op == FLUSH:
+            fh = struct.unpack_from("=Q", body)[0]
+            node = self._nodes.get(fh)
+            if node is not None and not os.path.exists(f"/proc/{self._my_pid}/task/{pid}"):
+                self.hooks.flush(node.obj, pid)
+            self._reply(unique)
+        elif op == RELEASE:
+            fh = struct.unpack_from("=Q", body)[0]
+            node = self._drop(fh)
+            if node is not None:
+                self.hooks.release(node.obj)
+            self._reply(unique)
+        elif op in (FORGET, BATCH_FORGET, INTERRUPT):
+            return  # no reply
+        elif op == OPENDIR:
+            self._reply(unique, OPEN_OUT.pack(0, 0, 0))
+        elif op in (RELEASEDIR, DESTROY):
+            self._reply(unique)
+        elif op == READDIR:
+            self._reply(unique, b"")
+        else:
+            self._reply(unique, err=errno.ENOSYS)
+
+
+def fuse_available() -> str | None:
+    """None if a FUSE mount can be made here, else why not."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing"
+    if os.geteuid() != 0:
+        return "mounting FUSE needs root"
+    return None
+
+
+__all__ = ["FuseServer", "Hooks", "fuse_available"]

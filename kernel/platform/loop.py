@@ -1,0 +1,547 @@
+"""The platform's event loop: serve the seccomp notifications of a real process tree with the sentry.
+
+Linux counterpart: none in the kernel; this is the supervisor side of seccomp user notification
+(kernel/seccomp.c ``seccomp_do_user_notification``). gVisor counterpart: the task goroutines of
+pkg/sentry/kernel (task_run.go) driving syscalls that a pkg/sentry/platform trapped; here the
+"platform" is seccomp user notification and only the message-queue syscalls are trapped.
+
+Threads and ownership
+---------------------
+Exactly one OS thread at a time *owns the loop*: it polls the listener (plus a wake eventfd and one
+pidfd per served process), RECVs a notification, maps its TID to a sentry task and runs the handler
+on itself, then SENDs the result. Most calls finish without sleeping, so the fast path has no thread
+hand-off at all. When a handler sleeps (the engines call ``Task.block``), the task's ``park_observer``
+hands the ownership to an idle runner thread (starting one if needed) before sleeping, so the loop
+keeps serving everyone else; the sleeping thread is now the *parked call's* thread, and when the call
+completes it SENDs its own reply and returns to the pool of idle runners. The pool is bounded by
+``max_threads`` (a thread per parked call, as Go's scheduler hands its P off around a blocking
+syscall). DESIGN.md explains how to remove the thread per parked call.
+
+Signals (interception.md §4): the filter uses WAIT_KILLABLE_RECV, so once the sentry has received a
+notification only fatal signals reach the target. While calls are parked the owner scans
+/proc/<tid>/status every ``scan_period`` and, for a thread the host kernel would interrupt, makes the
+sentry task's ``block()`` return EINTR (through ``recalc_sigpending(force=True)``); the engine then
+returns -ERESTARTNOHAND (msg*) or -ERESTARTSYS (mq_*), which is SENT as is: the host's signal code
+turns it into EINTR or a restart exactly as for a native call. Host signals never enter the sentry's
+own signal state: the sentry does not know the target's handlers and masks.
+
+Locks: ``_own`` (loop ownership; held by the owner while it polls and dispatches), ``_mu`` guards
+``_parked``, ``_idle``, ``_threads``; the task maps (``_by_tid``, ``_groups``) are touched only by the
+owner. Kernel locks are taken inside handlers only, never while ``_mu`` is held.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from abi.linux.errno import ENOSYS
+from kernel.errors import SysError
+from kernel.kernel import Kernel
+from kernel.platform import memory, procfs
+from kernel.platform.seccomp import Listener, Notification
+from kernel.task import Task
+
+log = logging.getLogger("mqsentry.platform")
+
+#: The served syscalls (x86_64): msgget..msgctl, mq_open..mq_getsetattr.
+SERVED = (68, 69, 70, 71, 240, 241, 242, 243, 244, 245)
+#: Syscalls that may change the caller's credentials: seen, marked, then run by the host
+#: (execve, setuid, setgid, setreuid, setregid, setgroups, setresuid, setresgid, setfsuid, setfsgid,
+#: capset, execveat).
+OBSERVED = (59, 105, 106, 113, 114, 116, 117, 119, 122, 123, 126, 322)
+_OBSERVED = frozenset(OBSERVED)
+
+_POLLIN = select.POLLIN
+_POLLHUP = select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+@dataclass(eq=False, slots=True)
+class Parked:
+    """A served call sleeping in the sentry. ``interrupted`` is written by the loop owner only."""
+
+    nid: int
+    tid: int
+    tgid: int
+    task: Task
+    nr: int
+    interrupted: bool = False
+
+
+@dataclass(slots=True)
+class Group:
+    """A served host process: its sentry thread group leader and a pidfd that reports its exit."""
+
+    tgid: int
+    leader: Task
+    pidfd: int
+    tasks: dict[int, Task] = field(default_factory=dict)
+
+
+class Platform:
+    """Serves one listener's process tree with one sentry :class:`Kernel` (one IPC namespace).
+
+    Hooks for other modules: ``prepare`` maps a syscall number to ``(platform, notif, task) -> cleanup``,
+    run before the handler (mq_* map the target's fd to the sentry description) with the cleanup run
+    after it; ``replies`` maps a syscall number to ``(platform, notif, task, result) -> bool`` that
+    replies itself (mq_open installs an fd with ADDFD); ``post`` actions queued during a call (see
+    :meth:`after_reply`) run after its SEND (signals for the target).
+    """
+
+    def __init__(self, kernel: Kernel, listener: Listener, *, scan_period: float = 0.005,
+                 max_threads: int = 1024, max_idle: int = 2) -> None:
+        self.kernel = kernel
+        self.listener = listener
+        self.scan_period = scan_period
+        self.max_threads = max_threads
+        self.max_idle = max_idle
+        self.handlers = kernel.syscall_table.handlers
+        self.replies: dict[int, Callable[["Platform", Notification, Task, int], bool]] = {}
+        self.prepare: dict[int, Callable[["Platform", Notification, Task], Callable[[], None] | None]] = {}
+        self.on_process_exit: list[Callable[[int], None]] = []
+        #: Backends to shut down in :meth:`close` (before the listener).
+        self.closers: list[Callable[[], None]] = []
+        self._own = threading.Lock()
+        self._owner = 0
+        self._mu = threading.Lock()
+        self._parked: dict[Parked, None] = {}
+        #: Signalled (under ``_mu``) whenever a parked call leaves the parked set.
+        self._unparked = threading.Condition(self._mu)
+        self._idle = 0
+        self._threads = 0
+        self._stopping = False
+        self._done = threading.Event()
+        self._by_tid: dict[int, Task] = {}
+        self._groups: dict[int, Group] = {}
+        self._dirty: set[int] = set()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._poll = select.poll()
+        self._poll.register(listener.fd, select.POLLIN)
+        self._poll.register(self._wake_fd, select.POLLIN)
+        self._pidfds: dict[int, int] = {}  # pidfd -> tgid
+        self._last_scan = 0.0
+        self.stats = {"served": 0, "parked": 0, "interrupted": 0, "lost_replies": 0}
+
+    # -- public ------------------------------------------------------------------------------------
+    def serve(self) -> None:
+        """Serve until no target task is left (the listener reports POLLHUP). The calling thread
+        becomes the first runner."""
+        with self._mu:
+            self._threads += 1
+        self._runner()
+        self._done.wait()
+
+    def stop(self) -> None:
+        """Ask the loop to stop (from any thread); parked calls are interrupted."""
+        self._stopping = True
+        os.eventfd_write(self._wake_fd, 1)
+
+    def close(self) -> None:
+        for closer in self.closers:
+            closer()
+        for pfd in list(self._pidfds):
+            os.close(pfd)
+        self._pidfds.clear()
+        os.close(self._wake_fd)
+        self.listener.close()
+
+    def tasks(self) -> dict[int, Task]:
+        """Live sentry tasks by host TID (a snapshot)."""
+        return dict(self._by_tid)
+
+    # -- runners and ownership ---------------------------------------------------------------------
+    def _runner(self) -> None:
+        me = threading.get_ident()
+        while True:
+            with self._mu:
+                self._idle += 1
+            self._own.acquire()
+            with self._mu:
+                self._idle -= 1
+            if self._stopping:
+                self._own.release()
+                self._exit_runner()
+                return
+            self._owner = me
+            handed_off = self._own_loop(me)
+            if not handed_off:
+                # Stopping: pass the lock on so every idle runner wakes up and leaves.
+                self._owner = 0
+                self._own.release()
+                self._exit_runner()
+                return
+            with self._mu:
+                surplus = self._idle >= self.max_idle
+            if surplus:
+                self._exit_runner()
+                return
+
+    def _exit_runner(self) -> None:
+        with self._mu:
+            self._threads -= 1
+            last = self._threads == 0
+        if last:
+            self._done.set()
+
+    def _own_loop(self, me: int) -> bool:
+        """Poll and dispatch while this thread owns the loop. True: ownership was handed off during a
+        dispatch (that call has since completed); False: stopping."""
+        poll = self._poll.poll
+        listener_fd = self.listener.fd
+        wake_fd = self._wake_fd
+        recv = self.listener.recv
+        while not self._stopping:
+            timeout = int(self.scan_period * 1000) if self._parked else -1
+            try:
+                events = poll(timeout)
+            except InterruptedError:
+                continue
+            if len(events) > 1:
+                # Process exits first: a dead receiver's parked call must be gone before the next
+                # notification (a send) could hand it a message (see _group_exited_tgid).
+                events.sort(key=lambda e: e[0] == listener_fd)
+            for fd, ev in events:
+                if fd == listener_fd:
+                    if ev & _POLLIN:
+                        n = recv()
+                        if n is not None:
+                            self._dispatch(n)
+                            if self._owner != me:
+                                return True
+                    elif ev & _POLLHUP:
+                        # No task uses the filter any more: everything is done.
+                        self._stopping = True
+                elif fd == wake_fd:
+                    try:
+                        os.eventfd_read(wake_fd)
+                    except BlockingIOError:
+                        pass
+                else:
+                    self._group_exited(fd)
+            if self._parked:
+                now = time.monotonic()
+                if now - self._last_scan >= self.scan_period:
+                    self._last_scan = now
+                    self._scan()
+        self._interrupt_all()
+        return False
+
+    def _handoff(self) -> None:
+        """The owner is about to sleep in a call: give the loop to an idle runner (start one if none)."""
+        with self._mu:
+            spawn = self._idle == 0 and self._threads < self.max_threads
+            if spawn:
+                self._threads += 1
+        if spawn:
+            threading.Thread(target=self._runner, name="mqsentry-runner", daemon=True).start()
+        self._owner = 0
+        self._own.release()
+
+    def _park(self, t: Task) -> Parked:
+        ctx = memory.context()
+        p = Parked(ctx.nid, ctx.tid, t.tg.tgid, t, ctx.nr)
+        with self._mu:
+            first = not self._parked
+            self._parked[p] = None
+            self.stats["parked"] += 1
+        if self._owner == threading.get_ident():
+            self._handoff()
+        elif first:
+            os.eventfd_write(self._wake_fd, 1)  # the owner may be in an untimed poll: start scanning
+        return p
+
+    def _unpark(self, p: Parked) -> None:
+        with self._unparked:
+            self._parked.pop(p, None)
+            self._unparked.notify_all()
+        if p.interrupted:
+            # The host's signal is handled by the host; the sentry's flag is reset to its own state.
+            k = self.kernel
+            with k.sig_mu:
+                p.task.recalc_sigpending()
+
+    # -- dispatch ------------------------------------------------------------------------------------
+    def _dispatch(self, n: Notification) -> None:
+        nr = n.nr
+        if nr in _OBSERVED:
+            self._dirty.add(n.pid)
+            self.listener.send_continue(n.id)
+            return
+        t = self._task_for(n.pid)
+        if t is None:
+            self.listener.send(n.id, 0, -ENOSYS)  # the thread is gone; the reply fails harmlessly
+            return
+        ctx = memory.context()
+        ctx.tid = n.pid
+        ctx.nid = n.id
+        ctx.nr = nr
+        ctx.validate = self.listener.id_valid
+        ctx.post = post = []
+        fn = self.handlers.get(nr)
+        a = n.args
+        prep = self.prepare.get(nr)
+        cleanup = None
+        try:
+            if prep is not None:
+                cleanup = prep(self, n, t)
+            ret = -ENOSYS if fn is None else fn(t, a[0], a[1], a[2], a[3], a[4], a[5])
+        except SysError as e:
+            ret = -e.errno
+        except Exception as e:  # a sentry bug must not take the loop down
+            ret = self.kernel.internal_error(t, nr, a, e)
+        if cleanup is not None:
+            cleanup()
+        ctx.post = None
+        ctx.validate = None
+        tracer = self.kernel.tracer
+        if tracer is not None:
+            tracer(t, nr, a, ret)
+        self.stats["served"] += 1
+        special = self.replies.get(nr)
+        if special is not None and special(self, n, t, ret):
+            pass
+        elif ret >= 0:
+            if not self.listener.send(n.id, ret, 0):
+                self.stats["lost_replies"] += 1
+        elif not self.listener.send(n.id, 0, ret):
+            self.stats["lost_replies"] += 1
+        for action in post:
+            try:
+                action()
+            except Exception:  # pragma: no cover - a vanished target
+                log.debug("post-reply action failed", exc_info=True)
+
+    # -- host threads -> sentry tasks ------------------------------------------------------------------
+    def _task_for(self, tid: int) -> Task | None:
+        t = self._by_tid.get(tid)
+        if t is not None and tid not in self._dirty:
+            return t
+        st = procfs.read_status(tid)
+        if st is None:
+            return None
+        self._dirty.discard(tid)
+        if t is not None:
+            if t.tg.tgid == st.tgid:
+                t.creds = st.creds  # the task's own driver replaces its credentials
+                return t
+            self._forget_task(tid)  # the TID now belongs to another process
+        grp = self._groups.get(st.tgid)
+        if grp is not None and not self._group_alive(grp):
+            self._group_exited_tgid(grp.tgid)
+            grp = None
+        k = self.kernel
+        if grp is None:
+            self._reap_ids(st.tgid)
+            try:
+                pidfd = os.pidfd_open(st.tgid)
+            except OSError:
+                return None
+            leader = k.new_task(pid=st.tgid, mm=memory.ProcessMemory(st.tgid))
+            self._adopt(leader, st.creds)
+            grp = Group(st.tgid, leader, pidfd)
+            grp.tasks[st.tgid] = leader
+            self._groups[st.tgid] = grp
+            self._pidfds[pidfd] = st.tgid
+            self._poll.register(pidfd, select.POLLIN)
+            if tid == st.tgid:
+                self._by_tid[tid] = leader
+                return leader
+        self._reap_ids(tid)
+        th = k.clone_thread(grp.leader, tid=tid)
+        self._adopt(th, st.creds)
+        grp.tasks[tid] = th
+        self._by_tid[tid] = th
+        return th
+
+    def _adopt(self, t: Task, creds: Any) -> None:
+        # Before the task sleeps, hand the loop to another runner (Task.park_observer protocol).
+        t.park_observer = self
+        t.ext["platform"] = self
+        t.creds = creds
+        with self.kernel.sig_mu:
+            t.tg.signal_sink = self._host_signal
+
+    # -- Task.park_observer protocol -------------------------------------------------------------------
+    def parking(self, t: Task) -> "Parked":
+        return self._park(t)
+
+    def unparked(self, p: "Parked") -> None:
+        self._unpark(p)
+
+    def _host_signal(self, target: Task, info: Any, group: bool) -> None:
+        """ThreadGroup.signal_sink: a signal the sentry generates for a served process (mq_notify
+        SIGEV_SIGNAL) is queued to the host process after the triggering call's reply, because a
+        signal that reached the target first would interrupt that very call."""
+        from kernel.platform import seccomp
+
+        tgid, sig, raw = target.tg.tgid, info.signo, info.pack()
+
+        def queue() -> None:
+            try:
+                seccomp.rt_sigqueueinfo(tgid, sig, raw)
+            except OSError:
+                pass  # the process is gone
+
+        self.after_reply(queue)
+
+    def _group_alive(self, grp: Group) -> bool:
+        p = select.poll()
+        p.register(grp.pidfd, select.POLLIN)
+        return not p.poll(0)
+
+    def _reap_ids(self, tid: int) -> None:
+        """Free ``tid`` in the sentry: the host reused it, so whatever sentry task or group still
+        holds it stands for a dead host thread."""
+        if tid in self._groups:
+            self._group_exited_tgid(tid)
+        if tid in self._by_tid:
+            self._forget_task(tid)
+        try:
+            self.kernel.reap(tid)
+        except ValueError:
+            log.warning("host reused id %d while the sentry still has it live", tid)
+
+    def _forget_task(self, tid: int) -> None:
+        t = self._by_tid.pop(tid, None)
+        if t is None:
+            return
+        grp = self._groups.get(t.tg.tgid)
+        if grp is not None:
+            grp.tasks.pop(tid, None)
+        if t is not t.tg.leader:
+            with self.kernel.sig_mu:
+                if not t.exited:
+                    t.exited = True
+                    self.kernel.task_exited_locked(t)
+            self.kernel.run_exit_hooks()
+
+    def _group_exited(self, pidfd: int) -> None:
+        tgid = self._pidfds.get(pidfd)
+        if tgid is not None:
+            self._group_exited_tgid(tgid)
+
+    def _group_exited_tgid(self, tgid: int) -> None:
+        """The host process is gone: its sentry process exits (exit hooks close its files and drop
+        per-process state) and its ids are freed for reuse."""
+        grp = self._groups.pop(tgid, None)
+        if grp is None:
+            return
+        self._release_parked(tgid)
+        self._poll.unregister(grp.pidfd)
+        self._pidfds.pop(grp.pidfd, None)
+        os.close(grp.pidfd)
+        for tid, t in grp.tasks.items():
+            if self._by_tid.get(tid) is t:
+                del self._by_tid[tid]
+            self._dirty.discard(tid)
+        grp.leader.exit_group(0)
+        try:
+            self.kernel.reap(tgid)  # the host may reuse these ids
+        except ValueError:
+            log.warning("process %d exited on the host but a sentry thread is still live", tgid)
+        for hook in self.on_process_exit:
+            hook(tgid)
+
+    # -- signals -------------------------------------------------------------------------------------
+    def _scan(self) -> None:
+        """Apply the signal rule of interception.md §4 to every parked call."""
+        with self._mu:
+            parked = list(self._parked)
+        groups: dict[int, dict[int, procfs.ThreadStatus]] = {}
+        valid = self.listener.id_valid
+        for p in parked:
+            if p.interrupted:
+                continue
+            if not valid(p.nid):
+                self._interrupt(p)  # killed (or gone): release the sentry side
+                continue
+            st = procfs.read_status(p.tid, p.tgid)
+            if st is None:
+                self._interrupt(p)
+                continue
+            verdict = procfs.should_interrupt(st)
+            if verdict is None:
+                grp = groups.get(p.tgid)
+                if grp is None:
+                    grp = {}
+                    for tid in procfs.thread_ids(p.tgid):
+                        s = st if tid == p.tid else procfs.read_status(tid, p.tgid)
+                        if s is not None:
+                            grp[tid] = s
+                    groups[p.tgid] = grp
+                verdict = p.tid in procfs.shared_signal_target(p.tgid, st.shd_pending & ~st.sig_ignored, grp)
+            if verdict:
+                self._interrupt(p)
+
+    def _interrupt(self, p: Parked) -> None:
+        p.interrupted = True
+        self.stats["interrupted"] += 1
+        with self.kernel.sig_mu:
+            p.task.recalc_sigpending(force=True)
+
+    def _release_parked(self, tgid: int, timeout: float = 1.0) -> None:
+        """Interrupt the parked calls of a dead process and wait until they have left the engines.
+
+        A receiver killed while parked must stop being a receiver before anything else is served:
+        otherwise the next send could hand its message to the dead receiver and lose it (Linux takes
+        a killed receiver off the queue at once). The calls leave quickly: they only cancel their
+        waiter records; their SEND then fails with ENOENT.
+        """
+        with self._mu:
+            mine = [p for p in self._parked if p.tgid == tgid]
+        for p in mine:
+            if not p.interrupted:
+                self._interrupt(p)
+        if not mine:
+            return
+        deadline = time.monotonic() + timeout
+        with self._unparked:
+            while any(p in self._parked for p in mine):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._unparked.wait(left)
+
+    def _interrupt_all(self) -> None:
+        with self._mu:
+            parked = list(self._parked)
+        for p in parked:
+            if not p.interrupted:
+                self._interrupt(p)
+
+    # -- helpers for backends --------------------------------------------------------------------------
+    def after_reply(self, action: Callable[[], None]) -> None:
+        """Run ``action`` after the SEND of the call being served on this thread (at once outside a
+        served call): a signal raised for a target must not interrupt the very call that caused it
+        (interception.md §4, "Reply before side effects")."""
+        post = memory.context().post
+        if post is not None:
+            post.append(action)
+        else:
+            action()
+
+    def tgid_of(self, tid: int) -> int | None:
+        """The host thread group of ``tid`` (None if it is gone)."""
+        t = self._by_tid.get(tid)
+        if t is not None:
+            return t.tg.tgid
+        st = procfs.read_status(tid)
+        return st.tgid if st is not None else None
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        """Kill every served process (the sentry is going away: the targets must not live on with
+        ENOSYS for their queue calls)."""
+        for pfd in list(self._pidfds):
+            try:
+                signal.pidfd_send_signal(pfd, sig)
+            except OSError:
+                pass
+
+
+__all__ = ["Platform", "SERVED", "OBSERVED", "Parked"]

@@ -1,0 +1,28 @@
+"""``mqsentry run``: run a real x86_64 program with its message-queue syscalls served by the sentry.
+
+Linux counterpart: none. gVisor counterpart: ``runsc do``. The work is in kernel/platform/run.py; this
+module only plugs it into the CLI (``add_parser(subparsers)`` and ``run(args)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+    from kernel.platform.run import add_arguments
+
+    p = subparsers.add_parser(
+        "run", help="run a real program with its message-queue syscalls served by the sentry",
+        description="Run PROGRAM (and every process and thread it creates) with msgget/msgsnd/msgrcv/msgctl "
+        "and mq_open/mq_unlink/mq_timedsend/mq_timedreceive/mq_notify/mq_getsetattr served by one sentry "
+        "kernel (one IPC namespace); everything else runs on the host kernel. Needs x86_64 Linux with "
+        "seccomp user notification.")
+    add_arguments(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from kernel.platform.run import run_from_args
+
+    return run_from_args(args)
