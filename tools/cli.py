@@ -30,7 +30,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        "embedded kernel and print an strace-like line per syscall.")
     d.add_argument("--arch", choices=("amd64", "arm64"), default="amd64", help="guest architecture (default amd64)")
     d.add_argument("--raw", action="store_true", help="print buffers as addresses instead of decoding them")
-    d.add_argument("--only", choices=("sysv", "posix"), help="run only one part")
+    d.add_argument("--only", choices=("sysv", "posix"), help="run only one part of the embedded exchange")
+    d.add_argument("--embedded", action="store_true",
+                   help="skip the real C programs and show only the embedded raw-syscall exchange")
 
     b = sub.add_parser("bench", help="measure the sentry against the host kernel",
                        description="Measure syscall costs of the sentry against the host kernel and print "
@@ -74,7 +76,16 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "demo":
         from tools import demo
 
-        return demo.run(arch=args.arch, structs=not args.raw, only=args.only)
+        status = 0
+        if not args.embedded and args.only is None:
+            from tools import realdemo
+
+            reason = realdemo.unavailable_reason()
+            if reason is None:
+                status = realdemo.run()
+            else:
+                print(f"(real programs skipped: {reason})")
+        return demo.run(arch=args.arch, structs=not args.raw, only=args.only) or status
     if args.command == "bench":
         from tools import bench
 

@@ -19,10 +19,21 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "kernel (one IPC namespace); everything else runs on the host kernel. Needs x86_64 Linux with "
         "seccomp user notification.")
     add_arguments(p)
+    p.add_argument("--trace", action="store_true",
+                   help="print an strace-like line to stderr for every syscall the sentry serves")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from kernel.platform.run import run_from_args
 
+    if args.trace:
+        import sys
+
+        from kernel import Kernel
+        from tools.strace import Strace
+
+        k = Kernel(arch="amd64")
+        Strace(sys.stderr).install(k)
+        args.kernel = k
     return run_from_args(args)

@@ -118,7 +118,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         argv = argv[1:]
     try:
         return run_program(argv, args.sysctl, use_fuse=not args.no_fuse, sync=not args.no_sync,
-                           stats=args.stats)
+                           stats=args.stats, kernel=getattr(args, "kernel", None))
     except OSError as e:
         print(f"mqsentry run: {e}", file=sys.stderr)
         return 125

@@ -15,6 +15,9 @@ from typing import Sequence
 import pytest
 
 C_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")
+#: Programs shipped with the tools (the README's client/server pair lives there).
+TOOLS_C_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "tools", "programs")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: A run that takes longer than this is a hang (every program finishes in about a second).
 TIMEOUT = 30
@@ -40,6 +43,8 @@ def compile_c(name: str, outdir: str) -> str:
     exe = os.path.join(outdir, name)
     if not os.path.exists(exe):
         src = os.path.join(C_DIR, name + ".c")
+        if not os.path.exists(src):
+            src = os.path.join(TOOLS_C_DIR, name + ".c")
         r = subprocess.run(["cc", "-O2", "-pthread", "-Wall", "-o", exe, src], capture_output=True, text=True)
         if r.returncode != 0:
             pytest.fail(f"cc {src} failed:\n{r.stderr}")
