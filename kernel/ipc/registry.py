@@ -36,14 +36,14 @@ class Registry(Generic[T]):
     """The ids and keys of one IPC kind in one namespace (``struct ipc_ids``).
 
     Guarded by ``mu`` (Linux's ``ids->rwsem``; the "registry lock" of the mechanism packages): every
-    write of ``_by_idx``, ``_by_key``, ``seq``, ``last_idx`` and ``_cursor``. Lookups by id
+    write of ``by_idx``, ``_by_key``, ``seq``, ``last_idx`` and ``_cursor``. Lookups by id
     (:meth:`obtain_check`, :meth:`obtain_idx`) run without ``mu``, as Linux's RCU lookups do: a single
     dict read is atomic, and callers re-check ``Object.deleted`` under the object's lock.
     """
 
     def __init__(self) -> None:
         self.mu = threading.Lock()
-        self._by_idx: dict[int, T] = {}
+        self.by_idx: dict[int, T] = {}
         self._by_key: dict[int, T] = {}
         self.seq = 0
         self.last_idx = -1  # for wrap-around detection, as ipc_init_ids sets it
@@ -52,7 +52,7 @@ class Registry(Generic[T]):
     # -- queries -------------------------------------------------------------------------------------
     @property
     def in_use(self) -> int:
-        return len(self._by_idx)
+        return len(self.by_idx)
 
     def find_key_locked(self, key: int) -> T | None:
         """``ipc_findkey`` (caller holds ``mu``). IPC_PRIVATE objects are never in the key table."""
@@ -61,30 +61,30 @@ class Registry(Generic[T]):
     def obtain_check(self, id_: int) -> T:
         """``ipc_obtain_object_check``: the object with this full id; EINVAL for an empty slot or a
         sequence mismatch (a stale id is EINVAL, never EIDRM)."""
-        obj = self._by_idx.get(id_ & _IDX_MASK)
+        obj = self.by_idx.get(id_ & _IDX_MASK)
         if obj is None or obj.seq != id_ >> IPCMNI_SHIFT:
             raise SysError(EINVAL)
         return obj
 
     def obtain_idx(self, id_: int) -> T:
         """``ipc_obtain_object_idr``: by index only (MSG_STAT and friends); EINVAL if empty."""
-        obj = self._by_idx.get(id_ & _IDX_MASK)
+        obj = self.by_idx.get(id_ & _IDX_MASK)
         if obj is None:
             raise SysError(EINVAL)
         return obj
 
     def max_idx_locked(self) -> int:
         """``ipc_get_maxidx``: the highest used index, -1 if none (caller holds ``mu``)."""
-        n = len(self._by_idx)
+        n = len(self.by_idx)
         if n == 0:
             return -1
         if n == IPCMNI:
             return IPCMNI - 1
-        return max(self._by_idx)
+        return max(self.by_idx)
 
     def objects_locked(self) -> Iterator[T]:
         """Objects in ascending index order (caller holds ``mu``)."""
-        by_idx = self._by_idx
+        by_idx = self.by_idx
         for idx in sorted(by_idx):
             yield by_idx[idx]
 
@@ -96,7 +96,7 @@ class Registry(Generic[T]):
         exist or no index is free. ``take_next_id`` returns the ``*_next_id`` sysctl and resets it to
         -1; it is called only after the limit check, as Linux consumes it in ``ipc_idr_alloc``.
         """
-        by_idx = self._by_idx
+        by_idx = self.by_idx
         if len(by_idx) >= min(limit, IPCMNI):
             raise SysError(ENOSPC)
         next_id = take_next_id()
@@ -129,8 +129,8 @@ class Registry(Generic[T]):
     def remove_locked(self, obj: T) -> None:
         """``ipc_rmid``: unpublish ``obj`` and mark it deleted (caller also holds ``obj.mu``)."""
         idx = obj.id & _IDX_MASK
-        if self._by_idx.get(idx) is obj:
-            del self._by_idx[idx]
+        if self.by_idx.get(idx) is obj:
+            del self.by_idx[idx]
         if obj.key != IPC_PRIVATE and self._by_key.get(obj.key) is obj:
             del self._by_key[obj.key]
         obj.deleted = True

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 from abi.linux.errno import E2BIG, EACCES, EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ERESTARTNOHAND
 from abi.linux.ipc import IPC_NOWAIT
-from abi.linux.msgqueue import MSG_COPY, MSG_NOERROR, MTYPE
+from abi.linux.msgqueue import MSG_NOERROR, MTYPE
 from kernel.errors import SysError
 from kernel.ipc import Object, ipcperms
 from kernel.ipc.object import S_IRUGO, S_IRWXUGO, S_IWUGO
-from kernel.msgqueue.store import MessageStore, testmsg
+from kernel.msgqueue.store import SEARCH_ANY, SEARCH_EQUAL, MessageStore, testmsg
 from kernel.waiter import Waker
 
 if TYPE_CHECKING:
@@ -95,6 +95,14 @@ class Queue(Object):
         self.lrpid = 0
 
     # -- non-blocking primitives (caller holds mu) ---------------------------------------------------
+    def check_locked(self, creds: "Credentials", flag: int) -> None:
+        """The checks at the top of every msgsnd/msgrcv attempt: ``ipcperms(flag)`` -> EACCES, then
+        removal -> EIDRM (``flag`` is S_IWUGO for send, S_IRUGO for receive)."""
+        if not ipcperms(creds, self, flag):
+            raise SysError(EACCES)
+        if self.deleted:
+            raise SysError(EIDRM)
+
     def fits_locked(self, msgsz: int) -> bool:
         """``msg_fits_inqueue``: msg_qbytes limits both the bytes and the number of messages."""
         s = self.store
@@ -105,7 +113,7 @@ class Queue(Object):
         self.lspid = tgid
         self.stime = now
         if not self.receivers or not self._pipelined_send_locked(blob, mtype, now):
-            self.store.append(blob, mtype)
+            self.store.append(blob, mtype, len(blob) - 8)
 
     def _pipelined_send_locked(self, blob: bytes, mtype: int, now: int) -> bool:
         msgsz = len(blob) - 8
@@ -129,14 +137,20 @@ class Queue(Object):
         """Dequeue the selected message (None if there is none); E2BIG if it is longer than ``bufsz``
         and MSG_NOERROR is not set (the message stays queued)."""
         s = self.store
-        seq = s.find(msgtyp, mode)
-        if seq < 0:
-            return None
+        if mode == SEARCH_ANY:
+            if not s.qnum:
+                return None
+            seq = s.base + s.head
+        else:
+            seq = s.find(msgtyp, mode)
+            if seq < 0:
+                return None
         blob = s.slots[seq - s.base]
         assert blob is not None
-        if bufsz < len(blob) - 8 and not msgflg & MSG_NOERROR:
+        msgsz = len(blob) - 8
+        if bufsz < msgsz and not msgflg & MSG_NOERROR:
             raise SysError(E2BIG)
-        s.remove(seq, msgtyp if mode == 2 else _mtype_of(blob)[0])  # 2 == SEARCH_EQUAL
+        s.remove(seq, msgtyp if mode == SEARCH_EQUAL else _mtype_of(blob)[0], msgsz)
         self.rtime = now
         self.lrpid = tgid
         if self.senders:
@@ -210,61 +224,73 @@ class Queue(Object):
         self.store = MessageStore()
 
     # -- drivers for in-process tasks ---------------------------------------------------------------
-    def send(self, t: "Task", blob: bytes, mtype: int, nowait: bool) -> None:
+    # send() and receive() begin with a straight-line fast path for the common case (permitted, the
+    # message fits / one is there, nobody to hand over to); anything else goes to the *_slow loop,
+    # which is the reference implementation of Linux's do_msgsnd / do_msgrcv loop and re-does every
+    # check itself.
+    def send(self, t: "Task", blob: bytes, mtype: int, nowait: int) -> None:
         """The locked part of ``do_msgsnd``: permission, removal, fit, sleep, send."""
-        mu = self.mu
-        mu.acquire()
-        try:
-            msgsz = len(blob) - 8
-            while True:
-                c = t.creds
-                euid = c.euid
-                if not ((euid == self.uid or euid == self.cuid) and self.mode & 0o200) \
-                        and not ipcperms(c, self, S_IWUGO):
-                    raise SysError(EACCES)
-                if self.deleted:
-                    raise SysError(EIDRM)
+        msgsz = len(blob) - 8
+        with self.mu:
+            euid = t.creds.euid
+            if (euid == self.uid or euid == self.cuid) and self.mode & 0o200 and not self.deleted \
+                    and not self.receivers:
                 s = self.store
-                if msgsz + s.cbytes <= self.qbytes and s.qnum + 1 <= self.qbytes:
-                    break
-                if nowait:
-                    raise SysError(EAGAIN)
-                w = Sender(t, msgsz)
-                self.senders[w] = None
-                t.clear_wakeup()  # any earlier, stale wake-up must not end this sleep
-                mu.release()
-                try:
-                    ret = t.block()
-                finally:
-                    mu.acquire()
-                if self.deleted:
-                    raise SysError(EIDRM)
-                self.senders.pop(w, None)
-                if ret == EINTR or t.sigpending:
-                    raise SysError(ERESTARTNOHAND)
-            now = t.kernel.clock.now_s()
-            self.lspid = t.tg.tgid
-            self.stime = now
-            if not self.receivers or not self._pipelined_send_locked(blob, mtype, now):
-                s.append(blob, mtype)
-        finally:
+                if msgsz + s.cbytes <= self.qbytes and s.qnum < self.qbytes:
+                    self.lspid = t.tg.tgid
+                    self.stime = t.kernel.clock.now_s()
+                    s.append(blob, mtype, msgsz)
+                    return
+            self._send_slow_locked(t, blob, mtype, msgsz, nowait)
+
+    def _send_slow_locked(self, t: "Task", blob: bytes, mtype: int, msgsz: int, nowait: int) -> None:
+        mu = self.mu
+        while True:
+            self.check_locked(t.creds, S_IWUGO)
+            if self.fits_locked(msgsz):
+                break
+            if nowait:
+                raise SysError(EAGAIN)
+            w = Sender(t, msgsz)
+            self.senders[w] = None
+            t.clear_wakeup()  # any earlier, stale wake-up must not end this sleep
             mu.release()
+            try:
+                ret = t.block()
+            finally:
+                mu.acquire()
+            if self.deleted:
+                raise SysError(EIDRM)
+            self.senders.pop(w, None)
+            if ret == EINTR or t.sigpending:
+                raise SysError(ERESTARTNOHAND)
+        self.commit_send_locked(blob, mtype, t.tg.tgid, t.kernel.clock.now_s())
 
     def receive(self, t: "Task", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
         """The locked part of ``do_msgrcv`` without MSG_COPY: returns the dequeued message."""
+        with self.mu:
+            euid = t.creds.euid
+            s = self.store
+            if (euid == self.uid or euid == self.cuid) and self.mode & 0o400 and s.qnum and not self.deleted:
+                seq = s.base + s.head if mode == SEARCH_ANY else s.find(msgtyp, mode)
+                if seq >= 0:
+                    blob = s.slots[seq - s.base]
+                    msgsz = len(blob) - 8  # type: ignore[arg-type]
+                    if bufsz >= msgsz or msgflg & MSG_NOERROR:
+                        s.remove(seq, msgtyp if mode == SEARCH_EQUAL else _mtype_of(blob)[0], msgsz)
+                        self.rtime = t.kernel.clock.now_s()
+                        self.lrpid = t.tg.tgid
+                        if self.senders:
+                            self.ss_wakeup_locked()
+                        return blob  # type: ignore[return-value]
+        return self._receive_slow(t, bufsz, msgtyp, mode, msgflg)
+
+    def _receive_slow(self, t: "Task", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
         mu = self.mu
         while True:
-            mu.acquire()
-            try:
-                c = t.creds
-                euid = c.euid
-                if not ((euid == self.uid or euid == self.cuid) and self.mode & 0o400) \
-                        and not ipcperms(c, self, S_IRUGO):
-                    raise SysError(EACCES)
-                if self.deleted:
-                    raise SysError(EIDRM)
-                blob = self.try_receive_locked(t.tg.tgid, bufsz, msgtyp, mode, msgflg, t.kernel.clock.now_s()) \
-                    if self.store.qnum else None
+            with mu:
+                self.check_locked(t.creds, S_IRUGO)
+                blob = self.try_receive_locked(t.tg.tgid, bufsz, msgtyp, mode, msgflg, t.kernel.clock.now_s())
                 if blob is not None:
                     return blob
                 if msgflg & IPC_NOWAIT:
@@ -272,8 +298,6 @@ class Queue(Object):
                 r = Receiver(t, t.tid, msgtyp, mode, INT_MAX if msgflg & MSG_NOERROR else bufsz)
                 self.receivers[r] = None
                 t.clear_wakeup()
-            finally:
-                mu.release()
             ret = t.block()
             res = r.result  # lockless: a completed record is never changed again
             if res is None:
@@ -291,10 +315,7 @@ class Queue(Object):
     def copy(self, t: "Task", index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
         """``do_msgrcv`` with MSG_COPY (always IPC_NOWAIT)."""
         with self.mu:
-            if not ipcperms(t.creds, self, S_IRUGO):
-                raise SysError(EACCES)
-            if self.deleted:
-                raise SysError(EIDRM)
+            self.check_locked(t.creds, S_IRUGO)
             return self.copy_locked(index, bufsz, msgflg, copy_cap)
 
     def stat_locked(self) -> tuple[int, ...]:

@@ -33,13 +33,15 @@ class Registry:
     """All SysV message queues of one IPC namespace (``msg_ids(ns)``).
 
     ``ids.mu`` is the registry lock (Linux's ``msg_ids(ns).rwsem``): msgget, IPC_SET, IPC_RMID,
-    IPC_INFO/MSG_INFO and /proc listings hold it. Immutable: ``ns``, ``ids`` (the table itself is
-    guarded by ``ids.mu``; see :class:`kernel.ipc.Registry`).
+    IPC_INFO/MSG_INFO and /proc listings hold it. Immutable: ``ns``, ``ids`` and ``by_idx`` (the
+    tables themselves are guarded by ``ids.mu``; see :class:`kernel.ipc.Registry`). ``by_idx`` is the
+    index table, exposed for the msgsnd/msgrcv fast path's lock-free lookup.
     """
 
     def __init__(self, ns: "IPCNamespace") -> None:
         self.ns = ns
         self.ids: IDRegistry[Queue] = IDRegistry()
+        self.by_idx = self.ids.by_idx
 
     def _take_next_id(self) -> int:
         ns = self.ns
@@ -112,7 +114,9 @@ class Registry:
             c = t.creds
             if not may_control(c, q):
                 raise SysError(EPERM)
-            if qbytes > self.ns.msg_ctlmnb and not c.has_cap(CAP_SYS_RESOURCE):
+            # int vs unsigned int msg_ctlmnb: C compares as unsigned, so a negative qbytes (2^31 and
+            # above as passed) counts as huge and needs CAP_SYS_RESOURCE.
+            if (qbytes & 0xFFFF_FFFF) > self.ns.msg_ctlmnb and not c.has_cap(CAP_SYS_RESOURCE):
                 raise SysError(EPERM)
             with q.mu:
                 if uid == _INVALID_ID or gid == _INVALID_ID:

@@ -16,14 +16,16 @@ Structure (``seq`` numbers increase with arrival and identify a message while it
   FIFO (the oldest of a type is always the one any selection rule picks), so removal is O(1).
 * ``types``: a min-heap of the keys of ``fifos``; the lowest non-empty type (``msgtyp < 0``) is found
   by popping empty types off its top. Empty FIFOs are kept (a ping-pong on one type allocates
-  nothing) until they outnumber the non-empty ones.
+  nothing); whenever a FIFO is created, they are dropped if they number more than twice the
+  non-empty ones plus 64.
 * ``heads``: a lazily built min-heap of the seq of each type's oldest message (entries for removed
   messages are skipped when they surface), used by MSG_EXCEPT: the oldest message of another type.
 
 Costs: msgtyp 0 and msgtyp > 0 are O(1); msgtyp < 0 and MSG_EXCEPT are O(log T) amortized for T
 distinct queued types; MSG_COPY's index is O(1) when no typed receive left holes since the last
 renumbering, otherwise one O(n) renumbering makes it (and the following indexes) O(1) again --
-MSG_COPY is the checkpoint interface that reads index 0, 1, 2, ... in turn.
+MSG_COPY is the checkpoint interface that reads index 0, 1, 2, ... in turn. Memory: the message's
+``bytes`` plus about 48 bytes (a list slot, a deque slot and the seq int) per queued message.
 """
 
 from __future__ import annotations
@@ -78,25 +80,30 @@ class MessageStore:
         self.cbytes = 0
 
     # -- insertion -----------------------------------------------------------------------------------
-    def append(self, blob: bytes, mtype: int) -> None:
-        """Queue ``blob`` (mtype + text) at the tail."""
+    def append(self, blob: bytes, mtype: int, msgsz: int) -> None:
+        """Queue ``blob`` (mtype + ``msgsz`` bytes of text) at the tail."""
         slots = self.slots
         seq = self.base + len(slots)
         slots.append(blob)
         self.qnum += 1
-        self.cbytes += len(blob) - 8
+        self.cbytes += msgsz
         fifo = self.fifos.get(mtype)
+        if fifo:
+            fifo.append(seq)
+            return
         if fifo is None:
+            # The only place the FIFO table grows, so the only place to bound its empty FIFOs.
+            if len(self.fifos) > 2 * self.nonempty + _EMPTY_FIFO_SLACK:
+                self._drop_empty_types()
             fifo = self.fifos[mtype] = deque()
             heapq.heappush(self.types, mtype)
         fifo.append(seq)
-        if len(fifo) == 1:
-            self.nonempty += 1
-            heads = self.heads
-            if heads is not None:
-                heapq.heappush(heads, seq)
-                if len(heads) > 2 * self.nonempty + _EMPTY_FIFO_SLACK:
-                    self._rebuild_heads()
+        self.nonempty += 1
+        heads = self.heads
+        if heads is not None:
+            heapq.heappush(heads, seq)
+            if len(heads) > 2 * self.nonempty + _EMPTY_FIFO_SLACK:
+                self._rebuild_heads()
 
     # -- selection -----------------------------------------------------------------------------------
     def find(self, msgtyp: int, mode: int) -> int:
@@ -163,17 +170,27 @@ class MessageStore:
         return heads
 
     # -- removal -------------------------------------------------------------------------------------
-    def remove(self, seq: int, mtype: int) -> bytes:
-        """Unlink message ``seq`` of type ``mtype`` (the head of its type's FIFO) and return it."""
+    def remove(self, seq: int, mtype: int, msgsz: int) -> bytes:
+        """Unlink message ``seq`` of type ``mtype`` and ``msgsz`` text bytes (the head of its type's
+        FIFO) and return it."""
         slots = self.slots
         i = seq - self.base
         blob = slots[i]
         assert blob is not None
-        slots[i] = None
-        self.qnum -= 1
-        self.cbytes -= len(blob) - 8
         fifo = self.fifos[mtype]
         fifo.popleft()
+        self.cbytes -= msgsz
+        qnum = self.qnum = self.qnum - 1
+        if not qnum:
+            # Now empty: start over, which keeps a ping-pong queue's list at one element.
+            self.nonempty = 0
+            self.base += len(slots)
+            slots.clear()
+            self.head = 0
+            if self.heads:
+                self.heads.clear()
+            return blob
+        slots[i] = None
         if fifo:
             heads = self.heads
             if heads is not None:
@@ -182,16 +199,7 @@ class MessageStore:
                     self._rebuild_heads()
         else:
             self.nonempty -= 1
-            if len(self.fifos) > 2 * self.nonempty + _EMPTY_FIFO_SLACK:
-                self._drop_empty_types()
-        if self.qnum == 0:
-            # Empty: start over (keeps a ping-pong queue's list at one element).
-            self.base += len(slots)
-            slots.clear()
-            self.head = 0
-            if self.heads:
-                self.heads.clear()
-        elif i == self.head:
+        if i == self.head:
             head = i + 1
             while slots[head] is None:
                 head += 1
@@ -200,7 +208,7 @@ class MessageStore:
                 del slots[:head]
                 self.base += head
                 self.head = 0
-        elif len(slots) - self.head - self.qnum > self.qnum + _SLACK:
+        elif len(slots) - self.head - qnum > qnum + _SLACK:
             self._renumber()
         return blob
 

@@ -12,24 +12,20 @@ and a received message is copied out with one write.
 
 from __future__ import annotations
 
-from abi.linux.errno import EFAULT, EINVAL
-from abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT
+from abi.linux.errno import EINVAL
+from abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT, IPCMNI, IPCMNI_SHIFT
 from abi.linux.msgqueue import (MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO, MSQID64_DS,
                                 MTYPE)
 from kernel.errors import SysError
-from kernel.msgqueue import SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL, SEARCH_NUMBER
+from kernel.msgqueue import SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL
 from kernel.task import Task
 from syscalls.linux.args import int32, int64, uint64
 from syscalls.linux.table import Syscall
 
-_M32 = 0xFFFF_FFFF
-_S32 = 0x8000_0000
-_M64 = 0xFFFF_FFFF_FFFF_FFFF
-_S64 = 0x8000_0000_0000_0000
-LONG_MIN = -(1 << 63)
 LONG_MAX = (1 << 63) - 1
+#: LONG_MIN as an unsigned register value.
+_LONG_MIN_BITS = 1 << 63
 _mtype_of = MTYPE.unpack_from
-_pack_mtype = MTYPE.pack
 _MSQID_SIZE = MSQID64_DS.size
 _I_UID = MSQID64_DS.index("perm.uid")
 _I_GID = MSQID64_DS.index("perm.gid")
@@ -37,6 +33,8 @@ _I_MODE = MSQID64_DS.index("perm.mode")
 _I_QBYTES = MSQID64_DS.index("qbytes")
 #: MSG_COPY's scratch copy-in is probed in chunks so a huge msgmax never means a huge allocation.
 _PROBE_CHUNK = 1 << 16
+_IDX_MASK = IPCMNI - 1
+_SEQ_SHIFT = IPCMNI_SHIFT
 
 
 def msgget(t: Task, key: int, msgflg: int, *_: int) -> int:
@@ -44,51 +42,56 @@ def msgget(t: Task, key: int, msgflg: int, *_: int) -> int:
 
 
 def msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, *_: int) -> int:
-    msqid = ((msqid & _M32) ^ _S32) - _S32
-    msgsz &= _M64
+    msqid &= 0xFFFF_FFFF  # int msqid: only its sign matters below, and bit 31 is the sign
+    msgsz &= 0xFFFF_FFFF_FFFF_FFFF
     ns = t.ipc_ns
     # msgsz > msgmax also covers (long)msgsz < 0: msgmax is at most INT_MAX.
-    if msgsz > ns.msg_ctlmax or msqid < 0:
+    if msgsz > ns.msg_ctlmax or msqid & 0x8000_0000:
         t.copy_in(msgp, 8)  # get_user(mtype) faults first of all
         raise SysError(EINVAL)
     try:
         blob = t.copy_in(msgp, 8 + msgsz)  # mtype and text in one read
     except SysError:
         # Find out which of Linux's separate reads fails, in its order.
-        mtype = _mtype_of(t.copy_in(msgp, 8))[0]
-        if mtype < 1:
+        if _mtype_of(t.copy_in(msgp, 8))[0] < 1:
             raise SysError(EINVAL) from None
         raise
     mtype = _mtype_of(blob)[0]
     if mtype < 1:
         raise SysError(EINVAL)
-    ns.msgqueues.ids.obtain_check(msqid).send(t, blob, mtype, msgflg & IPC_NOWAIT)
+    q = ns.msgqueues.by_idx.get(msqid & _IDX_MASK)  # ipc_obtain_object_check, inlined
+    if q is None or q.seq != msqid >> _SEQ_SHIFT:
+        raise SysError(EINVAL)
+    q.send(t, blob, mtype, msgflg & IPC_NOWAIT)
     return 0
 
 
 def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int, *_: int) -> int:
-    msqid = ((msqid & _M32) ^ _S32) - _S32
-    bufsz = msgsz & _M64
-    msgflg = ((msgflg & _M32) ^ _S32) - _S32
-    if msqid < 0 or bufsz & _S64:
+    msqid &= 0xFFFF_FFFF
+    bufsz = msgsz & 0xFFFF_FFFF_FFFF_FFFF
+    if msqid & 0x8000_0000 or bufsz >> 63:  # msqid < 0 || (long)bufsz < 0
         raise SysError(EINVAL)
-    msgtyp = ((msgtyp & _M64) ^ _S64) - _S64
+    # msgflg is an int: the flags tested are all in its low bits, so the raw register serves.
     ns = t.ipc_ns
     if msgflg & MSG_COPY:
         if msgflg & MSG_EXCEPT or not msgflg & IPC_NOWAIT:
             raise SysError(EINVAL)
         copy_cap = min(bufsz, ns.msg_ctlmax)
         _probe_readable(t, msgp, copy_cap)  # prepare_copy loads the user buffer before the lookup
-        blob = ns.msgqueues.ids.obtain_check(msqid).copy(t, msgtyp, bufsz, msgflg, copy_cap)
+        blob = ns.msgqueues.ids.obtain_check(msqid).copy(t, int64(msgtyp), bufsz, msgflg, copy_cap)
     else:
-        if msgtyp == 0:
+        msgtyp &= 0xFFFF_FFFF_FFFF_FFFF
+        if not msgtyp:
             mode = SEARCH_ANY
-        elif msgtyp < 0:
+        elif msgtyp >> 63:  # negative: the lowest type <= |msgtyp|; -LONG_MIN is LONG_MAX
             mode = SEARCH_LESSEQUAL
-            msgtyp = LONG_MAX if msgtyp == LONG_MIN else -msgtyp
+            msgtyp = LONG_MAX if msgtyp == _LONG_MIN_BITS else (1 << 64) - msgtyp
         else:
             mode = SEARCH_NOTEQUAL if msgflg & MSG_EXCEPT else SEARCH_EQUAL
-        blob = ns.msgqueues.ids.obtain_check(msqid).receive(t, bufsz, msgtyp, mode, msgflg)
+        q = ns.msgqueues.by_idx.get(msqid & _IDX_MASK)
+        if q is None or q.seq != msqid >> _SEQ_SHIFT:
+            raise SysError(EINVAL)
+        blob = q.receive(t, bufsz, msgtyp, mode, msgflg)
     n = len(blob) - 8
     if bufsz < n:
         n = bufsz
