@@ -50,9 +50,11 @@ class AddressSpace:
 
     def __init__(self, base: int = DEFAULT_BASE, limit: int = 1 << 30) -> None:
         self._mu = threading.Lock()
-        # (starts, regions), replaced as a whole on every map change: readers take one snapshot
-        # without the lock and never see the two lists out of step.
-        self.snapshot: tuple[list[int], list[bytearray]] = ([], [])
+        # (starts, regions, views), replaced as a whole on every map change: readers take one
+        # snapshot without the lock and never see the lists out of step. ``views`` are memoryviews
+        # of the regions: slicing one and calling tobytes() copies once (bytes(bytearray[a:b])
+        # copies twice), which matters on the msgsnd/msgrcv hot path.
+        self.snapshot: tuple[list[int], list[bytearray], list[memoryview]] = ([], [], [])
         self._next = base
         self.limit = limit
         self.mapped = 0
@@ -68,35 +70,38 @@ class AddressSpace:
                 raise MemoryFault(f"address space limit of {self.limit} bytes reached")
             addr = self._next
             self._next = addr + size + PAGE_SIZE  # guard page
-            starts, regions = self.snapshot
+            starts, regions, views = self.snapshot
             i = bisect.bisect(starts, addr)
-            self.snapshot = (starts[:i] + [addr] + starts[i:], regions[:i] + [bytearray(size)] + regions[i:])
+            region = bytearray(size)
+            self.snapshot = (starts[:i] + [addr] + starts[i:], regions[:i] + [region] + regions[i:],
+                             views[:i] + [memoryview(region)] + views[i:])
             self.mapped += size
         return addr
 
     def free(self, addr: int) -> None:
         """Unmap the region that starts at ``addr``."""
         with self._mu:
-            starts, regions = self.snapshot
+            starts, regions, views = self.snapshot
             i = bisect.bisect(starts, addr) - 1
             if i < 0 or starts[i] != addr:
                 raise MemoryFault(f"no region starts at {addr:#x}")
             self.mapped -= len(regions[i])
-            self.snapshot = (starts[:i] + starts[i + 1:], regions[:i] + regions[i + 1:])
+            self.snapshot = (starts[:i] + starts[i + 1:], regions[:i] + regions[i + 1:], views[:i] + views[i + 1:])
 
     def fork(self) -> "AddressSpace":
         """A copy-on-fork duplicate (eagerly copied)."""
         other = AddressSpace(limit=self.limit)
         with self._mu:
-            starts, regions = self.snapshot
-            other.snapshot = (list(starts), [bytearray(r) for r in regions])
+            starts, regions, _ = self.snapshot
+            copies = [bytearray(r) for r in regions]
+            other.snapshot = (list(starts), copies, [memoryview(r) for r in copies])
             other._next = self._next
             other.mapped = self.mapped
         return other
 
     # -- access ------------------------------------------------------------------------------------
     def _locate(self, addr: int, n: int) -> tuple[bytearray, int]:
-        starts, regions = self.snapshot
+        starts, regions, _ = self.snapshot
         i = bisect.bisect(starts, addr) - 1
         if i >= 0 and n >= 0:
             off = addr - starts[i]

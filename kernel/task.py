@@ -131,6 +131,9 @@ class Task:
         self._cv = threading.Condition(threading.Lock())
         self._woken = False
         self._syscalls = kernel.syscall_table.handlers
+        #: The process's memory when it is the default AddressSpace (copy_in/copy_out's fast path).
+        #: A thread group's mm never changes after creation, so this is immutable.
+        self._aspace: AddressSpace | None = tg.mm if type(tg.mm) is AddressSpace else None
         #: Extension slot for per-task state owned by other packages (fs context, etc.).
         self.ext: dict[str, Any] = {}
         #: Told when this task is about to sleep in :meth:`block` and when it wakes; a platform uses it
@@ -163,16 +166,40 @@ class Task:
         or a transparent restart according to the signal that caused them.
         """
         try:
-            fn = self._syscalls.get(nr)
-        except TypeError:
+            fn = self._syscalls[nr]
+        except (KeyError, TypeError):
             fn = None
+        if fn is None or self.sigpending or self.exited or self.kernel.tracer is not None:
+            return self._syscall_full(fn, nr, a0, a1, a2, a3, a4, a5)
+        # Fast path: one attempt, nothing to deliver before or (usually) after.
+        self.in_syscall = True
+        try:
+            ret = fn(self, a0, a1, a2, a3, a4, a5)
+        except SysError as e:
+            ret = -e.errno
+        except Exception as e:  # a sentry bug must not take the host down
+            ret = self.kernel.internal_error(self, nr, (a0, a1, a2, a3, a4, a5), e)
+        if self.sigpending or -517 < ret < -511 or self.saved_sig_mask is not None:
+            # Still "in the syscall" (user_tick must not deliver meanwhile): the full path finishes.
+            return self._syscall_full(fn, nr, a0, a1, a2, a3, a4, a5, first=ret)
+        self.in_syscall = False
+        if self.kernel._deferred_exits:
+            # This call made another process exit (e.g. kill): finish its teardown now.
+            self.kernel.run_exit_hooks()
+        return ret
+
+    def _syscall_full(self, fn: Callable[..., int] | None, nr: int, a0: int, a1: int, a2: int, a3: int,
+                      a4: int, a5: int, first: int | None = None) -> int:
+        """The complete syscall path: signal delivery at entry and exit, restarts, the tracer.
+        ``first`` is the result of an attempt the fast path already made."""
         tracer = self.kernel.tracer
+        args = (a0, a1, a2, a3, a4, a5)
         if fn is None or self.exited:
             ret = -ESRCH if self.exited else -ENOSYS
             if tracer is not None:
-                tracer(self, nr, (a0, a1, a2, a3, a4, a5), ret)
+                tracer(self, nr, args, ret)
             return ret
-        if self.sigpending:
+        if first is None and self.sigpending:
             # Signals that arrived while the task ran "user code" are delivered before it enters.
             self._deliver_signals(0)
             if self.exited:
@@ -181,12 +208,15 @@ class Task:
         self.in_syscall = True
         try:
             while True:
-                try:
-                    ret = fn(self, a0, a1, a2, a3, a4, a5)
-                except SysError as e:
-                    ret = -e.errno
-                except Exception as e:  # a sentry bug must not take the host down
-                    ret = self.kernel.internal_error(self, nr, (a0, a1, a2, a3, a4, a5), e)
+                if first is None:
+                    try:
+                        ret = fn(self, a0, a1, a2, a3, a4, a5)
+                    except SysError as e:
+                        ret = -e.errno
+                    except Exception as e:  # a sentry bug must not take the host down
+                        ret = self.kernel.internal_error(self, nr, args, e)
+                else:
+                    ret, first = first, None
                 if self.sigpending or -517 < ret < -511:
                     ret = self._deliver_signals(ret)
                     if self.kernel._deferred_exits:
@@ -200,12 +230,11 @@ class Task:
                     self.set_sig_mask(self.saved_sig_mask)
                     self.saved_sig_mask = None
                 if tracer is not None:
-                    tracer(self, nr, (a0, a1, a2, a3, a4, a5), ret)
+                    tracer(self, nr, args, ret)
                 return ret
         finally:
             self.in_syscall = False
             if self.kernel._deferred_exits:
-                # This call made another process exit (e.g. kill): finish its teardown now.
                 self.kernel.run_exit_hooks()
 
     def user_tick(self) -> bool:
@@ -222,23 +251,23 @@ class Task:
     # -- memory --------------------------------------------------------------------------------------
     def copy_in(self, addr: int, n: int) -> bytes:
         """copy_from_user: ``n`` bytes at ``addr`` or SysError(EFAULT). Zero bytes never fault."""
+        aspace = self._aspace
+        if aspace is not None and n > 0:
+            # Hot path: the default address space, read without a call chain.
+            starts, _, views = aspace.snapshot
+            i = _bisect(starts, addr) - 1
+            if i >= 0:
+                off = addr - starts[i]
+                view = views[i]
+                if off + n <= len(view):
+                    return view[off:off + n].tobytes()
+            raise SysError(EFAULT)
         if n == 0:
             return b""
-        mm = self.tg.mm
-        if type(mm) is AddressSpace:
-            # Hot path: the default address space, read without a call chain.
-            starts, regions = mm.snapshot
-            i = _bisect(starts, addr) - 1
-            if i >= 0 and n > 0:
-                off = addr - starts[i]
-                region = regions[i]
-                if off + n <= len(region):
-                    return bytes(region[off:off + n])
-            raise SysError(EFAULT)
         if addr <= 0 or n < 0 or addr + n > _MASK64:
             raise SysError(EFAULT)
         try:
-            data = mm.read(addr, n)
+            data = self.tg.mm.read(addr, n)
         except Exception:
             raise SysError(EFAULT) from None
         if len(data) != n:
@@ -248,11 +277,9 @@ class Task:
     def copy_out(self, addr: int, data: bytes) -> None:
         """copy_to_user: write ``data`` at ``addr`` or SysError(EFAULT)."""
         n = len(data)
-        if not n:
-            return
-        mm = self.tg.mm
-        if type(mm) is AddressSpace:
-            starts, regions = mm.snapshot
+        aspace = self._aspace
+        if aspace is not None and n:
+            starts, regions, _ = aspace.snapshot
             i = _bisect(starts, addr) - 1
             if i >= 0:
                 off = addr - starts[i]
@@ -261,10 +288,12 @@ class Task:
                     region[off:off + n] = data
                     return
             raise SysError(EFAULT)
+        if not n:
+            return
         if addr <= 0 or addr + n > _MASK64:
             raise SysError(EFAULT)
         try:
-            mm.write(addr, data)
+            self.tg.mm.write(addr, data)
         except Exception:
             raise SysError(EFAULT) from None
 
