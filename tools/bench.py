@@ -27,6 +27,7 @@ import statistics
 import struct
 import sys
 import threading
+import subprocess
 import time
 import tracemalloc
 from dataclasses import dataclass
@@ -471,12 +472,33 @@ def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = Non
     for n in notes:
         if n:
             out.write(f"note: {n}\n")
+    # 5: real processes under the seccomp platform (issue 5): per served call vs native.
+    out.write(_platform_section(quick) + "\n")
     out.write(f"took {time.monotonic() - started:.1f} s\n")
     internal = g.k.internal_errors
     if internal:
         out.write(f"sentry internal errors: {len(internal)}\n{internal[0]}\n")
         return 1
     return 0
+
+
+def _platform_section(quick: bool) -> str:
+    """The platform's per-call overhead (kernel/platform/bench.py), or why it cannot be measured here."""
+    import shutil
+
+    from kernel import platform as plat_pkg
+
+    reason = plat_pkg.available()
+    if reason is None and shutil.which("cc") is None:
+        reason = "no C compiler for the measurement program"
+    if reason is not None:
+        return f"platform overhead: not measured ({reason})"
+    from kernel.platform.bench import report
+
+    try:
+        return report(iterations=2_000 if quick else 20_000, repeat=1 if quick else 3)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+        return f"platform overhead: not measured ({e})"
 
 
 def _why(ret: int) -> str:
