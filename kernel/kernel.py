@@ -152,6 +152,9 @@ class Kernel:
         if all(x.exited for x in tg.tasks):
             hooks, tg.exit_hooks = tg.exit_hooks, []
             self._deferred_exits.extend((tg, h) for h in hooks)
+        ns = t.ipc_ns
+        if ns is not self.root_ipc_ns:
+            self._deferred_exits.append((tg, lambda _tg: self.ipc_ns_released(ns)))
 
     def run_exit_hooks(self) -> None:
         """Run queued process-exit hooks; callers must not hold sig_mu or any IPC lock."""
@@ -196,6 +199,23 @@ class Kernel:
     def new_ipc_namespace(self, creator: Task | None = None) -> IPCNamespace:
         """A fresh IPC namespace with default limits (``CLONE_NEWIPC``)."""
         return IPCNamespace(self, creator_uid=creator.creds.euid if creator is not None else 0)
+
+    def ipc_ns_released(self, ns: IPCNamespace) -> None:
+        """A task left ``ns`` (exit or unshare): if no live task is in it any more, the namespace
+        dies (``put_ipc_ns`` -> ``free_ipc_ns``): every SysV queue is removed as IPC_RMID would, and
+        the POSIX queues no mount shows any more are dropped (open descriptors keep theirs alive).
+        Callers hold no IPC lock and not sig_mu."""
+        if ns is self.root_ipc_ns or ns.dead:
+            return
+        with self.tasks_mu:
+            if any(t.ipc_ns is ns and not t.exited for t in self.tasks.values()):
+                return
+        ns.dead = True
+        ns.msgqueues.destroy()
+        if getattr(ns, "mqueue_fs", None) is not None:
+            from fs.mqfs.filesystem import reap_dead_namespaces
+
+            reap_dead_namespaces(self)
 
     def sysctl_read(self, name: str, ns: IPCNamespace | None = None) -> int:
         """Read a per-IPC-namespace sysctl such as ``kernel.msgmax`` or ``fs.mqueue.msg_max``."""

@@ -304,7 +304,8 @@ class MqueueFilesystem(Filesystem):
 
 def reap_dead_namespaces(kernel: "Kernel") -> bool:
     """Drop the queues of every dead IPC namespace whose filesystem no mount shows; True if any
-    namespace was reaped. Cold: runs only when a creation hits RLIMIT_MSGQUEUE."""
+    namespace was reaped. Cold: runs when a namespace dies (``Kernel.ipc_ns_released``) and, for
+    namespaces whose last mount went away later, when a creation hits RLIMIT_MSGQUEUE."""
     filesystems: list[MqueueFilesystem] = list(getattr(kernel, "mq_filesystems", ()))
     dead = [fs for fs in filesystems if fs.root.children and not fs.ns_alive()]  # type: ignore[attr-defined]
     if not dead:

@@ -52,7 +52,8 @@ def unshare(t: Task, flags: int, *_: int) -> int:
         if f & flag:
             fn(t)
     if f & CLONE_NEWIPC:
-        t.ipc_ns = t.kernel.new_ipc_namespace(t)
+        old, t.ipc_ns = t.ipc_ns, t.kernel.new_ipc_namespace(t)
+        t.kernel.ipc_ns_released(old)
     return 0
 
 
