@@ -279,13 +279,13 @@ class Task:
         n = len(data)
         aspace = self._aspace
         if aspace is not None and n:
-            starts, regions, _ = aspace.snapshot
+            starts, _, views = aspace.snapshot
             i = _bisect(starts, addr) - 1
             if i >= 0:
                 off = addr - starts[i]
-                region = regions[i]
-                if off + n <= len(region):
-                    region[off:off + n] = data
+                view = views[i]
+                if off + n <= len(view):
+                    view[off:off + n] = data  # through the memoryview: cheaper than bytearray slicing
                     return
             raise SysError(EFAULT)
         if not n:

@@ -208,8 +208,9 @@ def check_posix_queue(q: Any, where: str, quiescent: bool) -> list[str]:
             size += len(m)
             if len(m) > q.msgsize:
                 out.append(f"{where}: a {len(m)}-byte message exceeds mq_msgsize {q.msgsize}")
-    if list(q._prios) != sorted(q._by_prio):
-        out.append(f"{where}: priority index {list(q._prios)[:8]} != FIFO keys {sorted(q._by_prio)[:8]}")
+    index = sorted(-p for p in q._prios)  # a heapq max-heap of negated priorities
+    if index != sorted(q._by_prio) or (q._prios and q._prios[0] != min(q._prios)):
+        out.append(f"{where}: priority heap {q._prios[:8]} does not index the FIFO keys {sorted(q._by_prio)[:8]}")
     if q.curmsgs != n:
         out.append(f"{where}: curmsgs={q.curmsgs} but {n} messages are stored")
     if q.qsize != size:
@@ -328,7 +329,10 @@ def check_fds(k: "Kernel", quiescent: bool = True, nss: list["IPCNamespace"] | N
             if not ok:
                 continue
             fds = dict(table._fds)
+            files = dict(table.files)
             hint = table._hint
+        if files != {fd: d for fd, (d, _) in fds.items() if d is not None}:
+            out.append(f"pid {tg.tgid}: the lock-free lookup map disagrees with the fd table")
         if not alive and fds and quiescent and not k._deferred_exits:
             out.append(f"pid {tg.tgid} has exited but its fd table still holds fds {sorted(fds)[:8]}")
         for fd, (desc, _) in fds.items():

@@ -34,17 +34,23 @@ _RESERVED: tuple[None, bool] = (None, False)
 class FDTable:
     """One process's fd table (Linux ``files_struct``).
 
-    ``mu`` guards ``_fds`` (fd -> (description or None while reserved, close-on-exec)) and ``_hint``
-    (every fd below it is in use). Descriptions are flushed and released *after* ``mu`` is dropped,
-    so file operations never run under it. Lock order: ``FDTable.mu`` -> ``FileDescription.mu``
-    (incref only).
+    ``mu`` guards ``_fds`` (fd -> (description or None while reserved, close-on-exec)), ``files``
+    and ``_hint`` (every fd below it is in use). Descriptions are flushed and released *after* ``mu``
+    is dropped, so file operations never run under it. Lock order: ``FDTable.mu`` ->
+    ``FileDescription.mu`` (incref only).
+
+    ``files`` mirrors the filled slots of ``_fds`` (fd -> description): it is written only under
+    ``mu``, together with ``_fds``, and read without it by hot syscalls (``files.get(fd)`` is one
+    atomic dict read, like :meth:`get` but without a call or a tuple; None means EBADF). Callers
+    must treat it as read-only.
     """
 
-    __slots__ = ("mu", "_fds", "_hint")
+    __slots__ = ("mu", "_fds", "files", "_hint")
 
     def __init__(self) -> None:
         self.mu = threading.Lock()
         self._fds: dict[int, tuple[FileDescription | None, bool]] = {}
+        self.files: dict[int, FileDescription] = {}
         self._hint = 0
 
     # -- allocation ---------------------------------------------------------------------------------------
@@ -71,6 +77,7 @@ class FDTable:
         with self.mu:
             _, cloexec = self._fds[fd]
             self._fds[fd] = (desc, cloexec)
+            self.files[fd] = desc
 
     def unreserve(self, fd: int) -> None:
         """``put_unused_fd``: give back a reserved slot that was never filled."""
@@ -93,6 +100,7 @@ class FDTable:
                 raise SysError(EMFILE)
             desc.incref()
             fds[fd] = (desc, cloexec)
+            self.files[fd] = desc
             if minfd <= self._hint:
                 self._hint = fd + 1
         return fd
@@ -105,6 +113,7 @@ class FDTable:
         with self.mu:
             old = self._fds.get(fd)
             self._fds[fd] = (desc, cloexec)
+            self.files[fd] = desc
             if fd == self._hint:
                 self._hint = fd + 1
         return old[0] if old is not None else None
@@ -112,10 +121,10 @@ class FDTable:
     # -- lookup ------------------------------------------------------------------------------------------------
     def get(self, fd: int) -> FileDescription:
         """The description at ``fd`` or SysError(EBADF)."""
-        ent = self._fds.get(fd)
-        if ent is None or ent[0] is None:
+        desc = self.files.get(fd)
+        if desc is None:
             raise SysError(EBADF)
-        return ent[0]
+        return desc
 
     def get_ref(self, fd: int) -> FileDescription:
         """``fget``: like :meth:`get` but with a reference the caller drops with ``decref``."""
@@ -157,6 +166,7 @@ class FDTable:
             if ent is None or ent[0] is None:
                 raise SysError(EBADF)
             del self._fds[fd]
+            del self.files[fd]
             if fd < self._hint:
                 self._hint = fd
         return ent[0]
@@ -174,6 +184,7 @@ class FDTable:
         with self.mu:
             ents = sorted(self._fds.items())
             self._fds = {}
+            self.files = {}
             self._hint = 0
         for _, (desc, _) in ents:
             if desc is None:
@@ -203,6 +214,7 @@ class FDTable:
                     continue  # a slot being filled by another thread is not inherited
                 desc.incref()
                 new._fds[fd] = (desc, cloexec)
+                new.files[fd] = desc
         hint = 0
         while hint in new._fds:
             hint += 1
