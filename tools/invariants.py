@@ -208,9 +208,10 @@ def check_posix_queue(q: Any, where: str, quiescent: bool) -> list[str]:
             size += len(m)
             if len(m) > q.msgsize:
                 out.append(f"{where}: a {len(m)}-byte message exceeds mq_msgsize {q.msgsize}")
-    index = sorted(-p for p in q._prios)  # a heapq max-heap of negated priorities
-    if index != sorted(q._by_prio) or (q._prios and q._prios[0] != min(q._prios)):
-        out.append(f"{where}: priority heap {q._prios[:8]} does not index the FIFO keys {sorted(q._by_prio)[:8]}")
+    index = list(q._prios)  # a SortedList of the priorities that have a node; _top caches its last
+    if index != sorted(q._by_prio) or q._top != (index[-1] if index else -1):
+        out.append(f"{where}: priority index {index[:8]} (top {q._top}) does not index the FIFO keys "
+                   f"{sorted(q._by_prio)[:8]}")
     if q.curmsgs != n:
         out.append(f"{where}: curmsgs={q.curmsgs} but {n} messages are stored")
     if q.qsize != size:
