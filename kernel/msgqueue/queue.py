@@ -12,6 +12,8 @@ FIFO, drop the lock and sleep; the other side completes a receiver's record (a m
 EIDRM) or just pokes the record's ``waker``. The primitives ``*_locked`` never sleep, so an event
 loop that parks real processes can drive them with any object that has ``wake()`` as the waker;
 :meth:`Queue.send` and :meth:`Queue.receive` are the drivers for in-process tasks.
+:meth:`Queue.unreceive` undoes a receive whose caller never got the message (the platform's
+commit/undo around its reply, kernel/platform/loop.py).
 """
 
 from __future__ import annotations
@@ -156,6 +158,24 @@ class Queue(Object):
         if self.senders:
             self.ss_wakeup_locked()
         return blob
+
+    def unreceive(self, blob: bytes, now: int) -> None:
+        """Undo a receive whose result never reached its receiver (the platform's reply failed: the
+        target was killed; interception.md §4 "Commit/undo around SEND"), as if the message had
+        never left: a waiting receiver that wants it gets it exactly as from msgsnd, otherwise it is
+        queued ahead of every message. ``blob`` is the whole message as received (before any
+        MSG_NOERROR truncation). A removed queue drops it, as IPC_RMID would have.
+
+        Not restored: ``rtime``/``lrpid`` keep the failed receive's stamp. If a sender filled the
+        freed room meanwhile, the queue holds one message more than ``qbytes`` allows until a
+        receive (Linux never freed that room); senders simply keep waiting until it fits again.
+        """
+        mtype = _mtype_of(blob)[0]
+        with self.mu:
+            if self.deleted:
+                return
+            if not self.receivers or not self._pipelined_send_locked(blob, mtype, now):
+                self.store.push_front(blob, mtype, len(blob) - 8)
 
     def copy_locked(self, index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
         """MSG_COPY: the ``index``-th message, left queued and with no counter or time changed.

@@ -105,6 +105,37 @@ class MessageStore:
             if len(heads) > 2 * self.nonempty + _EMPTY_FIFO_SLACK:
                 self._rebuild_heads()
 
+    def push_front(self, blob: bytes, mtype: int, msgsz: int) -> None:
+        """Queue ``blob`` ahead of every queued message: the undo of a receive whose receiver never
+        got it (kernel/platform, interception.md §4). It was the oldest of its type when it left and
+        anything of its type queued since is newer, so it also heads its type's FIFO. Rare: may cost
+        O(n) (a renumbering, or a list insert at 0)."""
+        if not self.qnum:
+            self.append(blob, mtype, msgsz)
+            return
+        head = self.head
+        if head:
+            head -= 1  # every slot before ``head`` is a hole
+            self.slots[head] = blob
+            self.head = head
+        else:
+            if not self.base:
+                self._renumber()  # new seqs start above 0, so one below the oldest is free (>= 0)
+            self.slots.insert(0, blob)
+            self.base -= 1  # keeps every other message's seq
+        seq = self.base + self.head
+        self.qnum += 1
+        self.cbytes += msgsz
+        fifo = self.fifos.get(mtype)
+        if fifo is None:
+            fifo = self.fifos[mtype] = deque()
+            heapq.heappush(self.types, mtype)
+        if not fifo:
+            self.nonempty += 1
+        fifo.appendleft(seq)
+        # The type's previous head is still in ``heads`` but no longer a head: rebuild lazily.
+        self.heads = None
+
     # -- selection -----------------------------------------------------------------------------------
     def find(self, msgtyp: int, mode: int) -> int:
         """The seq of the message ``find_msg`` would pick for (msgtyp, mode), or -1.

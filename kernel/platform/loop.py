@@ -25,9 +25,19 @@ returns -ERESTARTNOHAND (msg*) or -ERESTARTSYS (mq_*), which is SENT as is: the 
 turns it into EINTR or a restart exactly as for a native call. Host signals never enter the sentry's
 own signal state: the sentry does not know the target's handlers and masks.
 
+Commit/undo around SEND (interception.md §4): every sentry task of a served process has an undo log,
+``task.ext["undo"]`` (a list of callables). An engine operation that takes something the caller may
+never receive appends its undo there (msgrcv: put the dequeued message back, see
+``kernel.msgqueue.queue.Queue.unreceive``). After the handler, the call's SEND decides: delivered,
+the log is dropped (commit); ENOENT (the target died after the engine acted), the actions run. A call
+that parked does the same from its own runner thread, and a dead process's parked calls are waited
+for until they have replied and undone (``_release_parked``), so a message is back in its queue
+before the next notification is served. The platform cannot tell a target killed just before the
+engine dequeued (native: no loss) from one killed just after (native: lost), so it always undoes.
+
 Locks: ``_own`` (loop ownership; held by the owner while it polls and dispatches), ``_mu`` guards
-``_parked``, ``_idle``, ``_threads``; the task maps (``_by_tid``, ``_groups``) are touched only by the
-owner. Kernel locks are taken inside handlers only, never while ``_mu`` is held.
+``_parked``, ``_replying``, ``Parked.finished``, ``_idle``, ``_threads``; the task maps (``_by_tid``,
+``_groups``) are touched only by the owner. Kernel locks are taken inside handlers only, never while ``_mu`` is held.
 """
 
 from __future__ import annotations
@@ -64,7 +74,8 @@ _POLLHUP = select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 @dataclass(eq=False, slots=True)
 class Parked:
-    """A served call sleeping in the sentry. ``interrupted`` is written by the loop owner only."""
+    """A served call sleeping in the sentry. ``interrupted`` is written by the loop owner only;
+    ``finished`` under ``Platform._mu``."""
 
     nid: int
     tid: int
@@ -72,6 +83,8 @@ class Parked:
     task: Task
     nr: int
     interrupted: bool = False
+    #: Set (under ``_mu``) once the call has replied and run its undo actions.
+    finished: bool = False
 
 
 @dataclass(slots=True)
@@ -111,7 +124,9 @@ class Platform:
         self._owner = 0
         self._mu = threading.Lock()
         self._parked: dict[Parked, None] = {}
-        #: Signalled (under ``_mu``) whenever a parked call leaves the parked set.
+        #: Calls that slept and woke up but have not yet replied (and undone, if their SEND failed).
+        self._replying: dict[Parked, None] = {}
+        #: Signalled (under ``_mu``) whenever a parked call leaves the parked set or finishes.
         self._unparked = threading.Condition(self._mu)
         self._idle = 0
         self._threads = 0
@@ -126,7 +141,7 @@ class Platform:
         self._poll.register(self._wake_fd, select.POLLIN)
         self._pidfds: dict[int, int] = {}  # pidfd -> tgid
         self._last_scan = 0.0
-        self.stats = {"served": 0, "parked": 0, "interrupted": 0, "lost_replies": 0}
+        self.stats = {"served": 0, "parked": 0, "interrupted": 0, "lost_replies": 0, "undone": 0}
 
     # -- public ------------------------------------------------------------------------------------
     def serve(self) -> None:
@@ -246,6 +261,10 @@ class Platform:
     def _park(self, t: Task) -> Parked:
         ctx = memory.context()
         p = Parked(ctx.nid, ctx.tid, t.tg.tgid, t, ctx.nr)
+        if ctx.parked is None:
+            ctx.parked = [p]
+        else:
+            ctx.parked.append(p)  # woken to re-check and parked again: the same call
         with self._mu:
             first = not self._parked
             self._parked[p] = None
@@ -259,6 +278,7 @@ class Platform:
     def _unpark(self, p: Parked) -> None:
         with self._unparked:
             self._parked.pop(p, None)
+            self._replying[p] = None  # until _finished: _release_parked waits for the reply too
             self._unparked.notify_all()
         if p.interrupted:
             # The host's signal is handled by the host; the sentry's flag is reset to its own state.
@@ -305,17 +325,45 @@ class Platform:
         self.stats["served"] += 1
         special = self.replies.get(nr)
         if special is not None and special(self, n, t, ret):
-            pass
-        elif ret >= 0:
-            if not self.listener.send(n.id, ret, 0):
+            sent = True
+        else:
+            sent = self.listener.send(n.id, ret, 0) if ret >= 0 else self.listener.send(n.id, 0, ret)
+            if not sent:
                 self.stats["lost_replies"] += 1
-        elif not self.listener.send(n.id, 0, ret):
-            self.stats["lost_replies"] += 1
+        undo = t.ext.get("undo")
+        if undo:
+            # Commit/undo around SEND (interception.md §4): the target died after the engine
+            # took its message, so give the message back. A successful SEND commits.
+            if not sent:
+                self._undo(undo)
+            undo.clear()
+        parked = ctx.parked
+        if parked is not None:
+            ctx.parked = None
+            self._finished(parked)
         for action in post:
             try:
                 action()
             except Exception:  # pragma: no cover - a vanished target
                 log.debug("post-reply action failed", exc_info=True)
+
+    def _undo(self, undo: list[Callable[[], None]]) -> None:
+        """Run a call's undo actions (its reply could not be delivered), newest first."""
+        for action in reversed(undo):
+            try:
+                action()
+            except Exception:  # an engine bug must not take the loop down
+                log.exception("undo action failed")
+        self.stats["undone"] += len(undo)
+
+    def _finished(self, parked: list[Parked]) -> None:
+        """A call that parked has replied and run its undo actions: wake _release_parked."""
+        with self._unparked:
+            replying = self._replying
+            for p in parked:
+                p.finished = True
+                replying.pop(p, None)
+            self._unparked.notify_all()
 
     # -- host threads -> sentry tasks ------------------------------------------------------------------
     def _task_for(self, tid: int) -> Task | None:
@@ -363,6 +411,9 @@ class Platform:
         # Before the task sleeps, hand the loop to another runner (Task.park_observer protocol).
         t.park_observer = self
         t.ext["platform"] = self
+        # The undo log of the task's current call (see _dispatch): a host thread has one call in
+        # flight at a time, so one list per task, emptied after every reply.
+        t.ext["undo"] = []
         t.creds = creds
         with self.kernel.sig_mu:
             t.tg.signal_sink = self._host_signal
@@ -486,23 +537,26 @@ class Platform:
             p.task.recalc_sigpending(force=True)
 
     def _release_parked(self, tgid: int, timeout: float = 1.0) -> None:
-        """Interrupt the parked calls of a dead process and wait until they have left the engines.
+        """Interrupt the parked calls of a dead process and wait until they have finished.
 
         A receiver killed while parked must stop being a receiver before anything else is served:
         otherwise the next send could hand its message to the dead receiver and lose it (Linux takes
-        a killed receiver off the queue at once). The calls leave quickly: they only cancel their
-        waiter records; their SEND then fails with ENOENT.
+        a killed receiver off the queue at once). The calls finish quickly: they cancel their waiter
+        records, or, if a message reached them meanwhile, their SEND fails with ENOENT and they put
+        it back (undo) -- before the owner serves anything else, so the next receive finds it.
         """
         with self._mu:
             mine = [p for p in self._parked if p.tgid == tgid]
+            replying = [p for p in self._replying if p.tgid == tgid]
         for p in mine:
             if not p.interrupted:
                 self._interrupt(p)
+        mine += replying
         if not mine:
             return
         deadline = time.monotonic() + timeout
         with self._unparked:
-            while any(p in self._parked for p in mine):
+            while not all(p.finished for p in mine):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 import struct
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from kernel.memory import MemoryFault
 
@@ -47,11 +47,12 @@ SCRATCH = 1 << 16
 class CallContext:
     """The notification being served by one OS thread: ``tid`` (host TID), ``nid`` (its id), ``nr``,
     ``validate`` (checks the id, or None once checked for this call), ``post`` (actions to run after
-    the SEND; None outside a served call) and a scratch buffer for memory transfers. Used only by its
+    the SEND; None outside a served call), ``parked`` (the loop's records of this call's sleeps, None
+    if it has not slept) and a scratch buffer for memory transfers. Used only by its
     own OS thread, so unguarded. A plain object: attribute access on a ``threading.local`` costs
     ~0.2 µs each, so the thread-local is consulted once per access path (:func:`context`)."""
 
-    __slots__ = ("tid", "nid", "nr", "validate", "post", "scratch", "scratch_addr", "scratch_view")
+    __slots__ = ("tid", "nid", "nr", "validate", "post", "parked", "scratch", "scratch_addr", "scratch_view")
 
     def __init__(self) -> None:
         self.tid = 0
@@ -59,6 +60,7 @@ class CallContext:
         self.nr = 0
         self.validate: Callable[[int], bool] | None = None
         self.post: list[Callable[[], None]] | None = None
+        self.parked: list[Any] | None = None
         self.scratch = ctypes.create_string_buffer(SCRATCH)
         self.scratch_addr = ctypes.addressof(self.scratch)
         self.scratch_view = memoryview(self.scratch).cast("B")

@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from abi.linux.errno import errno_name
 from kernel.errors import SysError
@@ -57,10 +57,11 @@ def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True) ->
 
 def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fuse: bool = True,
                 sync: bool = True, stats: bool = False, kernel: Kernel | None = None,
-                **popen_kw: Any) -> int:
+                listener_factory: Callable[[int], Listener] = Listener, **popen_kw: Any) -> int:
     """Run ``argv`` to completion under a fresh sentry; returns its exit status as a shell does
     (128 + signal number when it was killed). ``popen_kw`` (stdin, stdout, stderr, cwd, env) go to
-    the program's launch."""
+    the program's launch. ``listener_factory`` wraps the listener fd (tests substitute a listener
+    that injects faults)."""
     k = kernel if kernel is not None else Kernel(arch="amd64")
     for name, value in sysctls:
         try:
@@ -70,7 +71,7 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
         except SysError as e:
             raise ValueError(f"sysctl {name}={value}: {errno_name(e.errno)} (out of range)") from None
     launched = launch.spawn(argv, list(SERVED), list(OBSERVED), **popen_kw)
-    listener = Listener(launched.listener_fd)
+    listener = listener_factory(launched.listener_fd)
     if sync:
         listener.try_sync_wake_up()
     plat = build_platform(k, listener, use_fuse)

@@ -8,9 +8,15 @@ These handlers own everything that touches user memory and the C argument types,
 of checks; the engine (``kernel.msgqueue``) owns the queues. msgsnd and msgrcv are hot paths: the
 user's ``struct msgbuf`` (mtype + text) is copied in with one read and is itself the queued message,
 and a received message is copied out with one write.
+
+Undo log: a task whose ``ext["undo"]`` is a list (the platform's tasks, see kernel/platform/loop.py)
+gets, for every message msgrcv dequeues, a callable appended that puts the message back
+(``Queue.unreceive``); the platform runs it when the reply cannot reach the killed caller.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
 
 from abi.linux.errno import EINVAL
 from abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT, IPCMNI, IPCMNI_SHIFT
@@ -21,6 +27,10 @@ from kernel.msgqueue import SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_N
 from kernel.task import Task
 from syscalls.linux.args import int32, int64, uint64
 from syscalls.linux.table import Syscall
+
+if TYPE_CHECKING:
+    from kernel.ktime import Clock
+    from kernel.msgqueue.queue import Queue
 
 LONG_MAX = (1 << 63) - 1
 #: LONG_MIN as an unsigned register value.
@@ -92,6 +102,11 @@ def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int,
         if q is None or q.seq != msqid >> _SEQ_SHIFT:
             raise SysError(EINVAL)
         blob = q.receive(t, bufsz, msgtyp, mode, msgflg)
+        undo = t.ext.get("undo")
+        if undo is not None:
+            # A platform task (kernel/platform): if the reply cannot be delivered because the
+            # target died, the platform runs this so the message is not lost.
+            undo.append(_undo_receive(q, blob, t.kernel.clock))
     n = len(blob) - 8
     if bufsz < n:
         n = bufsz
@@ -103,6 +118,11 @@ def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int,
         t.copy_out(msgp, blob[:8])
         raise
     return n
+
+
+def _undo_receive(q: "Queue", blob: bytes, clock: "Clock") -> Callable[[], None]:
+    """The undo of one msgrcv: ``blob`` (the whole message, untruncated) goes back to ``q``."""
+    return lambda: q.unreceive(blob, clock.now_s())
 
 
 def _probe_readable(t: Task, addr: int, n: int) -> None:
