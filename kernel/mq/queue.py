@@ -169,6 +169,35 @@ class Queue:
         finally:
             mu.release()
 
+    def unreceive(self, data: bytes, prio: int) -> None:
+        """Undo a receive whose caller never got the message (a platform's target was killed between
+        the dequeue and its reply: interception.md §4 "Commit/undo around SEND"), as if it had never
+        been taken: a waiting receiver gets it (only possible on an empty queue), otherwise it goes
+        back to the head of its priority's FIFO, being the oldest of the highest priority. No
+        notification fires (the queue never went empty -> non-empty from the owner's view) and the
+        inode times stay. If a blocked sender's message took the freed slot meanwhile, the queue
+        holds one message more than ``maxmsg`` until the next receive: Linux never freed that slot,
+        and dropping the message instead would be the loss this undo exists to prevent."""
+        with self.mu:
+            receivers = self._receivers
+            if receivers:
+                r = receivers.popleft()
+                r.msg = data
+                r.prio = prio
+                r.ready = True
+                r.waker.wake()
+                return
+            d = self._by_prio.get(prio)
+            if d is None:
+                d = self._new_node(prio)
+            elif not d and prio == self._empty:
+                self._empty = None  # the cached empty node is in use again
+            d.appendleft(data)
+            self.qsize += len(data)
+            self.curmsgs += 1
+            if self.poll._entries:
+                self.poll.notify(_READABLE)
+
     def cancel_send(self, w: Waiter) -> bool:
         """Withdraw a blocked send; True if it completed meanwhile (then it must count as done)."""
         with self.mu:

@@ -13,6 +13,7 @@ engine (kernel.mq.queue) does the rest under one lock acquisition.
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING, Callable
 
 from abi.linux.errno import EBADF, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOENT
 from abi.linux.file import O_ACCMODE, O_NONBLOCK, PATH_MAX
@@ -30,6 +31,9 @@ from kernel.task import Task
 from syscalls.linux.args import int32, mode_t
 from syscalls.linux.sys_socket import socket_of
 from syscalls.linux.table import Syscall
+
+if TYPE_CHECKING:
+    from kernel.mq.queue import Queue
 
 _vfs_context.register()  # every task needs an fd table before it can hold a queue descriptor
 
@@ -145,12 +149,21 @@ def mq_timedreceive(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: i
         data, prio = r  # type: ignore[misc]
     else:
         data, prio = q.wait_receive(t, r, deadline)  # type: ignore[arg-type]
+    undo = t.ext.get("undo")
+    if undo is not None:
+        # A platform's task: if its reply never reaches the target, the message goes back.
+        undo.append(_undo_receive(q, data, prio))
     # The message is already dequeued: a fault below loses it, as in Linux.
     if msg_prio:
         t.copy_out(msg_prio, _U32(prio) if prio else _PRIO0)
     if data:
         t.copy_out(msg_ptr, data)
     return len(data)
+
+
+def _undo_receive(q: "Queue", data: bytes, prio: int) -> Callable[[], None]:
+    """The undo of one mq_timedreceive (binds the message at the time it was taken)."""
+    return lambda: q.unreceive(data, prio)
 
 
 # -- mq_notify / mq_getsetattr ---------------------------------------------------------------------------

@@ -326,3 +326,79 @@ def test_receivers_killed_before_their_reply_lose_no_message(cprog: Callable[[st
     assert r.returncode == 0, r.stderr
     assert r.stdout == EXPECTED, r.stderr
     assert "'undone': 4" in r.stderr and "internal error" not in r.stderr
+
+
+# -- POSIX mq_timedreceive ---------------------------------------------------------------------------------
+def _mq_task() -> tuple[Any, Any, int, int, int]:
+    """A served-like task (undo log on) with a fresh queue: (task, nr, fd, buffer, prio buffer)."""
+    k = Kernel()
+    t = k.new_task()
+    nr = k.syscall_table.number
+    name = t.mm.alloc(64)
+    t.mm.write(name, b"undo-q\0")
+    fd = t.syscall(nr("mq_open"), name, 0o102, 0o600, 0)  # O_RDWR|O_CREAT, default attributes
+    assert fd >= 0
+    return t, nr, fd, t.mm.alloc(8192), t.mm.alloc(8)
+
+
+def _mq_send(t: Any, nr: Any, fd: int, data: bytes, prio: int) -> None:
+    p = t.mm.alloc(max(len(data), 1))
+    t.mm.write(p, data)
+    assert t.syscall(nr("mq_timedsend"), fd, p, len(data), prio, 0) == 0
+
+
+def _mq_receive(t: Any, nr: Any, fd: int, buf: int, pbuf: int) -> tuple[bytes, int]:
+    n = t.syscall(nr("mq_timedreceive"), fd, buf, 8192, pbuf, 0)
+    assert n >= 0
+    return t.mm.read(buf, n), struct.unpack("<I", t.mm.read(pbuf, 4))[0]
+
+
+def test_mq_undo_puts_the_message_back_at_the_head_of_its_priority() -> None:
+    t, nr, fd, buf, pbuf = _mq_task()
+    for data, prio in ((b"a5", 5), (b"b5", 5), (b"c1", 1)):
+        _mq_send(t, nr, fd, data, prio)
+    t.ext["undo"] = []
+    assert _mq_receive(t, nr, fd, buf, pbuf) == (b"a5", 5)
+    (undo,) = t.ext.pop("undo")
+    undo()  # the reply never reached the target
+    got = [_mq_receive(t, nr, fd, buf, pbuf) for _ in range(3)]
+    assert got == [(b"a5", 5), (b"b5", 5), (b"c1", 1)]
+
+
+def test_mq_undo_into_an_emptied_queue_reuses_the_cached_node() -> None:
+    t, nr, fd, buf, pbuf = _mq_task()
+    _mq_send(t, nr, fd, b"only", 3)
+    t.ext["undo"] = []
+    assert _mq_receive(t, nr, fd, buf, pbuf) == (b"only", 3)
+    t.ext.pop("undo")[0]()
+    q = t.ext["vfs.files"].files[fd].queue
+    assert (q.curmsgs, q.qsize) == (1, 4)
+    _mq_send(t, nr, fd, b"next", 3)
+    assert [_mq_receive(t, nr, fd, buf, pbuf) for _ in range(2)] == [(b"only", 3), (b"next", 3)]
+
+
+def test_mq_undo_hands_over_to_a_waiting_receiver() -> None:
+    t, nr, fd, buf, pbuf = _mq_task()
+    _mq_send(t, nr, fd, b"msg", 2)
+    t.ext["undo"] = []
+    assert _mq_receive(t, nr, fd, buf, pbuf) == (b"msg", 2)
+    (undo,) = t.ext.pop("undo")
+    waiter = t.clone_thread()
+    wbuf, wpbuf = t.mm.alloc(8192), t.mm.alloc(8)
+    result: list[tuple[bytes, int]] = []
+    th = threading.Thread(target=lambda: result.append(_mq_receive(waiter, nr, fd, wbuf, wpbuf)))
+    th.start()
+    deadline = time.monotonic() + TIMEOUT
+    while waiter.state != "S":
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    undo()
+    th.join(TIMEOUT)
+    assert result == [(b"msg", 2)]
+
+
+def test_mq_in_process_receives_record_nothing() -> None:
+    t, nr, fd, buf, pbuf = _mq_task()
+    _mq_send(t, nr, fd, b"x", 0)
+    _mq_receive(t, nr, fd, buf, pbuf)
+    assert "undo" not in t.ext
