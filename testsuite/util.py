@@ -36,6 +36,24 @@ def wait_until(pred: Callable[[], bool], timeout: float = WAIT, what: str = "con
         delay = min(delay * 2, 0.02)
 
 
+def start_blocked(proc: Any, fn: Callable[[], Any]) -> "concurrent.futures.Future[Any]":
+    """Run ``fn`` (a call on ``proc``) in the background and wait until ``proc`` sleeps in it."""
+    fut = background(fn)
+    wait_until(lambda: fut.done() or proc.is_blocked(), what=f"task {proc.tid} to block")
+    if fut.done():
+        raise AssertionError(f"the call did not block: {fut.exception() or fut.result()!r}")
+    return fut
+
+
+def errno_of(fut: "concurrent.futures.Future[Any]") -> int:
+    """The LinuxError errno a background call ended with (it must fail)."""
+    from testsuite.libc.errors import LinuxError
+
+    exc = fut.exception(timeout=WAIT)
+    assert isinstance(exc, LinuxError), f"expected a failure, got {fut.result()!r}"
+    return exc.errno
+
+
 def wait_blocked(proc: Any, timeout: float = WAIT) -> None:
     """Wait until ``proc`` (a Proc or task handle) sleeps inside its current syscall."""
     wait_until(proc.is_blocked, timeout, f"task {proc.tid} to block")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EINVAL, ENXIO
-from abi.linux.file import SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET
-from fs.vfs.file import FileDescription
+from abi.linux.errno import EINVAL
+from fs.vfs.file import FileDescription, llseek_position
 from fs.vfs.tmpfs import TmpfsDirFD
 from kernel import waiter
 from kernel.errors import SysError
@@ -19,9 +18,6 @@ from kernel.errors import SysError
 if TYPE_CHECKING:
     from fs.mqfs.filesystem import MqueueFilesystem, QueueInode
     from kernel.task import Task
-
-#: MAX_LFS_FILESIZE: the largest position default_llseek accepts.
-_MAX_POS = 0x7FFF_FFFF_FFFF_FFFF
 
 
 class QueueFD(FileDescription):
@@ -56,28 +52,8 @@ class QueueFD(FileDescription):
         """``default_llseek`` with i_size = FILENT_SIZE."""
         size = self.inode.size() if self.inode is not None else 0
         with self.mu:
-            if whence == SEEK_SET:
-                new = offset
-            elif whence == SEEK_CUR:
-                if offset == 0:
-                    return self.pos
-                new = self.pos + offset
-            elif whence == SEEK_END:
-                new = size + offset
-            elif whence == SEEK_DATA:
-                if offset < 0 or offset >= size:
-                    raise SysError(ENXIO)
-                new = offset
-            elif whence == SEEK_HOLE:
-                if offset < 0 or offset >= size:
-                    raise SysError(ENXIO)
-                new = size
-            else:
-                raise SysError(EINVAL)
-            if new < 0 or new > _MAX_POS:
-                raise SysError(EINVAL)
-            self.pos = new
-            return new
+            self.pos = llseek_position(self.pos, size, offset, whence)
+            return self.pos
 
     def readiness(self, mask: int) -> int:
         return self.queue.readiness(mask)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EINVAL, ENOTDIR, ENOTTY, ESPIPE
-from abi.linux.file import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY
+from abi.linux.errno import EINVAL, ENOTDIR, ENOTTY, ENXIO, ESPIPE
+from abi.linux.file import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET
 from kernel import waiter
 from kernel.errors import SysError
 
@@ -158,5 +158,35 @@ def anon_inode_dev() -> int:
 
 if TYPE_CHECKING:
     from fs.vfs.mount import Path
+
+#: MAX_LFS_FILESIZE on 64-bit: the largest file position.
+MAX_LFS_FILESIZE = 0x7FFF_FFFF_FFFF_FFFF
+
+
+def llseek_position(pos: int, size: int, offset: int, whence: int, maxsize: int = MAX_LFS_FILESIZE) -> int:
+    """``generic_file_llseek_size``: the new position of a file at ``pos`` of ``size`` bytes (the
+    caller stores it, holding its position lock). SEEK_DATA/SEEK_HOLE treat the file as all data."""
+    if whence == SEEK_SET:
+        new = offset
+    elif whence == SEEK_CUR:
+        if offset == 0:
+            return pos  # "lseek(fd, 0, SEEK_CUR)" only reads the position
+        new = pos + offset
+    elif whence == SEEK_END:
+        new = size + offset
+    elif whence == SEEK_DATA:
+        if offset < 0 or offset >= size:
+            raise SysError(ENXIO)
+        new = offset
+    elif whence == SEEK_HOLE:
+        if offset < 0 or offset >= size:
+            raise SysError(ENXIO)
+        new = size
+    else:
+        raise SysError(EINVAL)
+    if new < 0 or new > maxsize:
+        raise SysError(EINVAL)
+    return new
+
 
 __all__ = ["FileDescription", "DEFAULT_POLLMASK", "anon_inode_dev"]

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, ENXIO
-from abi.linux.file import (DT_DIR, O_APPEND, S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISVTX, SEEK_CUR, SEEK_DATA,
-                            SEEK_END, SEEK_HOLE, SEEK_SET, TMPFS_MAGIC, dtype_of)
-from fs.vfs.file import FileDescription
+from abi.linux.errno import EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY
+from abi.linux.file import (DT_DIR, O_APPEND, S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISVTX, SEEK_CUR, SEEK_SET, TMPFS_MAGIC,
+                            dtype_of)
+from fs.vfs.file import MAX_LFS_FILESIZE, FileDescription, llseek_position
 from fs.vfs.inode import Filesystem, Inode, StatFS, may_delete
 from kernel.errors import SysError
 
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 #: BOGO_DIRENT_SIZE: what each entry adds to a tmpfs directory's st_size.
 BOGO_DIRENT_SIZE = 20
-#: MAX_LFS_FILESIZE on 64-bit.
-MAX_LFS_FILESIZE = 0x7FFF_FFFF_FFFF_FFFF
 #: Default capacity of one tmpfs instance in this model (Linux: half of RAM).
 DEFAULT_SIZE = 64 << 20
 PAGE = 4096
@@ -229,27 +227,8 @@ class TmpfsFileFD(FileDescription):
         """``generic_file_llseek``."""
         inode: TmpfsFile = self.inode  # type: ignore[assignment]
         with self.mu:
-            size = len(inode.data)
-            if whence == SEEK_SET:
-                new = offset
-            elif whence == SEEK_CUR:
-                new = self.pos + offset
-            elif whence == SEEK_END:
-                new = size + offset
-            elif whence == SEEK_DATA:
-                if offset < 0 or offset >= size:
-                    raise SysError(ENXIO)
-                new = offset
-            elif whence == SEEK_HOLE:
-                if offset < 0 or offset >= size:
-                    raise SysError(ENXIO)
-                new = size
-            else:
-                raise SysError(EINVAL)
-            if new < 0 or new > MAX_LFS_FILESIZE:
-                raise SysError(EINVAL)
-            self.pos = new
-            return new
+            self.pos = llseek_position(self.pos, len(inode.data), offset, whence)
+            return self.pos
 
 
 class TmpfsDirFD(FileDescription):

@@ -114,6 +114,15 @@ class Queue:
             self._top = prio
         return d
 
+    def _pipelined_send_locked(self, data: bytes, prio: int) -> None:
+        """``pipelined_send``: the message goes straight to the longest-waiting receiver (the queue is
+        empty, so it never enters it and no notification fires)."""
+        r = self._receivers.popleft()
+        r.msg = data
+        r.prio = prio
+        r.ready = True
+        r.waker.wake()
+
     # -- send ------------------------------------------------------------------------------------------
     def send(self, t: "Task", data: bytes, prio: int, nonblock: bool, waker: waiter.Waker | None = None) -> Waiter | None:
         """Queue ``data`` at ``prio`` on behalf of ``t``.
@@ -134,14 +143,8 @@ class Queue:
                 w = Waiter(waker, data, prio)
                 self._senders.append(w)
                 return w
-            receivers = self._receivers
-            if receivers:
-                # pipelined_send: straight to the longest-waiting receiver; no notification.
-                r = receivers.popleft()
-                r.msg = data
-                r.prio = prio
-                r.ready = True
-                r.waker.wake()
+            if self._receivers:
+                self._pipelined_send_locked(data, prio)
             else:
                 # msg_insert, inlined: this is the hot path. A ping-pong on one priority finds its
                 # node (kept while empty, see receive) and never touches the SortedList.
@@ -179,13 +182,8 @@ class Queue:
         holds one message more than ``maxmsg`` until the next receive: Linux never freed that slot,
         and dropping the message instead would be the loss this undo exists to prevent."""
         with self.mu:
-            receivers = self._receivers
-            if receivers:
-                r = receivers.popleft()
-                r.msg = data
-                r.prio = prio
-                r.ready = True
-                r.waker.wake()
+            if self._receivers:
+                self._pipelined_send_locked(data, prio)
                 return
             d = self._by_prio.get(prio)
             if d is None:

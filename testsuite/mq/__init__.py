@@ -12,20 +12,17 @@ Each test gets a fresh IPC namespace, so queue names are fixed constants and nee
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import random
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from abi.linux.capability import CAP_NAMES
 from abi.linux.file import O_CREAT, O_EXCL, O_RDWR
-from testsuite.libc import LinuxError, Proc
+from testsuite.libc import Proc
 from testsuite.targets.base import Target
-from testsuite.util import WAIT, background, wait_until
 
-Future = concurrent.futures.Future
 
 #: The default queue: 10 messages of at most 8192 bytes.
 MAXMSG = 10
@@ -93,20 +90,6 @@ def text(proc: Proc, fd: int) -> bytes:
     return proc.pread(fd, 128, 0)
 
 
-def start_blocked(p: Proc, fn: Callable[[], Any]) -> "Future[Any]":
-    """Run ``fn`` (a call on ``p``) in the background and wait until ``p`` sleeps in it."""
-    fut = background(fn)
-    wait_until(lambda: fut.done() or p.is_blocked(), what=f"task {p.tid} to block")
-    if fut.done():
-        raise AssertionError(f"the call did not block: {fut.exception() or fut.result()!r}")
-    return fut
-
-
-def errno_of(fut: "Future[Any]") -> int:
-    """The LinuxError errno a background call ended with (it must fail)."""
-    exc = fut.exception(timeout=WAIT)
-    assert isinstance(exc, LinuxError), f"expected a failure, got {fut.result()!r}"
-    return exc.errno
 
 
 #: O_DIRECTORY differs between the architectures (asm-generic vs arm64 fcntl.h).

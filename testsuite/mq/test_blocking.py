@@ -16,9 +16,9 @@ from abi.linux.errno import EAGAIN, EINTR, ETIMEDOUT
 from abi.linux.file import O_NONBLOCK, O_RDWR
 from abi.linux.signal import SA_RESTART, SA_SIGINFO, SI_TKILL, SIGUSR1
 from testsuite.libc import Proc, expect_errno
-from testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, create, errno_of, fill, start_blocked, status, text
+from testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, create, fill, status, text
 from testsuite.targets.base import Target
-from testsuite.util import WAIT, background, wait_blocked, wait_until
+from testsuite.util import WAIT, background, errno_of, start_blocked, wait_blocked, wait_until
 
 #: A real wait that is short but well above timer slack.
 SHORT = 0.08

@@ -14,9 +14,9 @@ from abi.linux.file import FD_CLOEXEC, O_ACCMODE, O_CLOEXEC, O_CREAT, O_NONBLOCK
 from testsuite.libc import Proc, expect_errno
 from testsuite.libc.posix import (EPOLL_CTL_ADD, EPOLLIN, EPOLLOUT, F_GETFD, F_GETFL, F_SETFD, F_SETFL, POLLIN,
                                   POLLOUT, POLLRDNORM, POLLWRNORM, MqAttr)
-from testsuite.mq import MSG, MSGSIZE, NAME, create, fill, start_blocked, status, user
+from testsuite.mq import MSG, MSGSIZE, NAME, create, fill, status, user
 from testsuite.targets.base import Target
-from testsuite.util import WAIT
+from testsuite.util import WAIT, start_blocked
 
 ALL = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
 

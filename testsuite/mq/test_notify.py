@@ -19,9 +19,9 @@ from abi.linux.mqueue import NOTIFY_COOKIE_LEN, NOTIFY_REMOVED, NOTIFY_WOKENUP
 from abi.linux.signal import SA_SIGINFO, SI_MESGQ, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID
 from testsuite.libc import Proc, expect_errno
 from testsuite.libc.posix import MSG_DONTWAIT
-from testsuite.mq import MSG, MSGSIZE, NAME, RTSIG, SIG, create, errno_of, start_blocked, status, text, user
+from testsuite.mq import MSG, MSGSIZE, NAME, RTSIG, SIG, create, status, text, user
 from testsuite.targets.base import Target
-from testsuite.util import WAIT, wait_until
+from testsuite.util import WAIT, errno_of, start_blocked, wait_until
 
 NONE = {"notify": SIGEV_NONE}
 

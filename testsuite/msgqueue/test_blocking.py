@@ -10,7 +10,7 @@ MsgSndRmWhileBlocking, MsgRcvRmWhileBlocking, MsgOpGeneral, InterruptRecv, Inter
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -18,28 +18,14 @@ from abi.linux.errno import E2BIG, EACCES, EIDRM, EINTR
 from abi.linux.ipc import IPC_CREAT, IPC_NOWAIT
 from abi.linux.msgqueue import MSG_EXCEPT, MSG_NOERROR, MSGMAX
 from abi.linux.signal import SA_RESTART, SA_SIGINFO, SI_USER, SIGALRM, SIGCONT, SIGKILL, SIGSTOP
-from testsuite.libc import LinuxError, Proc
+from testsuite.libc import Proc
 from testsuite.msgqueue import KEY, MSG_SIZE, TEXT, fill, new_queue, text
 from testsuite.targets.base import Target
-from testsuite.util import WAIT, background, wait_blocked, wait_until
+from testsuite.util import WAIT, background, errno_of, start_blocked, wait_blocked, wait_until
 
 Future = concurrent.futures.Future
 
 
-def start_blocked(p: Proc, fn: Callable[[], Any]) -> "Future[Any]":
-    """Run ``fn`` (a call on ``p``) in the background and wait until ``p`` sleeps in it."""
-    fut = background(fn)
-    wait_until(lambda: fut.done() or p.is_blocked(), what=f"task {p.tid} to block")
-    if fut.done():
-        raise AssertionError(f"the call did not block: {fut.exception() or fut.result()!r}")
-    return fut
-
-
-def errno_of(fut: "Future[Any]") -> int:
-    """The LinuxError errno a background call ended with (it must fail)."""
-    exc = fut.exception(timeout=WAIT)
-    assert isinstance(exc, LinuxError), f"expected a failure, got {fut.result()!r}"
-    return exc.errno
 
 
 def first_done(*futs: "Future[Any]") -> None:
