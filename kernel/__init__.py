@@ -1,4 +1,4 @@
-"""The sentry kernel (gVisor: pkg/sentry/kernel).
+"""The sentry kernel (gVisor: pkg/sentry/kernel; Linux: kernel/ and ipc/).
 
 ``Kernel`` is the embedded kernel and ``Task`` a thread in it::
 
