@@ -89,20 +89,10 @@ class FDTable:
 
     def install(self, t: "Task", desc: FileDescription, cloexec: bool, minfd: int = 0) -> int:
         """Install ``desc`` at the lowest free fd >= ``minfd`` (EMFILE at RLIMIT_NOFILE); the table
-        takes its own reference (the caller keeps and later drops its own)."""
-        limit = t.tg.rlimits[RLIMIT_NOFILE][0]
-        with self.mu:
-            fds = self._fds
-            fd = minfd if minfd > self._hint else self._hint
-            while fd in fds:
-                fd += 1
-            if fd >= limit:
-                raise SysError(EMFILE)
-            desc.incref()
-            fds[fd] = (desc, cloexec)
-            self.files[fd] = desc
-            if minfd <= self._hint:
-                self._hint = fd + 1
+        takes its own reference (the caller keeps and later drops its own). Linux's ``alloc_fd`` then
+        ``fd_install``: until filled, the slot is taken but looks closed to every lookup."""
+        fd = self.reserve(t, cloexec, minfd)
+        self.fill(fd, desc)
         return fd
 
     def install_at(self, fd: int, desc: FileDescription, cloexec: bool) -> FileDescription | None:

@@ -145,35 +145,34 @@ def fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
 _WRITE_CHUNK = 64 * 1024
 
 
-def _do_read(t: Task, fd: int, buf: int, count: int, pos: int | None) -> int:
+def _rw_checks(t: Task, fd: int, buf: int, count: int, pos: int | None,
+               write: bool) -> tuple[FileDescription, int]:
+    """The checks ``vfs_read``/``vfs_write`` (and ``ksys_pread64``/``ksys_pwrite64``) make before
+    any I/O, in Linux's order: FMODE_READ/WRITE (EBADF), FMODE_CAN_READ/WRITE, i.e. the file has the
+    op (EINVAL, before the buffer is touched), access_ok (EFAULT), a positioned call on a stream
+    (ESPIPE); the count is clamped to MAX_RW_COUNT. Returns the description and the count."""
     desc = _fd(t, fd)
-    if not desc.readable():
+    if not (desc.writable() if write else desc.readable()):
         raise SysError(EBADF)
-    if type(desc).read is FileDescription.read:
-        raise SysError(EINVAL)  # no read op (FMODE_CAN_READ), checked before the buffer
+    has_op = (type(desc).write is not FileDescription.write) if write else (type(desc).read is not FileDescription.read)
+    if not has_op:
+        raise SysError(EINVAL)
     if not _access_ok(buf, count):
         raise SysError(EFAULT)
     if pos is not None and getattr(desc, "stream", False):
         raise SysError(ESPIPE)
-    if count > MAX_RW_COUNT:
-        count = MAX_RW_COUNT
+    return desc, min(count, MAX_RW_COUNT)
+
+
+def _do_read(t: Task, fd: int, buf: int, count: int, pos: int | None) -> int:
+    desc, count = _rw_checks(t, fd, buf, count, pos, write=False)
     data = desc.read(t, count, pos)
     t.copy_out(buf, data)
     return len(data)
 
 
 def _do_write(t: Task, fd: int, buf: int, count: int, pos: int | None) -> int:
-    desc = _fd(t, fd)
-    if not desc.writable():
-        raise SysError(EBADF)
-    if type(desc).write is FileDescription.write:
-        raise SysError(EINVAL)  # no write op (FMODE_CAN_WRITE), checked before the buffer
-    if not _access_ok(buf, count):
-        raise SysError(EFAULT)
-    if pos is not None and getattr(desc, "stream", False):
-        raise SysError(ESPIPE)
-    if count > MAX_RW_COUNT:
-        count = MAX_RW_COUNT
+    desc, count = _rw_checks(t, fd, buf, count, pos, write=True)
     if count <= _WRITE_CHUNK:
         return desc.write(t, t.copy_in(buf, count), pos)
     # Large writes go chunk by chunk; a fault or a full filesystem after some progress is a short
