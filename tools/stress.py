@@ -247,15 +247,20 @@ class Stress:
         t.mm.write(buf + 256, _TS.pack(dl // 10**9, dl % 10**9))
         return buf + 256, dl
 
+    def _pick_fd(self, t: Any, rng: random.Random, buf: int, fds: dict[bool, list[int]], nonblock: bool) -> int | None:
+        """A random descriptor of the wanted blocking mode, now and then re-opening every queue so
+        that queues re-created after an unlink are used too; None when no queue exists right now."""
+        if not fds[nonblock] or rng.random() < 0.02:
+            fds[nonblock] = (fds[nonblock] + self._open_all(t, buf, nonblock))[-12:]
+        return rng.choice(fds[nonblock]) if fds[nonblock] else None
+
     def mq_sender(self, t: Any, rng: random.Random, buf: int) -> None:
         fds = {False: self._open_all(t, buf, False), True: self._open_all(t, buf, True)}
         while not self.stop.is_set():
             nonblock = rng.random() < 0.3
-            if not fds[nonblock] or rng.random() < 0.02:
-                fds[nonblock] = (fds[nonblock] + self._open_all(t, buf, nonblock))[-12:]  # queues made after an unlink
-            if not fds[nonblock]:
+            fd = self._pick_fd(t, rng, buf, fds, nonblock)
+            if fd is None:
                 continue
-            fd = rng.choice(fds[nonblock])
             mid = next(self.ids)
             prio = rng.randrange(0, 8)
             t.mm.write(buf, _ID.pack(mid) + bytes(8))
@@ -279,11 +284,9 @@ class Stress:
         fds = {False: self._open_all(t, buf, False), True: self._open_all(t, buf, True)}
         while not self.stop.is_set():
             nonblock = rng.random() < 0.3
-            if not fds[nonblock] or rng.random() < 0.02:
-                fds[nonblock] = (fds[nonblock] + self._open_all(t, buf, nonblock))[-12:]  # queues made after an unlink
-            if not fds[nonblock]:
+            fd = self._pick_fd(t, rng, buf, fds, nonblock)
+            if fd is None:
                 continue
-            fd = rng.choice(fds[nonblock])
             ts, dl = self._deadline(t, rng, buf)
             ret = self.sys(t, "mq_timedreceive", fd, buf, MQ_MSGSIZE, buf + 128, ts)
             self.outcome("mq_receive" + ("/nonblock" if nonblock else "/deadline" if ts else "/wait"), ret)
