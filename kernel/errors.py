@@ -22,7 +22,7 @@ class SysError(Exception):
         self.errno = errno
 
     def __repr__(self) -> str:
-        from abi.linux.errno import errno_name
+        from mqsentry.abi.linux.errno import errno_name
 
         return f"SysError({errno_name(self.errno)})"
 

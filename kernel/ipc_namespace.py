@@ -15,14 +15,14 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from abi.linux.errno import EACCES, EINVAL
-from abi.linux.mqueue import (DFLT_MSG, DFLT_MSGMAX, DFLT_MSGSIZE, DFLT_MSGSIZEMAX, DFLT_QUEUESMAX, HARD_MSGMAX,
+from mqsentry.abi.linux.errno import EACCES, EINVAL
+from mqsentry.abi.linux.mqueue import (DFLT_MSG, DFLT_MSGMAX, DFLT_MSGSIZE, DFLT_MSGSIZEMAX, DFLT_QUEUESMAX, HARD_MSGMAX,
                               HARD_MSGSIZEMAX, MIN_MSGMAX, MIN_MSGSIZEMAX)
-from abi.linux.msgqueue import MSGMAX, MSGMNB, MSGMNI
-from kernel.errors import SysError
+from mqsentry.abi.linux.msgqueue import MSGMAX, MSGMNB, MSGMNI
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from kernel.kernel import Kernel
+    from mqsentry.kernel.kernel import Kernel
 
 INT_MAX = 0x7FFF_FFFF
 #: ipc_mni without the ``ipcmni_extend`` boot parameter.

@@ -20,13 +20,13 @@ import threading
 import traceback
 from typing import Any, Callable
 
-from abi.linux.errno import EINVAL
-from kernel.auth.credentials import Credentials
-from kernel.ipc_namespace import IPCNamespace
-from kernel.ktime import Clock, RealtimeClock
-from kernel.memory import AddressSpace
-from kernel.signals import SigAction, SigInfo
-from kernel.task import Task, ThreadGroup
+from mqsentry.abi.linux.errno import EINVAL
+from mqsentry.kernel.auth.credentials import Credentials
+from mqsentry.kernel.ipc_namespace import IPCNamespace
+from mqsentry.kernel.ktime import Clock, RealtimeClock
+from mqsentry.kernel.memory import AddressSpace
+from mqsentry.kernel.signals import SigAction, SigInfo
+from mqsentry.kernel.task import Task, ThreadGroup
 
 log = logging.getLogger("mqsentry")
 
@@ -47,7 +47,7 @@ class Kernel:
     def __init__(self, arch: str = "amd64", clock: Clock | None = None) -> None:
         if arch not in ARCHES:
             raise ValueError(f"unsupported arch {arch!r}; choose one of {ARCHES}")
-        from syscalls.linux import table_for  # late: syscalls import kernel
+        from mqsentry.syscalls.linux import table_for  # late: syscalls import kernel
 
         self.arch = arch
         self.clock: Clock = clock if clock is not None else RealtimeClock()
@@ -213,7 +213,7 @@ class Kernel:
         ns.dead = True
         ns.msgqueues.destroy()
         if getattr(ns, "mqueue_fs", None) is not None:
-            from fs.mqfs.filesystem import reap_dead_namespaces
+            from mqsentry.fs.mqfs.filesystem import reap_dead_namespaces
 
             reap_dead_namespaces(self)
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import (EINTR, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS)
-from abi.linux.signal import (DEFAULT_IGNORE, DEFAULT_STOP, NSIG, SA_NODEFER, SA_RESETHAND, SA_RESTART,
+from mqsentry.abi.linux.errno import (EINTR, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS)
+from mqsentry.abi.linux.signal import (DEFAULT_IGNORE, DEFAULT_STOP, NSIG, SA_NODEFER, SA_RESETHAND, SA_RESTART,
                               SIG_DFL, SIG_IGN, SIGCONT, SIGINFO, SIGKILL, SIGRTMIN, SIGSTOP, UNBLOCKABLE,
                               sigmask)
 
 if TYPE_CHECKING:
-    from kernel.task import Task, ThreadGroup
+    from mqsentry.kernel.task import Task, ThreadGroup
 
 
 @dataclass(slots=True)

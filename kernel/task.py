@@ -23,19 +23,19 @@ import threading
 from bisect import bisect as _bisect
 from typing import TYPE_CHECKING, Any, Callable
 
-from abi.linux.errno import EFAULT, EINTR, ENOSYS, ESRCH, ETIMEDOUT
-from abi.linux.limits import (DEFAULT_MSGQUEUE, DEFAULT_NOFILE, RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_MSGQUEUE,
+from mqsentry.abi.linux.errno import EFAULT, EINTR, ENOSYS, ESRCH, ETIMEDOUT
+from mqsentry.abi.linux.limits import (DEFAULT_MSGQUEUE, DEFAULT_NOFILE, RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_MSGQUEUE,
                               RLIMIT_NOFILE, RLIMIT_SIGPENDING, RLIMIT_STACK)
-from abi.linux.signal import NSIG, SA_RESETHAND, SIG_DFL, SIG_IGN, UNBLOCKABLE, sigmask
-from kernel.auth.credentials import Credentials
-from kernel.errors import SysError
-from kernel.memory import AddressSpace, MemoryFault
-from kernel.signals import (DeliveredSignal, PendingSet, SigAction, SigInfo, default_ignored, default_stops,
+from mqsentry.abi.linux.signal import NSIG, SA_RESETHAND, SIG_DFL, SIG_IGN, UNBLOCKABLE, sigmask
+from mqsentry.kernel.auth.credentials import Credentials
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.memory import AddressSpace, MemoryFault
+from mqsentry.kernel.signals import (DeliveredSignal, PendingSet, SigAction, SigInfo, default_ignored, default_stops,
                             handler_mask, restart_effect, send_locked)
 
 if TYPE_CHECKING:
-    from kernel.ipc_namespace import IPCNamespace
-    from kernel.kernel import Kernel
+    from mqsentry.kernel.ipc_namespace import IPCNamespace
+    from mqsentry.kernel.kernel import Kernel
 
 log = logging.getLogger("mqsentry")
 

@@ -9,8 +9,8 @@ from typing import Iterator
 
 import pytest
 
-from testsuite.libc import Proc
-from testsuite.targets.base import Target
+from mqsentry.testsuite.libc import Proc
+from mqsentry.testsuite.targets.base import Target
 
 TARGETS = ("sentry", "native")
 
@@ -35,10 +35,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def make_target(name: str) -> Target:
     if name == "sentry":
-        from testsuite.targets.sentry import SentryTarget
+        from mqsentry.testsuite.targets.sentry import SentryTarget
 
         return SentryTarget()
-    from testsuite.targets import native
+    from mqsentry.testsuite.targets import native
 
     reason = native.unavailable_reason()
     if reason:

@@ -47,7 +47,7 @@ def start_blocked(proc: Any, fn: Callable[[], Any]) -> "concurrent.futures.Futur
 
 def errno_of(fut: "concurrent.futures.Future[Any]") -> int:
     """The LinuxError errno a background call ended with (it must fail)."""
-    from testsuite.libc.errors import LinuxError
+    from mqsentry.testsuite.libc.errors import LinuxError
 
     exc = fut.exception(timeout=WAIT)
     assert isinstance(exc, LinuxError), f"expected a failure, got {fut.result()!r}"

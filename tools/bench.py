@@ -33,13 +33,13 @@ import tracemalloc
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from abi.linux import sysno
-from abi.linux.file import O_CREAT, O_EXCL, O_RDWR
-from abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID
-from abi.linux.limits import RLIM_INFINITY, RLIMIT_MSGQUEUE
-from abi.linux.mqueue import HARD_MSGMAX, MQ_ATTR, MQ_PRIO_MAX
-from abi.linux.sched import CLONE_NEWIPC
-from kernel import Kernel, Task
+from mqsentry.abi.linux import sysno
+from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_RDWR
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID
+from mqsentry.abi.linux.limits import RLIM_INFINITY, RLIMIT_MSGQUEUE
+from mqsentry.abi.linux.mqueue import HARD_MSGMAX, MQ_ATTR, MQ_PRIO_MAX
+from mqsentry.abi.linux.sched import CLONE_NEWIPC
+from mqsentry.kernel import Kernel, Task
 
 _MTYPE = struct.Struct("<q")
 _INT_MAX = 0x7FFF_FFFF
@@ -486,14 +486,14 @@ def _platform_section(quick: bool) -> str:
     """The platform's per-call overhead (kernel/platform/bench.py), or why it cannot be measured here."""
     import shutil
 
-    from kernel import platform as plat_pkg
+    from mqsentry.kernel import platform as plat_pkg
 
     reason = plat_pkg.available()
     if reason is None and shutil.which("cc") is None:
         reason = "no C compiler for the measurement program"
     if reason is not None:
         return f"platform overhead: not measured ({reason})"
-    from kernel.platform.bench import report
+    from mqsentry.kernel.platform.bench import report
 
     try:
         return report(iterations=2_000 if quick else 20_000, repeat=1 if quick else 3)
@@ -502,7 +502,7 @@ def _platform_section(quick: bool) -> str:
 
 
 def _why(ret: int) -> str:
-    from abi.linux.errno import errno_name
+    from mqsentry.abi.linux.errno import errno_name
 
     return f"sentry: {errno_name(-ret)}"
 

@@ -17,7 +17,7 @@ from typing import Sequence
 
 
 #: Modules that add a subcommand: ``add_parser(subparsers) -> parser`` and ``run(args) -> int``.
-PLUGINS = ("tools.run", "tools.fuzz", "tools.stress", "tools.difftest", "tools.permmatrix")
+PLUGINS = ("mqsentry.tools.run", "mqsentry.tools.fuzz", "mqsentry.tools.stress", "mqsentry.tools.difftest", "mqsentry.tools.permmatrix")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -74,11 +74,11 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if plugin is not None:
         return int(plugin.run(args))
     if args.command == "demo":
-        from tools import demo
+        from mqsentry.tools import demo
 
         status = 0
         if not args.embedded and args.only is None:
-            from tools import realdemo
+            from mqsentry.tools import realdemo
 
             reason = realdemo.unavailable_reason()
             if reason is None:
@@ -87,7 +87,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 print(f"(real programs skipped: {reason})")
         return demo.run(arch=args.arch, structs=not args.raw, only=args.only) or status
     if args.command == "bench":
-        from tools import bench
+        from mqsentry.tools import bench
 
         if args.profile:
             return bench.profile(quick=args.quick, top=args.top, sort=args.sort, what=args.what)

@@ -17,16 +17,16 @@ import threading
 import time
 from typing import Callable, TextIO
 
-from abi.linux import sysno
-from abi.linux.errno import EAGAIN, EINVAL, ENOSYS, ETIMEDOUT
-from abi.linux.file import O_CREAT, O_EXCL, O_NONBLOCK, O_RDWR, O_WRONLY
-from abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_STAT
-from abi.linux.mqueue import MQ_ATTR
-from abi.linux.msgqueue import MSG_NOERROR, MSQID64_DS
-from abi.linux.signal import SA_RESTORER, SA_SIGINFO, SI_MESGQ, SIGACTION, SIGEV_SIGNAL, SIGEVENT, SIGSET_SIZE, SIGUSR1
-from abi.linux.time import TIMESPEC
-from kernel import Kernel, ManualClock, Task
-from tools.strace import Strace, signame
+from mqsentry.abi.linux import sysno
+from mqsentry.abi.linux.errno import EAGAIN, EINVAL, ENOSYS, ETIMEDOUT
+from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_NONBLOCK, O_RDWR, O_WRONLY
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_STAT
+from mqsentry.abi.linux.mqueue import MQ_ATTR
+from mqsentry.abi.linux.msgqueue import MSG_NOERROR, MSQID64_DS
+from mqsentry.abi.linux.signal import SA_RESTORER, SA_SIGINFO, SI_MESGQ, SIGACTION, SIGEV_SIGNAL, SIGEVENT, SIGSET_SIZE, SIGUSR1
+from mqsentry.abi.linux.time import TIMESPEC
+from mqsentry.kernel import Kernel, ManualClock, Task
+from mqsentry.tools.strace import Strace, signame
 
 #: The SysV key the server publishes its queue under (decimal in the trace).
 DEMO_KEY = 1234

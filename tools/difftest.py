@@ -31,8 +31,8 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
 def run(args: argparse.Namespace) -> int:
     from hypothesis import HealthCheck, Phase, given, seed, settings
 
-    from testsuite.difftest.runner import Divergence, native_reason, run_pair
-    from testsuite.difftest.strategies import cases
+    from mqsentry.testsuite.difftest.runner import Divergence, native_reason, run_pair
+    from mqsentry.testsuite.difftest.strategies import cases
 
     reason = native_reason()
     if reason:

@@ -44,24 +44,24 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from abi.linux import sysno
-from abi.linux.capability import (ALL_CAPS, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_OWNER, CAP_KILL, CAP_SETGID,
+from mqsentry.abi.linux import sysno
+from mqsentry.abi.linux.capability import (ALL_CAPS, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_OWNER, CAP_KILL, CAP_SETGID,
                                   CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE)
-from abi.linux.errno import ENOSYS, ESRCH
-from abi.linux.file import (F_DUPFD, F_GETFD, F_GETFL, F_SETFD, F_SETFL, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
+from mqsentry.abi.linux.errno import ENOSYS, ESRCH
+from mqsentry.abi.linux.file import (F_DUPFD, F_GETFD, F_GETFL, F_SETFD, F_SETFL, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
                             O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, POLLIN, POLLOUT)
-from abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
-from abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY, MSQID64_DS
-from abi.linux.mqueue import MQ_ATTR
-from abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS
-from abi.linux.signal import (SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_DFL, SIG_IGN,
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
+from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY, MSQID64_DS
+from mqsentry.abi.linux.mqueue import MQ_ATTR
+from mqsentry.abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS
+from mqsentry.abi.linux.signal import (SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_DFL, SIG_IGN,
                               SIGCONT, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEVENT, SIGACTION, SIGKILL,
                               SIGRTMIN, SIGSTOP, SIGTERM)
-from abi.linux.socket import AF_NETLINK, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW
-from kernel import Kernel
-from kernel.memory import AddressSpace
-from kernel.signals import SigInfo, send_locked
-from tools import invariants
+from mqsentry.abi.linux.socket import AF_NETLINK, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW
+from mqsentry.kernel import Kernel
+from mqsentry.kernel.memory import AddressSpace
+from mqsentry.kernel.signals import SigInfo, send_locked
+from mqsentry.tools import invariants
 
 SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM = 10, 12, 17, 14
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -582,7 +582,7 @@ class Fuzzer:
         return "msgctl", [msqid, cmd, buf]
 
     def _mq_fd(self, t: Any) -> int:
-        from fs.mqfs.file import QueueFD
+        from mqsentry.fs.mqfs.file import QueueFD
 
         table = t.ext.get("vfs.files")
         if table is not None and self.rng.random() < 0.9:
@@ -777,7 +777,7 @@ class Fuzzer:
         return sec >= 0 and 0 <= nsec < 10**9 and sec * 10**9 + nsec > self.k.clock.now_ns() + 5_000_000
 
     def _would_block_read(self, t: Any, fd: int) -> bool:
-        from syscalls.linux.sys_socket import NetlinkSocket
+        from mqsentry.syscalls.linux.sys_socket import NetlinkSocket
 
         table = t.ext.get("vfs.files")
         fd32 = ((fd & 0xFFFF_FFFF) ^ 0x8000_0000) - 0x8000_0000

@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from abi.linux.ipc import IPC_PRIVATE, IPCMNI, IPCMNI_SEQ_MAX, IPCMNI_SHIFT
-from abi.linux.mqueue import MQ_PRIO_MAX
+from mqsentry.abi.linux.ipc import IPC_PRIVATE, IPCMNI, IPCMNI_SEQ_MAX, IPCMNI_SHIFT
+from mqsentry.abi.linux.mqueue import MQ_PRIO_MAX
 
 if TYPE_CHECKING:
-    from kernel.ipc_namespace import IPCNamespace
-    from kernel.kernel import Kernel
+    from mqsentry.kernel.ipc_namespace import IPCNamespace
+    from mqsentry.kernel.kernel import Kernel
 
 #: How long a check waits for a lock before calling it stuck.
 LOCK_TIMEOUT = 2.0
@@ -233,8 +233,8 @@ def check_posix(k: "Kernel", nss: list["IPCNamespace"], quiescent: bool = True,
     """Every mqueue filesystem: queue counts, open counts, queues and the RLIMIT_MSGQUEUE charges."""
     out: list[str] = []
     try:
-        from fs.mqfs.file import QueueFD
-        from kernel.mq.limits import user_bytes
+        from mqsentry.fs.mqfs.file import QueueFD
+        from mqsentry.kernel.mq.limits import user_bytes
     except ImportError:
         return out
     opens: dict[int, int] = {}  # id(inode) -> live descriptions

@@ -26,8 +26,8 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def run(args: argparse.Namespace) -> int:
-    from testsuite.difftest.runner import native_reason
-    from testsuite.permissions.matrix import expected, run_matrix
+    from mqsentry.testsuite.difftest.runner import native_reason
+    from mqsentry.testsuite.permissions.matrix import expected, run_matrix
 
     native = not args.sentry_only
     if native:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     rep = run_matrix(native=native)
     if args.table:
-        from testsuite.permissions.matrix import cells
+        from mqsentry.testsuite.permissions.matrix import cells
 
         for c in cells():
             print(f"{c}  {expected(c)}")

@@ -20,7 +20,7 @@ PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs", "
 
 def unavailable_reason() -> str | None:
     """Why real programs cannot run under the sentry here, or None."""
-    from kernel import platform
+    from mqsentry.kernel import platform
 
     reason = platform.available()
     if reason is not None:
@@ -34,9 +34,9 @@ def unavailable_reason() -> str | None:
 
 def run(out: TextIO | None = None) -> int:
     """Run the SysV and the POSIX client/server pair under the sentry; 0 when both succeed."""
-    from kernel import Kernel
-    from kernel.platform.run import run_program
-    from tools.strace import Strace
+    from mqsentry.kernel import Kernel
+    from mqsentry.kernel.platform.run import run_program
+    from mqsentry.tools.strace import Strace
 
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="mqsentry-demo-") as tmp:

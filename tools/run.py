@@ -10,7 +10,7 @@ import argparse
 
 
 def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
-    from kernel.platform.run import add_arguments
+    from mqsentry.kernel.platform.run import add_arguments
 
     p = subparsers.add_parser(
         "run", help="run a real program with its message-queue syscalls served by the sentry",
@@ -25,13 +25,13 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernel.platform.run import run_from_args
+    from mqsentry.kernel.platform.run import run_from_args
 
     if args.trace:
         import sys
 
-        from kernel import Kernel
-        from tools.strace import Strace
+        from mqsentry.kernel import Kernel
+        from mqsentry.tools.strace import Strace
 
         k = Kernel(arch="amd64")
         Strace(sys.stderr).install(k)

@@ -21,24 +21,24 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
 
-from abi.linux.errno import ERRNO_NAMES
-from abi.linux.file import (O_ACCMODE, O_APPEND, O_ASYNC, O_CLOEXEC, O_CREAT, O_DSYNC, O_EXCL, O_NOATIME,
+from mqsentry.abi.linux.errno import ERRNO_NAMES
+from mqsentry.abi.linux.file import (O_ACCMODE, O_APPEND, O_ASYNC, O_CLOEXEC, O_CREAT, O_DSYNC, O_EXCL, O_NOATIME,
                             O_NOCTTY, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY)
-from abi.linux.ipc import IPC_64, IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
-from abi.linux.mqueue import MQ_ATTR, NAME_MAX
-from abi.linux.msgqueue import (MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY, MSGINFO,
+from mqsentry.abi.linux.ipc import IPC_64, IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
+from mqsentry.abi.linux.mqueue import MQ_ATTR, NAME_MAX
+from mqsentry.abi.linux.msgqueue import (MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY, MSGINFO,
                                 MSQID64_DS)
-from abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS, CLONE_NEWUSER
-from abi.linux.signal import (SA_NOCLDSTOP, SA_NOCLDWAIT, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART,
+from mqsentry.abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS, CLONE_NEWUSER
+from mqsentry.abi.linux.signal import (SA_NOCLDSTOP, SA_NOCLDWAIT, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART,
                               SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGACTION, SIGEV_NONE,
                               SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID, SIGEVENT, SIGNAL_NAMES, SI_ASYNCIO,
                               SI_KERNEL, SI_MESGQ, SI_QUEUE, SI_SIGIO, SI_TIMER, SI_TKILL, SI_USER)
-from abi.linux.time import TIMESPEC
+from mqsentry.abi.linux.time import TIMESPEC
 
 if TYPE_CHECKING:
-    from kernel.kernel import Kernel
-    from kernel.signals import SigInfo
-    from kernel.task import Task
+    from mqsentry.kernel.kernel import Kernel
+    from mqsentry.kernel.signals import SigInfo
+    from mqsentry.kernel.task import Task
 
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 _MTYPE = struct.Struct("<q")

@@ -32,14 +32,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from abi.linux.errno import EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ETIMEDOUT
-from abi.linux.file import O_CREAT, O_NONBLOCK, O_RDWR
-from abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
-from abi.linux.mqueue import MQ_ATTR
-from abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSQID64_DS
-from abi.linux.signal import SA_RESTART, SA_RESTORER, SA_SIGINFO, SIGACTION
-from kernel import Kernel
-from tools import invariants
+from mqsentry.abi.linux.errno import EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ETIMEDOUT
+from mqsentry.abi.linux.file import O_CREAT, O_NONBLOCK, O_RDWR
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
+from mqsentry.abi.linux.mqueue import MQ_ATTR
+from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSQID64_DS
+from mqsentry.abi.linux.signal import SA_RESTART, SA_RESTORER, SA_SIGINFO, SIGACTION
+from mqsentry.kernel import Kernel
+from mqsentry.tools import invariants
 
 SIGUSR1, SIGUSR2 = 10, 12
 HANDLER = 0x7000_0000_1000

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import construct as cs
 
-from abi.linux.layout import Layout
+from mqsentry.abi.linux.layout import Layout
 
 CAP_CHOWN = 0
 CAP_DAC_OVERRIDE = 1

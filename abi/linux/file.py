@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import construct as cs
 
-from abi.linux.layout import Layout
+from mqsentry.abi.linux.layout import Layout
 
 # -- open(2) flags common to both architectures ---------------------------------------------------------
 O_RDONLY = 0o0

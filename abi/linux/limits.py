@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import construct as cs
 
-from abi.linux.layout import Layout
+from mqsentry.abi.linux.layout import Layout
 
 RLIMIT_CPU = 0
 RLIMIT_FSIZE = 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import construct as cs
 
-from abi.linux.layout import Layout
+from mqsentry.abi.linux.layout import Layout
 
 MQ_PRIO_MAX = 32768
 MQ_BYTES_MAX = 819200  # default RLIMIT_MSGQUEUE

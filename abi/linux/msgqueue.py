@@ -10,8 +10,8 @@ import struct
 
 import construct as cs
 
-from abi.linux.ipc import IPC64_PERM_CON
-from abi.linux.layout import Layout
+from mqsentry.abi.linux.ipc import IPC64_PERM_CON
+from mqsentry.abi.linux.layout import Layout
 
 # msgctl commands beyond IPC_*.
 MSG_STAT = 11

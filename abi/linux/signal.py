@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import construct as cs
 
-from abi.linux.layout import Layout
+from mqsentry.abi.linux.layout import Layout
 
 SIGHUP = 1
 SIGINT = 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import construct as cs
 
-from abi.linux.layout import Layout
+from mqsentry.abi.linux.layout import Layout
 
 AF_UNSPEC = 0
 AF_UNIX = 1

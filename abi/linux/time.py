@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import construct as cs
 
-from abi.linux.layout import Layout
+from mqsentry.abi.linux.layout import Layout
 
 CLOCK_REALTIME = 0
 CLOCK_MONOTONIC = 1

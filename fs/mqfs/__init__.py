@@ -13,17 +13,17 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EINVAL
-from fs.mqfs.file import QueueFD, RootDirFD
-from fs.mqfs.filesystem import (MqueueFilesystem, QueueInode, RootDir, check_name, decode_name,
+from mqsentry.abi.linux.errno import EINVAL
+from mqsentry.fs.mqfs.file import QueueFD, RootDirFD
+from mqsentry.fs.mqfs.filesystem import (MqueueFilesystem, QueueInode, RootDir, check_name, decode_name,
                                 reap_dead_namespaces)
-from fs.vfs.context import kernel_vfs
-from fs.vfs.mount import FILESYSTEM_TYPES
-from kernel.errors import SysError
+from mqsentry.fs.vfs.context import kernel_vfs
+from mqsentry.fs.vfs.mount import FILESYSTEM_TYPES
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from kernel.ipc_namespace import IPCNamespace
-    from kernel.task import Task
+    from mqsentry.kernel.ipc_namespace import IPCNamespace
+    from mqsentry.kernel.task import Task
 
 _attach_mu = threading.Lock()
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EINVAL
-from fs.vfs.file import FileDescription, llseek_position
-from fs.vfs.tmpfs import TmpfsDirFD
-from kernel import waiter
-from kernel.errors import SysError
+from mqsentry.abi.linux.errno import EINVAL
+from mqsentry.fs.vfs.file import FileDescription, llseek_position
+from mqsentry.fs.vfs.tmpfs import TmpfsDirFD
+from mqsentry.kernel import waiter
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from fs.mqfs.filesystem import MqueueFilesystem, QueueInode
-    from kernel.task import Task
+    from mqsentry.fs.mqfs.filesystem import MqueueFilesystem, QueueInode
+    from mqsentry.kernel.task import Task
 
 
 class QueueFD(FileDescription):

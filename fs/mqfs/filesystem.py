@@ -17,22 +17,22 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from abi.linux.capability import CAP_SYS_RESOURCE
-from abi.linux.errno import EACCES, EEXIST, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, ENOSPC
-from abi.linux.file import O_ACCMODE, O_CREAT, O_EXCL, O_NOCTTY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG, S_ISVTX
-from abi.linux.limits import RLIMIT_MSGQUEUE
-from abi.linux.mqueue import MQUEUE_MAGIC, NAME_MAX
-from fs.vfs.inode import MAY_READ, MAY_WRITE, Filesystem, Inode, StatFS, may_create, may_delete
-from kernel.errors import SysError
-from kernel.mq.limits import default_attr, user_bytes, validate_attr
-from kernel.mq.queue import Queue
+from mqsentry.abi.linux.capability import CAP_SYS_RESOURCE
+from mqsentry.abi.linux.errno import EACCES, EEXIST, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, ENOSPC
+from mqsentry.abi.linux.file import O_ACCMODE, O_CREAT, O_EXCL, O_NOCTTY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG, S_ISVTX
+from mqsentry.abi.linux.limits import RLIMIT_MSGQUEUE
+from mqsentry.abi.linux.mqueue import MQUEUE_MAGIC, NAME_MAX
+from mqsentry.fs.vfs.inode import MAY_READ, MAY_WRITE, Filesystem, Inode, StatFS, may_create, may_delete
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.mq.limits import default_attr, user_bytes, validate_attr
+from mqsentry.kernel.mq.queue import Queue
 
 if TYPE_CHECKING:
-    from fs.mqfs.file import QueueFD
-    from fs.vfs.file import FileDescription
-    from kernel.ipc_namespace import IPCNamespace
-    from kernel.kernel import Kernel
-    from kernel.task import Task
+    from mqsentry.fs.mqfs.file import QueueFD
+    from mqsentry.fs.vfs.file import FileDescription
+    from mqsentry.kernel.ipc_namespace import IPCNamespace
+    from mqsentry.kernel.kernel import Kernel
+    from mqsentry.kernel.task import Task
 
 #: ``FILENT_SIZE``: st_size of a queue inode.
 FILENT_SIZE = 80
@@ -139,7 +139,7 @@ class RootDir(Inode):
             return list(reversed(self.children.items()))
 
     def open(self, t: "Task", flags: int) -> "FileDescription":
-        from fs.mqfs.file import RootDirFD
+        from mqsentry.fs.mqfs.file import RootDirFD
 
         return RootDirFD(flags, self)
 
@@ -208,7 +208,7 @@ class MqueueFilesystem(Filesystem):
 
     def new_fd_locked(self, ino: QueueInode, oflag: int) -> "QueueFD":
         """``dentry_open``: a description with the open flags minus the open-only ones."""
-        from fs.mqfs.file import QueueFD
+        from mqsentry.fs.mqfs.file import QueueFD
 
         ino.opens += 1
         return QueueFD(oflag & 0xFFFF_FFFF & ~_OPEN_ONLY, ino)  # f_flags is unsigned

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from abi.linux.capability import CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN
-from abi.linux.errno import EINVAL, ENOENT
-from kernel.errors import SysError
-from kernel.ipc_namespace import SYSCTLS
+from mqsentry.abi.linux.capability import CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN
+from mqsentry.abi.linux.errno import EINVAL, ENOENT
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.ipc_namespace import SYSCTLS
 
 if TYPE_CHECKING:
-    from kernel.task import Task
+    from mqsentry.kernel.task import Task
 
 #: path -> fn(reading task) -> text, for read-only generated files.
 GENERATED: dict[str, Callable[["Task"], str]] = {}

@@ -13,13 +13,13 @@ The interface other filesystems code against (see /work/notes/vfs-contract.md):
 :class:`FDTable`, :func:`fd_table`, :data:`FILESYSTEM_TYPES`, :func:`current_umask`.
 """
 
-from fs.vfs.context import current_umask, fs_context, kernel_vfs, mount_ns, register
-from fs.vfs.fdtable import FDTable, fd_table
-from fs.vfs.file import DEFAULT_POLLMASK, FileDescription
-from fs.vfs.inode import (MAY_EXEC, MAY_READ, MAY_WRITE, Filesystem, Inode, Stat, StatFS, generic_permission,
+from mqsentry.fs.vfs.context import current_umask, fs_context, kernel_vfs, mount_ns, register
+from mqsentry.fs.vfs.fdtable import FDTable, fd_table
+from mqsentry.fs.vfs.file import DEFAULT_POLLMASK, FileDescription
+from mqsentry.fs.vfs.inode import (MAY_EXEC, MAY_READ, MAY_WRITE, Filesystem, Inode, Stat, StatFS, generic_permission,
                           may_create, may_delete)
-from fs.vfs.mount import FILESYSTEM_TYPES, Mount, MountNamespace, Path
-from fs.vfs.tmpfs import TmpfsFilesystem, new_tmpfs
+from mqsentry.fs.vfs.mount import FILESYSTEM_TYPES, Mount, MountNamespace, Path
+from mqsentry.fs.vfs.tmpfs import TmpfsFilesystem, new_tmpfs
 
 register()
 FILESYSTEM_TYPES.setdefault("tmpfs", new_tmpfs)

@@ -27,14 +27,14 @@ import itertools
 import threading
 from typing import TYPE_CHECKING
 
-from abi.linux.sched import CLONE_NEWNS
-from fs.vfs.fdtable import FDTable
-from fs.vfs.mount import Mount, MountNamespace, Path, remap_path
-from fs.vfs.tmpfs import new_root_fs
-from kernel.kernel import Kernel
+from mqsentry.abi.linux.sched import CLONE_NEWNS
+from mqsentry.fs.vfs.fdtable import FDTable
+from mqsentry.fs.vfs.mount import Mount, MountNamespace, Path, remap_path
+from mqsentry.fs.vfs.tmpfs import new_root_fs
+from mqsentry.kernel.kernel import Kernel
 
 if TYPE_CHECKING:
-    from kernel.task import Task, ThreadGroup
+    from mqsentry.kernel.task import Task, ThreadGroup
 
 
 class KernelVFS:
@@ -143,7 +143,7 @@ def _unshare_newns(t: "Task") -> None:
 
 def register() -> None:
     """Install the hooks (idempotent; done when fs.vfs is imported)."""
-    from syscalls.linux.sys_thread import UNSHARE_HANDLERS
+    from mqsentry.syscalls.linux.sys_thread import UNSHARE_HANDLERS
 
     if _on_new_process not in Kernel.task_hooks:
         Kernel.task_hooks.append(_on_new_process)

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EEXIST, EINTR, EINVAL, ELOOP, ENOENT, ERESTARTNOHAND, ETIMEDOUT
-from abi.linux.file import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_PRIVATE_BITS, EPOLLERR,
+from mqsentry.abi.linux.errno import EEXIST, EINTR, EINVAL, ELOOP, ENOENT, ERESTARTNOHAND, ETIMEDOUT
+from mqsentry.abi.linux.file import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_PRIVATE_BITS, EPOLLERR,
                             EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLONESHOT, EPOLLOUT, EPOLLRDNORM,
                             EPOLLWAKEUP, O_RDWR, POLLNVAL)
-from fs.vfs.file import DEFAULT_POLLMASK, FileDescription
-from kernel import waiter
-from kernel.errors import SysError
+from mqsentry.fs.vfs.file import DEFAULT_POLLMASK, FileDescription
+from mqsentry.kernel import waiter
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from fs.vfs.fdtable import FDTable
-    from kernel.task import Task
+    from mqsentry.fs.vfs.fdtable import FDTable
+    from mqsentry.kernel.task import Task
 
 #: EPOLLEXCLUSIVE_OK_BITS.
 EPOLLEXCLUSIVE_OK_BITS = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE

@@ -18,14 +18,14 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EBADF, EMFILE
-from abi.linux.file import FD_CLOEXEC
-from abi.linux.limits import RLIMIT_NOFILE
-from fs.vfs.file import FileDescription
-from kernel.errors import SysError
+from mqsentry.abi.linux.errno import EBADF, EMFILE
+from mqsentry.abi.linux.file import FD_CLOEXEC
+from mqsentry.abi.linux.limits import RLIMIT_NOFILE
+from mqsentry.fs.vfs.file import FileDescription
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from kernel.task import Task
+    from mqsentry.kernel.task import Task
 
 #: Placeholder of a reserved, not yet filled slot.
 _RESERVED: tuple[None, bool] = (None, False)

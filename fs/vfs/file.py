@@ -18,14 +18,14 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EINVAL, ENOTDIR, ENOTTY, ENXIO, ESPIPE
-from abi.linux.file import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET
-from kernel import waiter
-from kernel.errors import SysError
+from mqsentry.abi.linux.errno import EINVAL, ENOTDIR, ENOTTY, ENXIO, ESPIPE
+from mqsentry.abi.linux.file import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET
+from mqsentry.kernel import waiter
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from fs.vfs.inode import Inode, Stat, StatFS
-    from kernel.task import Task
+    from mqsentry.fs.vfs.inode import Inode, Stat, StatFS
+    from mqsentry.kernel.task import Task
 
 #: DEFAULT_POLLMASK (include/linux/poll.h): what a file without a poll method reports.
 DEFAULT_POLLMASK = waiter.EVENT_IN | waiter.EVENT_OUT | waiter.EVENT_RDNORM | waiter.EVENT_WRNORM
@@ -104,7 +104,7 @@ class FileDescription:
         """What fstat reports: the inode's attributes (an anonymous inode for inode-less files)."""
         if self.inode is not None:
             return self.inode.stat()
-        from fs.vfs.inode import Stat
+        from mqsentry.fs.vfs.inode import Stat
 
         # anon_inode_getfile: one shared inode, mode 0600 with no type bits, owned by root.
         return Stat(mode=0o600, ino=1, dev=anon_inode_dev(), nlink=1, uid=0, gid=0, size=0,
@@ -117,7 +117,7 @@ class FileDescription:
     def statfs(self, t: "Task") -> "StatFS":
         if self.inode is not None:
             return self.inode.fs.statfs(t)
-        from fs.vfs.inode import StatFS
+        from mqsentry.fs.vfs.inode import StatFS
 
         # anon_inodefs: ANON_INODE_FS_MAGIC, f_bsize PAGE_SIZE, nothing else.
         return StatFS(type=0x09041934, bsize=4096, blocks=0, bfree=0, bavail=0, files=0, ffree=0,
@@ -137,7 +137,7 @@ class FileDescription:
             last = self._refs == 0
         if last:
             if self.__dict__.get("_epoll_links"):
-                from fs.vfs.epoll import notify_released
+                from mqsentry.fs.vfs.epoll import notify_released
 
                 notify_released(self)
             self.release()
@@ -157,7 +157,7 @@ def anon_inode_dev() -> int:
 
 
 if TYPE_CHECKING:
-    from fs.vfs.mount import Path
+    from mqsentry.fs.vfs.mount import Path
 
 #: MAX_LFS_FILESIZE on 64-bit: the largest file position.
 MAX_LFS_FILESIZE = 0x7FFF_FFFF_FFFF_FFFF

@@ -18,15 +18,15 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from abi.linux.capability import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID
-from abi.linux.errno import EACCES, ENOENT, ENOTDIR, EPERM
-from abi.linux.file import S_IALLUGO, S_IFDIR, S_IFMT, S_ISGID, S_ISUID, S_ISVTX, S_IXUGO
-from kernel.auth.credentials import Credentials
-from kernel.errors import SysError
+from mqsentry.abi.linux.capability import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID
+from mqsentry.abi.linux.errno import EACCES, ENOENT, ENOTDIR, EPERM
+from mqsentry.abi.linux.file import S_IALLUGO, S_IFDIR, S_IFMT, S_ISGID, S_ISUID, S_ISVTX, S_IXUGO
+from mqsentry.kernel.auth.credentials import Credentials
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from fs.vfs.file import FileDescription
-    from kernel.task import Task
+    from mqsentry.fs.vfs.file import FileDescription
+    from mqsentry.kernel.task import Task
 
 MAY_EXEC = 1
 MAY_WRITE = 2

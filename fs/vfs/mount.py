@@ -16,10 +16,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Callable
 
-from fs.vfs.inode import Filesystem, Inode
+from mqsentry.fs.vfs.inode import Filesystem, Inode
 
 if TYPE_CHECKING:
-    from kernel.task import Task
+    from mqsentry.kernel.task import Task
 
 #: Filesystem types mount(2) knows: name -> fn(task, source, flags, data) returning the filesystem to
 #: mount (a new instance, or a shared one such as the caller IPC namespace's mqueue fs). The function

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EBADF, ENAMETOOLONG, ENOENT, ENOTDIR
-from abi.linux.file import AT_FDCWD, NAME_MAX, PATH_MAX
-from fs.vfs.context import fs_context, mount_ns
-from fs.vfs.fdtable import fd_table
-from fs.vfs.inode import MAY_EXEC
-from fs.vfs.mount import Path
-from kernel.errors import SysError
+from mqsentry.abi.linux.errno import EBADF, ENAMETOOLONG, ENOENT, ENOTDIR
+from mqsentry.abi.linux.file import AT_FDCWD, NAME_MAX, PATH_MAX
+from mqsentry.fs.vfs.context import fs_context, mount_ns
+from mqsentry.fs.vfs.fdtable import fd_table
+from mqsentry.fs.vfs.inode import MAY_EXEC
+from mqsentry.fs.vfs.mount import Path
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from kernel.task import Task
+    from mqsentry.kernel.task import Task
 
 #: Kinds of final component (Linux LAST_NORM / LAST_ROOT / LAST_DOT / LAST_DOTDOT).
 LAST_NORM, LAST_ROOT, LAST_DOT, LAST_DOTDOT = 0, 1, 2, 3

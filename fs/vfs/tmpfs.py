@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY
-from abi.linux.file import (DT_DIR, O_APPEND, S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISVTX, SEEK_CUR, SEEK_SET, TMPFS_MAGIC,
+from mqsentry.abi.linux.errno import EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY
+from mqsentry.abi.linux.file import (DT_DIR, O_APPEND, S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISVTX, SEEK_CUR, SEEK_SET, TMPFS_MAGIC,
                             dtype_of)
-from fs.vfs.file import MAX_LFS_FILESIZE, FileDescription, llseek_position
-from fs.vfs.inode import Filesystem, Inode, StatFS, may_delete
-from kernel.errors import SysError
+from mqsentry.fs.vfs.file import MAX_LFS_FILESIZE, FileDescription, llseek_position
+from mqsentry.fs.vfs.inode import Filesystem, Inode, StatFS, may_delete
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from kernel.task import Task
+    from mqsentry.kernel.task import Task
 
 #: BOGO_DIRENT_SIZE: what each entry adds to a tmpfs directory's st_size.
 BOGO_DIRENT_SIZE = 20
@@ -284,7 +284,7 @@ def _parse_size(v: str) -> int:
 def new_tmpfs(t: "Task", source: str, flags: int, data: bytes) -> TmpfsFilesystem:
     """mount(2)'s "tmpfs": ``shmem_parse_one`` options mode=, uid=, gid=, size=, nr_inodes= (EINVAL for
     anything else). The size is capped at the model's DEFAULT_SIZE (memory is the host's)."""
-    from fs.vfs.context import kernel_vfs
+    from mqsentry.fs.vfs.context import kernel_vfs
 
     mode, uid, gid, size, inodes = 0o1777, t.creds.fsuid, t.creds.fsgid, DEFAULT_SIZE, 1 << 20
     text = data.split(b"\0", 1)[0].decode("utf-8", "replace")

@@ -15,22 +15,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abi.linux.capability import CAP_FOWNER, CAP_SYS_ADMIN
-from abi.linux.errno import (EACCES, EAGAIN, EBUSY, EEXIST, EINVAL, EISDIR, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP,
+from mqsentry.abi.linux.capability import CAP_FOWNER, CAP_SYS_ADMIN
+from mqsentry.abi.linux.errno import (EACCES, EAGAIN, EBUSY, EEXIST, EINVAL, EISDIR, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP,
                              ENOTEMPTY, EPERM, EROFS)
-from abi.linux.file import (MNT_DETACH, MNT_EXPIRE, MNT_FORCE, MS_BIND, MS_MGC_MSK, MS_MGC_VAL, MS_MOVE, MS_NOUSER,
+from mqsentry.abi.linux.file import (MNT_DETACH, MNT_EXPIRE, MNT_FORCE, MS_BIND, MS_MGC_MSK, MS_MGC_VAL, MS_MOVE, MS_NOUSER,
                             MS_PROPAGATION, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SILENT, O_ACCMODE, O_APPEND, O_CLOEXEC,
                             O_CREAT, O_EXCL, O_NOATIME, O_NOCTTY, O_PATH, O_TMPFILE_BASE, O_TRUNC,
                             S_IALLUGO, S_IFDIR, S_IFMT, S_IFREG, S_IRWXUGO, S_ISVTX, UMOUNT_NOFOLLOW, o_flags)
-from fs.vfs.context import fs_context, mount_ns
-from fs.vfs.file import FileDescription
-from fs.vfs.inode import MAY_EXEC, MAY_READ, MAY_WRITE, Inode, Stat, StatFS, may_create
-from fs.vfs.mount import FILESYSTEM_TYPES, Mount, Path
-from fs.vfs.namei import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, lookup_child, resolve, resolve_parent
-from kernel.errors import SysError
+from mqsentry.fs.vfs.context import fs_context, mount_ns
+from mqsentry.fs.vfs.file import FileDescription
+from mqsentry.fs.vfs.inode import MAY_EXEC, MAY_READ, MAY_WRITE, Inode, Stat, StatFS, may_create
+from mqsentry.fs.vfs.mount import FILESYSTEM_TYPES, Mount, Path
+from mqsentry.fs.vfs.namei import LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, lookup_child, resolve, resolve_parent
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from kernel.task import Task
+    from mqsentry.kernel.task import Task
 
 #: ACC_MODE(flags): MAY_READ / MAY_WRITE by access mode (3 asks for both).
 _ACC_MODE = (MAY_READ, MAY_WRITE, MAY_READ | MAY_WRITE, MAY_READ | MAY_WRITE)

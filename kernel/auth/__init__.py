@@ -1,5 +1,5 @@
 """Credentials and capabilities (gVisor: pkg/sentry/kernel/auth; Linux: kernel/cred.c, security/commoncap.c)."""
 
-from kernel.auth.credentials import Credentials
+from mqsentry.kernel.auth.credentials import Credentials
 
 __all__ = ["Credentials"]

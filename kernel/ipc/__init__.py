@@ -9,8 +9,8 @@ key table and permission rules.
 Lock order: a mechanism's registry lock (``Registry.mu``) -> an object's lock (``Object.mu``).
 """
 
-from kernel.ipc.object import S_IRUGO, S_IRWXUGO, S_IWUGO, Object, ipcperms, may_control
-from kernel.ipc.registry import IPC_MIN_CYCLE, Registry
+from mqsentry.kernel.ipc.object import S_IRUGO, S_IRWXUGO, S_IWUGO, Object, ipcperms, may_control
+from mqsentry.kernel.ipc.registry import IPC_MIN_CYCLE, Registry
 
 __all__ = ["Object", "Registry", "ipcperms", "may_control", "S_IRUGO", "S_IWUGO", "S_IRWXUGO",
            "IPC_MIN_CYCLE"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from abi.linux.capability import CAP_IPC_OWNER, CAP_SYS_ADMIN
+from mqsentry.abi.linux.capability import CAP_IPC_OWNER, CAP_SYS_ADMIN
 
 if TYPE_CHECKING:
-    from kernel.auth.credentials import Credentials
+    from mqsentry.kernel.auth.credentials import Credentials
 
 #: The permission bits an object keeps (S_IRWXUGO).
 S_IRWXUGO = 0o777

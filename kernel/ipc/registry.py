@@ -19,10 +19,10 @@ from __future__ import annotations
 import threading
 from typing import Callable, Generic, Iterator, TypeVar
 
-from abi.linux.errno import EINVAL, ENOSPC
-from abi.linux.ipc import IPC_PRIVATE, IPCMNI, IPCMNI_SEQ_MAX, IPCMNI_SHIFT
-from kernel.errors import SysError
-from kernel.ipc.object import Object
+from mqsentry.abi.linux.errno import EINVAL, ENOSPC
+from mqsentry.abi.linux.ipc import IPC_PRIVATE, IPCMNI, IPCMNI_SEQ_MAX, IPCMNI_SHIFT
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.ipc.object import Object
 
 T = TypeVar("T", bound=Object)
 

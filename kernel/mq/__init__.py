@@ -21,8 +21,8 @@ Lock order of the package (outermost first; it slots into the global order of ke
 ``UserBytes.mu`` and ``Queue.mu`` are never held together.
 """
 
-from kernel.mq.limits import UserBytes, queue_cost, user_bytes, validate_attr
-from kernel.mq.notify import Notification
-from kernel.mq.queue import Queue, Waiter
+from mqsentry.kernel.mq.limits import UserBytes, queue_cost, user_bytes, validate_attr
+from mqsentry.kernel.mq.notify import Notification
+from mqsentry.kernel.mq.queue import Queue, Waiter
 
 __all__ = ["Queue", "Waiter", "Notification", "UserBytes", "user_bytes", "queue_cost", "validate_attr"]

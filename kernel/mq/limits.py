@@ -13,16 +13,16 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from abi.linux.capability import CAP_SYS_RESOURCE
-from abi.linux.errno import EINVAL, EMFILE, EOVERFLOW
-from abi.linux.mqueue import (HARD_MSGMAX, HARD_MSGSIZEMAX, MQ_PRIO_MAX, SIZEOF_MSG_MSG,
+from mqsentry.abi.linux.capability import CAP_SYS_RESOURCE
+from mqsentry.abi.linux.errno import EINVAL, EMFILE, EOVERFLOW
+from mqsentry.abi.linux.mqueue import (HARD_MSGMAX, HARD_MSGSIZEMAX, MQ_PRIO_MAX, SIZEOF_MSG_MSG,
                               SIZEOF_POSIX_MSG_TREE_NODE)
-from kernel.errors import SysError
+from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from kernel.auth.credentials import Credentials
-    from kernel.ipc_namespace import IPCNamespace
-    from kernel.kernel import Kernel
+    from mqsentry.kernel.auth.credentials import Credentials
+    from mqsentry.kernel.ipc_namespace import IPCNamespace
+    from mqsentry.kernel.kernel import Kernel
 
 ULONG_MAX = 0xFFFF_FFFF_FFFF_FFFF
 

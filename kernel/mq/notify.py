@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from abi.linux.mqueue import NOTIFY_REMOVED, NOTIFY_WOKENUP
-from abi.linux.signal import SI_MESGQ, SIGEV_SIGNAL, SIGEV_THREAD
-from kernel.signals import SigInfo, send_locked
+from mqsentry.abi.linux.mqueue import NOTIFY_REMOVED, NOTIFY_WOKENUP
+from mqsentry.abi.linux.signal import SI_MESGQ, SIGEV_SIGNAL, SIGEV_THREAD
+from mqsentry.kernel.signals import SigInfo, send_locked
 
 if TYPE_CHECKING:
-    from kernel.kernel import Kernel
-    from kernel.task import Task
+    from mqsentry.kernel.kernel import Kernel
+    from mqsentry.kernel.task import Task
 
 
 class CookieSink(Protocol):

@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedList
 
-from abi.linux.errno import EAGAIN, EBUSY, ERESTARTSYS, ETIMEDOUT
-from abi.linux.signal import SIGEV_SIGNAL
-from kernel import waiter
-from kernel.errors import SysError
-from kernel.ktime import RealtimeClock
-from kernel.mq.notify import Notification
+from mqsentry.abi.linux.errno import EAGAIN, EBUSY, ERESTARTSYS, ETIMEDOUT
+from mqsentry.abi.linux.signal import SIGEV_SIGNAL
+from mqsentry.kernel import waiter
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.ktime import RealtimeClock
+from mqsentry.kernel.mq.notify import Notification
 
 if TYPE_CHECKING:
-    from kernel.kernel import Kernel
-    from kernel.task import Task
+    from mqsentry.kernel.kernel import Kernel
+    from mqsentry.kernel.task import Task
 
 _READABLE = waiter.EVENT_IN | waiter.EVENT_RDNORM
 _WRITABLE = waiter.EVENT_OUT | waiter.EVENT_WRNORM

@@ -13,12 +13,12 @@ Hot paths (msgsnd, msgrcv, IPC_STAT) find their queue without the registry lock 
 ``Queue.deleted`` under ``Queue.mu``, as Linux's RCU lookups do.
 """
 
-from fs import proc as _procfs
-from kernel.ipc_namespace import IPCNamespace
-from kernel.msgqueue.proc import sysvipc_msg
-from kernel.msgqueue.queue import Queue, Receiver, Sender
-from kernel.msgqueue.registry import Registry
-from kernel.msgqueue.store import (SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL, SEARCH_NUMBER,
+from mqsentry.fs import proc as _procfs
+from mqsentry.kernel.ipc_namespace import IPCNamespace
+from mqsentry.kernel.msgqueue.proc import sysvipc_msg
+from mqsentry.kernel.msgqueue.queue import Queue, Receiver, Sender
+from mqsentry.kernel.msgqueue.registry import Registry
+from mqsentry.kernel.msgqueue.store import (SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL, SEARCH_NUMBER,
                                    MessageStore, testmsg)
 
 IPCNamespace.register_factory("msgqueues", Registry)

@@ -20,18 +20,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import E2BIG, EACCES, EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ERESTARTNOHAND
-from abi.linux.ipc import IPC_NOWAIT
-from abi.linux.msgqueue import MSG_NOERROR, MTYPE
-from kernel.errors import SysError
-from kernel.ipc import Object, ipcperms
-from kernel.ipc.object import S_IRUGO, S_IRWXUGO, S_IWUGO
-from kernel.msgqueue.store import SEARCH_ANY, SEARCH_EQUAL, MessageStore, testmsg
-from kernel.waiter import Waker
+from mqsentry.abi.linux.errno import E2BIG, EACCES, EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ERESTARTNOHAND
+from mqsentry.abi.linux.ipc import IPC_NOWAIT
+from mqsentry.abi.linux.msgqueue import MSG_NOERROR, MTYPE
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.ipc import Object, ipcperms
+from mqsentry.kernel.ipc.object import S_IRUGO, S_IRWXUGO, S_IWUGO
+from mqsentry.kernel.msgqueue.store import SEARCH_ANY, SEARCH_EQUAL, MessageStore, testmsg
+from mqsentry.kernel.waiter import Waker
 
 if TYPE_CHECKING:
-    from kernel.auth.credentials import Credentials
-    from kernel.task import Task
+    from mqsentry.kernel.auth.credentials import Credentials
+    from mqsentry.kernel.task import Task
 
 INT_MAX = 0x7FFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abi.linux.capability import CAP_SYS_RESOURCE
-from abi.linux.errno import EACCES, EEXIST, EIDRM, EINVAL, ENOENT, EPERM
-from abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_PRIVATE, IPC_STAT
-from abi.linux.msgqueue import MSG_INFO, MSG_STAT_ANY, MSGMAP, MSGPOOL, MSGSEG, MSGSSZ, MSGTQL
-from kernel.errors import SysError
-from kernel.ipc import Registry as IDRegistry
-from kernel.ipc import ipcperms, may_control
-from kernel.ipc.object import S_IRUGO
-from kernel.msgqueue.queue import MASK64, Queue
+from mqsentry.abi.linux.capability import CAP_SYS_RESOURCE
+from mqsentry.abi.linux.errno import EACCES, EEXIST, EIDRM, EINVAL, ENOENT, EPERM
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_PRIVATE, IPC_STAT
+from mqsentry.abi.linux.msgqueue import MSG_INFO, MSG_STAT_ANY, MSGMAP, MSGPOOL, MSGSEG, MSGSSZ, MSGTQL
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.ipc import Registry as IDRegistry
+from mqsentry.kernel.ipc import ipcperms, may_control
+from mqsentry.kernel.ipc.object import S_IRUGO
+from mqsentry.kernel.msgqueue.queue import MASK64, Queue
 
 if TYPE_CHECKING:
-    from kernel.ipc_namespace import IPCNamespace
-    from kernel.task import Task
+    from mqsentry.kernel.ipc_namespace import IPCNamespace
+    from mqsentry.kernel.task import Task
 
 INT_MAX = 0x7FFF_FFFF
 #: (uid_t)-1 / (gid_t)-1: never a valid id (``uid_valid`` fails in ipc_update_perm).

@@ -34,7 +34,7 @@ import heapq
 from collections import deque
 from typing import Iterator
 
-from abi.linux.msgqueue import MTYPE
+from mqsentry.abi.linux.msgqueue import MTYPE
 
 # Selection modes (ipc/msg.c convert_mode).
 SEARCH_ANY = 1

@@ -23,7 +23,7 @@ def available() -> str | None:
 
     if sys.platform != "linux" or _stdplatform.machine() != "x86_64":
         return "the platform needs x86_64 Linux"
-    from kernel.platform import seccomp
+    from mqsentry.kernel.platform import seccomp
 
     if seccomp.notif_sizes() is None:
         return "seccomp user notification is not available (SECCOMP_GET_NOTIF_SIZES failed)"

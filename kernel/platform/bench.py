@@ -87,11 +87,11 @@ def _native(exe: str, n: int) -> list[float]:
 
 
 def _sentry(exe: str, n: int, sync: bool = True) -> list[float]:
-    from kernel.kernel import Kernel
-    from kernel.platform import launch
-    from kernel.platform.loop import OBSERVED, SERVED
-    from kernel.platform.run import build_platform
-    from kernel.platform.seccomp import Listener
+    from mqsentry.kernel.kernel import Kernel
+    from mqsentry.kernel.platform import launch
+    from mqsentry.kernel.platform.loop import OBSERVED, SERVED
+    from mqsentry.kernel.platform.run import build_platform
+    from mqsentry.kernel.platform.seccomp import Listener
 
     k = Kernel(arch="amd64")
     launched = launch.spawn([exe, str(n)], list(SERVED), list(OBSERVED), stdout=subprocess.PIPE)
@@ -121,7 +121,7 @@ def _sentry(exe: str, n: int, sync: bool = True) -> list[float]:
 
 def measure(iterations: int = 20_000, repeat: int = 5, sync: bool = True) -> dict[str, Any]:
     """Median ns per call, native and under the platform, for each of :data:`KEYS`."""
-    from kernel import platform as plat_pkg
+    from mqsentry.kernel import platform as plat_pkg
 
     reason = plat_pkg.available()
     if reason is not None:
@@ -158,7 +158,7 @@ def report(iterations: int = 20_000, repeat: int = 5, sync: bool = True) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m kernel.platform.bench")
+    p = argparse.ArgumentParser(prog="python -m mqsentry.kernel.platform.bench")
     p.add_argument("-n", "--iterations", type=int, default=20_000)
     p.add_argument("-r", "--repeat", type=int, default=5)
     p.add_argument("--no-sync", action="store_true")

@@ -82,7 +82,7 @@ def spawn(argv: list[str], notify: list[int], observe: list[int] = (), killable:
           **popen_kw: object) -> Launched:
     """Start ``argv`` with ``notify`` (served) and ``observe`` (seen, then continued) syscalls sent to a
     new listener; returns once the listener is in our hands. OSError if the kernel refused."""
-    from kernel.platform import seccomp
+    from mqsentry.kernel.platform import seccomp
 
     code = seccomp.encode_filter(seccomp.build_filter(notify, observe))
     flags = seccomp.SECCOMP_FILTER_FLAG_NEW_LISTENER

@@ -51,12 +51,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from abi.linux.errno import ENOSYS
-from kernel.errors import SysError
-from kernel.kernel import Kernel
-from kernel.platform import memory, procfs
-from kernel.platform.seccomp import Listener, Notification
-from kernel.task import Task
+from mqsentry.abi.linux.errno import ENOSYS
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.kernel import Kernel
+from mqsentry.kernel.platform import memory, procfs
+from mqsentry.kernel.platform.seccomp import Listener, Notification
+from mqsentry.kernel.task import Task
 
 log = logging.getLogger("mqsentry.platform")
 
@@ -429,7 +429,7 @@ class Platform:
         """ThreadGroup.signal_sink: a signal the sentry generates for a served process (mq_notify
         SIGEV_SIGNAL) is queued to the host process after the triggering call's reply, because a
         signal that reached the target first would interrupt that very call."""
-        from kernel.platform import seccomp
+        from mqsentry.kernel.platform import seccomp
 
         tgid, sig, raw = target.tg.tgid, info.signo, info.pack()
 

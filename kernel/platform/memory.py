@@ -24,7 +24,7 @@ import struct
 import threading
 from typing import Any, Callable
 
-from kernel.memory import MemoryFault
+from mqsentry.kernel.memory import MemoryFault
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

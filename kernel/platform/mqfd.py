@@ -29,17 +29,17 @@ import struct
 import threading
 from typing import Any, Callable
 
-from abi.linux.file import O_ACCMODE, O_CLOEXEC, O_NONBLOCK
-from abi.linux.limits import RLIMIT_MSGQUEUE, RLIMIT_NOFILE
-from abi.linux.signal import SIGEV_THREAD
-from fs.vfs.fdtable import fd_table
-from fs.vfs.file import FileDescription
-from kernel import waiter
-from kernel.errors import SysError
-from kernel.platform import memory, seccomp
-from kernel.platform.loop import Platform
-from kernel.platform.seccomp import Notification
-from kernel.task import Task
+from mqsentry.abi.linux.file import O_ACCMODE, O_CLOEXEC, O_NONBLOCK
+from mqsentry.abi.linux.limits import RLIMIT_MSGQUEUE, RLIMIT_NOFILE
+from mqsentry.abi.linux.signal import SIGEV_THREAD
+from mqsentry.fs.vfs.fdtable import fd_table
+from mqsentry.fs.vfs.file import FileDescription
+from mqsentry.kernel import waiter
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.platform import memory, seccomp
+from mqsentry.kernel.platform.loop import Platform
+from mqsentry.kernel.platform.seccomp import Notification
+from mqsentry.kernel.task import Task
 
 log = logging.getLogger("mqsentry.platform")
 
@@ -333,7 +333,7 @@ def _sync_umask_and_limits(tid: int, t: Task) -> None:
 
 def attach(plat: Platform, use_fuse: bool = True) -> MqFiles | None:
     """Serve mq descriptors on ``plat`` (FUSE-backed when possible, else socket-backed)."""
-    from kernel.platform import fuse
+    from mqsentry.kernel.platform import fuse
 
     files = MqFiles(plat)
     reason = fuse.fuse_available() if use_fuse else "disabled"
@@ -344,7 +344,7 @@ def attach(plat: Platform, use_fuse: bool = True) -> MqFiles | None:
         except OSError as e:
             log.debug("FUSE unavailable (%s): falling back to sockets", e)
     if backend is None:
-        from kernel.platform.sockfd import SocketBackend
+        from mqsentry.kernel.platform.sockfd import SocketBackend
 
         backend = SocketBackend(files)
     files.backend = backend

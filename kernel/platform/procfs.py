@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from kernel.auth.credentials import Credentials
+from mqsentry.kernel.auth.credentials import Credentials
 
 
 @dataclass(frozen=True, slots=True)

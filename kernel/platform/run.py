@@ -3,7 +3,7 @@
 Linux counterpart: none. gVisor counterpart: ``runsc do`` (run a command in a sandbox), here for one
 subsystem only.
 
-Usage for testing without the CLI: ``python -m kernel.platform.run [--sysctl k=v]... -- PROGRAM ARGS``.
+Usage for testing without the CLI: ``python -m mqsentry.kernel.platform.run [--sysctl k=v]... -- PROGRAM ARGS``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import sys
 import threading
 from typing import Any, Callable, Sequence
 
-from abi.linux.errno import errno_name
-from kernel.errors import SysError
-from kernel.kernel import Kernel
-from kernel.platform import launch
-from kernel.platform.loop import OBSERVED, SERVED, Platform
-from kernel.platform.seccomp import Listener
+from mqsentry.abi.linux.errno import errno_name
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.kernel import Kernel
+from mqsentry.kernel.platform import launch
+from mqsentry.kernel.platform.loop import OBSERVED, SERVED, Platform
+from mqsentry.kernel.platform.seccomp import Listener
 
 
 def parse_sysctl(text: str) -> tuple[str, int]:
@@ -48,7 +48,7 @@ def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True) ->
     """The platform with every available backend attached (mq descriptors once the POSIX engine exists)."""
     plat = Platform(kernel, listener)
     try:
-        from kernel.platform import mqfd
+        from mqsentry.kernel.platform import mqfd
     except ImportError:  # pragma: no cover - the POSIX part is optional
         return plat
     mqfd.attach(plat, use_fuse=use_fuse)
@@ -99,14 +99,14 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kernel.platform.run")
+    p = argparse.ArgumentParser(prog="python -m mqsentry.kernel.platform.run")
     add_arguments(p)
     args = p.parse_args(argv)
     return run_from_args(args)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    from kernel import platform as plat_pkg
+    from mqsentry.kernel import platform as plat_pkg
 
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="mqsentry: %(message)s")

@@ -10,18 +10,18 @@ from __future__ import annotations
 import importlib
 from functools import lru_cache
 
-from syscalls.linux.table import Syscall, SyscallTable
+from mqsentry.syscalls.linux.table import Syscall, SyscallTable
 
 #: Handler modules, in the order their entries are merged (later ones may not redefine names).
 HANDLER_MODULES = (
-    "syscalls.linux.sys_identity",
-    "syscalls.linux.sys_signal",
-    "syscalls.linux.sys_thread",
-    "syscalls.linux.sys_time",
-    "syscalls.linux.sys_msgqueue",
-    "syscalls.linux.sys_mq",
-    "syscalls.linux.sys_file",
-    "syscalls.linux.sys_socket",
+    "mqsentry.syscalls.linux.sys_identity",
+    "mqsentry.syscalls.linux.sys_signal",
+    "mqsentry.syscalls.linux.sys_thread",
+    "mqsentry.syscalls.linux.sys_time",
+    "mqsentry.syscalls.linux.sys_msgqueue",
+    "mqsentry.syscalls.linux.sys_mq",
+    "mqsentry.syscalls.linux.sys_file",
+    "mqsentry.syscalls.linux.sys_socket",
 )
 
 

@@ -17,30 +17,30 @@ from __future__ import annotations
 
 import struct
 
-import fs.vfs  # noqa: F401  (registers the per-process VFS state hooks)
-from abi.linux.capability import CAP_FOWNER, CAP_SYS_RESOURCE
-from abi.linux.errno import (EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOENT, EOVERFLOW, EPERM,
+import mqsentry.fs.vfs  # noqa: F401  (registers the per-process VFS state hooks)
+from mqsentry.abi.linux.capability import CAP_FOWNER, CAP_SYS_RESOURCE
+from mqsentry.abi.linux.errno import (EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOENT, EOVERFLOW, EPERM,
                              ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ESPIPE, ESRCH)
-from abi.linux.file import (AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_REMOVEDIR, AT_STATX_SYNC_TYPE,
+from mqsentry.abi.linux.file import (AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_REMOVEDIR, AT_STATX_SYNC_TYPE,
                             AT_SYMLINK_NOFOLLOW, DIRENT64_HDR, EPOLL_CLOEXEC, EPOLL_CTL_DEL, EPOLL_EVENT,
                             F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, O_CLOEXEC,
                             O_CREAT, O_EXCL, O_NOATIME, O_NOCTTY, O_TRUNC, O_WRONLY, PATH_MAX, POLLFD, SEEK_HOLE, STAT,
                             STATFS, dirent64_reclen, o_flags)
-from abi.linux.limits import NR_OPEN, RLIM_NLIMITS, RLIMIT64, RLIMIT_NOFILE
-from abi.linux.signal import SIGSET_SIZE, UNBLOCKABLE
-from abi.linux.time import NSEC_PER_SEC, TIMESPEC, timespec_valid
-from fs.vfs import vfsops
-from fs.vfs.context import fs_context
-from fs.vfs.epoll import EpollInstance, do_poll, epoll_wait as ep_poll
-from fs.vfs.fdtable import fd_table
-from fs.vfs.file import FileDescription
-from fs.vfs.inode import Stat, StatFS
-from fs.vfs.namei import getname, resolve
-from kernel.errors import SysError
-from kernel.memory import TASK_SIZE
-from kernel.task import Task
-from syscalls.linux.args import int32, int64, mode_t, uint32, uint64
-from syscalls.linux.table import Syscall
+from mqsentry.abi.linux.limits import NR_OPEN, RLIM_NLIMITS, RLIMIT64, RLIMIT_NOFILE
+from mqsentry.abi.linux.signal import SIGSET_SIZE, UNBLOCKABLE
+from mqsentry.abi.linux.time import NSEC_PER_SEC, TIMESPEC, timespec_valid
+from mqsentry.fs.vfs import vfsops
+from mqsentry.fs.vfs.context import fs_context
+from mqsentry.fs.vfs.epoll import EpollInstance, do_poll, epoll_wait as ep_poll
+from mqsentry.fs.vfs.fdtable import fd_table
+from mqsentry.fs.vfs.file import FileDescription
+from mqsentry.fs.vfs.inode import Stat, StatFS
+from mqsentry.fs.vfs.namei import getname, resolve
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.memory import TASK_SIZE
+from mqsentry.kernel.task import Task
+from mqsentry.syscalls.linux.args import int32, int64, mode_t, uint32, uint64
+from mqsentry.syscalls.linux.table import Syscall
 
 #: MAX_RW_COUNT: INT_MAX rounded down to a page.
 MAX_RW_COUNT = 0x7FFF_F000

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import struct
 
-from abi.linux.capability import (ALL_CAPS, CAP_DATA, CAP_HEADER, CAP_SETGID, CAP_SETPCAP, CAP_SETUID,
+from mqsentry.abi.linux.capability import (ALL_CAPS, CAP_DATA, CAP_HEADER, CAP_SETGID, CAP_SETPCAP, CAP_SETUID,
                                   LINUX_CAPABILITY_VERSION_1, LINUX_CAPABILITY_VERSION_2,
                                   LINUX_CAPABILITY_VERSION_3)
-from abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
-from kernel.auth.credentials import NGROUPS_MAX, Credentials
-from kernel.errors import SysError
-from kernel.task import Task
-from syscalls.linux.args import int32, uint32
-from syscalls.linux.table import Syscall
+from mqsentry.abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
+from mqsentry.kernel.auth.credentials import NGROUPS_MAX, Credentials
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.task import Task
+from mqsentry.syscalls.linux.args import int32, uint32
+from mqsentry.syscalls.linux.table import Syscall
 
 NO_ID = 0xFFFF_FFFF  # (uid_t) -1: "leave unchanged"
 _U32 = struct.Struct("<I")

@@ -15,25 +15,25 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Callable
 
-from abi.linux.errno import EBADF, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOENT
-from abi.linux.file import O_ACCMODE, O_NONBLOCK, PATH_MAX
-from abi.linux.mqueue import MQ_ATTR, MQ_PRIO_MAX, NOTIFY_COOKIE_LEN
-from abi.linux.signal import NSIG, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEVENT
-from abi.linux.socket import AF_NETLINK
-from abi.linux.time import TIMESPEC
-from fs.mqfs import QueueFD, decode_name, mqueue_fs
-from fs.vfs import context as _vfs_context
-from fs.vfs.context import current_umask
-from fs.vfs.fdtable import fd_table
-from kernel.errors import SysError
-from kernel.mq.notify import Notification
-from kernel.task import Task
-from syscalls.linux.args import int32, mode_t
-from syscalls.linux.sys_socket import socket_of
-from syscalls.linux.table import Syscall
+from mqsentry.abi.linux.errno import EBADF, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOENT
+from mqsentry.abi.linux.file import O_ACCMODE, O_NONBLOCK, PATH_MAX
+from mqsentry.abi.linux.mqueue import MQ_ATTR, MQ_PRIO_MAX, NOTIFY_COOKIE_LEN
+from mqsentry.abi.linux.signal import NSIG, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEVENT
+from mqsentry.abi.linux.socket import AF_NETLINK
+from mqsentry.abi.linux.time import TIMESPEC
+from mqsentry.fs.mqfs import QueueFD, decode_name, mqueue_fs
+from mqsentry.fs.vfs import context as _vfs_context
+from mqsentry.fs.vfs.context import current_umask
+from mqsentry.fs.vfs.fdtable import fd_table
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.mq.notify import Notification
+from mqsentry.kernel.task import Task
+from mqsentry.syscalls.linux.args import int32, mode_t
+from mqsentry.syscalls.linux.sys_socket import socket_of
+from mqsentry.syscalls.linux.table import Syscall
 
 if TYPE_CHECKING:
-    from kernel.mq.queue import Queue
+    from mqsentry.kernel.mq.queue import Queue
 
 _vfs_context.register()  # every task needs an fd table before it can hold a queue descriptor
 

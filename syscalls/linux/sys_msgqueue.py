@@ -18,19 +18,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from abi.linux.errno import EINVAL
-from abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT, IPCMNI, IPCMNI_SHIFT
-from abi.linux.msgqueue import (MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO, MSQID64_DS,
+from mqsentry.abi.linux.errno import EINVAL
+from mqsentry.abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT, IPCMNI, IPCMNI_SHIFT
+from mqsentry.abi.linux.msgqueue import (MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO, MSQID64_DS,
                                 MTYPE)
-from kernel.errors import SysError
-from kernel.msgqueue import SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL
-from kernel.task import Task
-from syscalls.linux.args import int32, int64, uint64
-from syscalls.linux.table import Syscall
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.msgqueue import SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL
+from mqsentry.kernel.task import Task
+from mqsentry.syscalls.linux.args import int32, int64, uint64
+from mqsentry.syscalls.linux.table import Syscall
 
 if TYPE_CHECKING:
-    from kernel.ktime import Clock
-    from kernel.msgqueue.queue import Queue
+    from mqsentry.kernel.ktime import Clock
+    from mqsentry.kernel.msgqueue.queue import Queue
 
 LONG_MAX = (1 << 63) - 1
 #: LONG_MIN as an unsigned register value.

@@ -18,22 +18,22 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING
 
-from abi.linux.errno import (EAFNOSUPPORT, EAGAIN, EFAULT, EINVAL, EMSGSIZE, ENOTSOCK, EOPNOTSUPP,
+from mqsentry.abi.linux.errno import (EAFNOSUPPORT, EAGAIN, EFAULT, EINVAL, EMSGSIZE, ENOTSOCK, EOPNOTSUPP,
                              EPROTONOSUPPORT, ERESTARTSYS, ESOCKTNOSUPPORT)
-from abi.linux.file import O_CLOEXEC, O_NONBLOCK, O_RDWR, S_IFSOCK
-from abi.linux.socket import (AF_MAX, AF_NETLINK, IOVEC, MSG_DONTWAIT, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSGHDR,
+from mqsentry.abi.linux.file import O_CLOEXEC, O_NONBLOCK, O_RDWR, S_IFSOCK
+from mqsentry.abi.linux.socket import (AF_MAX, AF_NETLINK, IOVEC, MSG_DONTWAIT, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSGHDR,
                               SOCK_CLOEXEC, SOCK_DGRAM, SOCK_MAX, SOCK_NONBLOCK, SOCK_RAW, SOCK_TYPE_MASK,
                               SOCKADDR_NL, UIO_MAXIOV)
-from fs.vfs.fdtable import fd_table
-from fs.vfs.file import FileDescription, anon_inode_dev
-from kernel import waiter
-from kernel.errors import SysError
-from kernel.task import Task
-from syscalls.linux.args import int32, uint32, uint64
-from syscalls.linux.table import Syscall
+from mqsentry.fs.vfs.fdtable import fd_table
+from mqsentry.fs.vfs.file import FileDescription, anon_inode_dev
+from mqsentry.kernel import waiter
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.task import Task
+from mqsentry.syscalls.linux.args import int32, uint32, uint64
+from mqsentry.syscalls.linux.table import Syscall
 
 if TYPE_CHECKING:
-    from fs.vfs.inode import Stat
+    from mqsentry.fs.vfs.inode import Stat
 
 #: Netlink protocols a stock kernel registers (socket() of any other protocol is EPROTONOSUPPORT).
 REGISTERED_PROTOCOLS = frozenset({0, 2, 4, 6, 7, 9, 10, 11, 12, 15, 16})
@@ -121,7 +121,7 @@ class NetlinkSocket(FileDescription):
         self._waiters.unregister(e)
 
     def stat(self, t: Task) -> "Stat":
-        from fs.vfs.inode import Stat
+        from mqsentry.fs.vfs.inode import Stat
 
         # sockfs: S_IFSOCK|0777 owned by the creator; the sentry reports root.
         return Stat(mode=S_IFSOCK | 0o777, ino=self.ino, dev=anon_inode_dev(), nlink=1, uid=0, gid=0, size=0,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from abi.linux.capability import CAP_SYS_ADMIN
-from abi.linux.errno import EINVAL, EPERM
-from abi.linux.sched import (CLONE_FILES, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNS, CLONE_SIGHAND, CLONE_SYSVSEM,
+from mqsentry.abi.linux.capability import CAP_SYS_ADMIN
+from mqsentry.abi.linux.errno import EINVAL, EPERM
+from mqsentry.abi.linux.sched import (CLONE_FILES, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNS, CLONE_SIGHAND, CLONE_SYSVSEM,
                              CLONE_THREAD, CLONE_VM, UNSHARE_VALID)
-from kernel.errors import SysError
-from kernel.task import Task
-from syscalls.linux.args import int32, uint64
-from syscalls.linux.table import Syscall
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.task import Task
+from mqsentry.syscalls.linux.args import int32, uint64
+from mqsentry.syscalls.linux.table import Syscall
 
 #: Namespace kinds other packages can unshare: flag -> fn(task). ``fs`` registers CLONE_NEWNS.
 UNSHARE_HANDLERS: dict[int, Callable[[Task], None]] = {}

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import struct
 
-from abi.linux.errno import EINVAL
-from abi.linux.time import (CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW,
+from mqsentry.abi.linux.errno import EINVAL
+from mqsentry.abi.linux.time import (CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW,
                             CLOCK_REALTIME, CLOCK_REALTIME_COARSE, TIMESPEC)
-from kernel.errors import SysError
-from kernel.task import Task
-from syscalls.linux.args import int32
-from syscalls.linux.table import Syscall
+from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.task import Task
+from mqsentry.syscalls.linux.args import int32
+from mqsentry.syscalls.linux.table import Syscall
 
 _REALTIME = (CLOCK_REALTIME, CLOCK_REALTIME_COARSE)
 _MONOTONIC = (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from abi.linux import sysno
+from mqsentry.abi.linux import sysno
 
 if TYPE_CHECKING:
-    from kernel.task import Task
+    from mqsentry.kernel.task import Task
 
 Handler = Callable[..., int]
 

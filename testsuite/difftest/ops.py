@@ -23,16 +23,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Union
 
-from abi.linux.file import O_NONBLOCK, O_RDWR
-from abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT
-from abi.linux.mqueue import MQ_ATTR
-from abi.linux.msgqueue import MSG_COPY, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO, MSQID64_DS
-from abi.linux.sched import CLONE_NEWIPC
-from abi.linux.signal import SIGEVENT, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD
-from abi.linux.time import TIMESPEC
-from testsuite.difftest.world import (ATTR_IN, ATTR_OUT, BIG, DS, INFO, MAX_PAYLOAD, NAME, PAGE, PRIO, RDBUF,
+from mqsentry.abi.linux.file import O_NONBLOCK, O_RDWR
+from mqsentry.abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT
+from mqsentry.abi.linux.mqueue import MQ_ATTR
+from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO, MSQID64_DS
+from mqsentry.abi.linux.sched import CLONE_NEWIPC
+from mqsentry.abi.linux.signal import SIGEVENT, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD
+from mqsentry.abi.linux.time import TIMESPEC
+from mqsentry.testsuite.difftest.world import (ATTR_IN, ATTR_OUT, BIG, DS, INFO, MAX_PAYLOAD, NAME, PAGE, PRIO, RDBUF,
                                       SIGEV, TS, Actor, World, payload, read_long)
-from testsuite.libc.errors import LinuxError
+from mqsentry.testsuite.libc.errors import LinuxError
 
 Obs = Any
 

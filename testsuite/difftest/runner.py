@@ -17,9 +17,9 @@ import textwrap
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from testsuite.difftest.ops import Final, Obs, Op
-from testsuite.difftest.world import FULL_CAPS, ActorSpec, World
-from testsuite.targets.base import Target
+from mqsentry.testsuite.difftest.ops import Final, Obs, Op
+from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec, World
+from mqsentry.testsuite.targets.base import Target
 
 
 @dataclass(frozen=True)
@@ -51,19 +51,19 @@ class Divergence(AssertionError):
 
 def native_reason() -> str | None:
     """Why the native target cannot run here (None if it can)."""
-    from testsuite.targets import native
+    from mqsentry.testsuite.targets import native
 
     return native.unavailable_reason()
 
 
 def _sentry() -> Target:
-    from testsuite.targets.sentry import SentryTarget
+    from mqsentry.testsuite.targets.sentry import SentryTarget
 
     return SentryTarget()
 
 
 def _native() -> Target:
-    from testsuite.targets.native import NativeTarget
+    from mqsentry.testsuite.targets.native import NativeTarget
 
     return NativeTarget()
 

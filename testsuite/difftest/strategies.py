@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from abi.linux.capability import CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_OWNER, CAP_SYS_ADMIN
-from abi.linux.file import O_CREAT, O_EXCL, O_NONBLOCK, O_RDWR
-from abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_STAT
-from abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY
-from testsuite.difftest import ops
-from testsuite.difftest.runner import Case
-from testsuite.difftest.world import FULL_CAPS, ActorSpec
+from mqsentry.abi.linux.capability import CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_OWNER, CAP_SYS_ADMIN
+from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_NONBLOCK, O_RDWR
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_STAT
+from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY
+from mqsentry.testsuite.difftest import ops
+from mqsentry.testsuite.difftest.runner import Case
+from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec
 
 LONG_MIN = -(1 << 63)
 LONG_MAX = (1 << 63) - 1

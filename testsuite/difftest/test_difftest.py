@@ -15,18 +15,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from abi.linux.errno import EACCES, ENOENT
-from abi.linux.file import O_CREAT, O_RDWR
-from abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_STAT
-from abi.linux.sysno import NUMBERS
-from testsuite.difftest import ops
-from testsuite.difftest.ops import (Deliveries, Fork, MqNotify, MqOpen, MqRecv, MqSend, MsgCtl, MsgGet, MsgRcv,
+from mqsentry.abi.linux.errno import EACCES, ENOENT
+from mqsentry.abi.linux.file import O_CREAT, O_RDWR
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_STAT
+from mqsentry.abi.linux.sysno import NUMBERS
+from mqsentry.testsuite.difftest import ops
+from mqsentry.testsuite.difftest.ops import (Deliveries, Fork, MqNotify, MqOpen, MqRecv, MqSend, MsgCtl, MsgGet, MsgRcv,
                                     MsgSnd, ReadFd, ReadSysvipc, Thread)
-from testsuite.difftest.runner import Case, Divergence, native_reason, record, render_test, replay, run_pair
-from testsuite.difftest.strategies import cases
-from testsuite.difftest.world import FULL_CAPS, ActorSpec
-from testsuite.targets.base import Target
-from testsuite.targets.sentry import SentryTarget, SentryTask
+from mqsentry.testsuite.difftest.runner import Case, Divergence, native_reason, record, render_test, replay, run_pair
+from mqsentry.testsuite.difftest.strategies import cases
+from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec
+from mqsentry.testsuite.targets.base import Target
+from mqsentry.testsuite.targets.sentry import SentryTarget, SentryTask
 
 #: Sequences in the CI profile (about 0.1-0.2 s each on the host).
 CI_EXAMPLES = 100
@@ -98,7 +98,7 @@ def test_reproducer_is_python_that_passes_on_both_targets() -> None:
     namespace: dict[str, Any] = {"replay": replay, "ActorSpec": ActorSpec, "Target": Target, "FULL_CAPS": FULL_CAPS}
     namespace.update({n: getattr(ops, n) for n in ops.__all__})
     exec(compile(src, "<reproducer>", "exec"), namespace)
-    from testsuite.targets.native import NativeTarget
+    from mqsentry.testsuite.targets.native import NativeTarget
 
     for make in (NativeTarget, SentryTarget):
         t = make()
@@ -112,7 +112,7 @@ def test_pids_and_times_are_normalised(target: Target) -> None:
     """lspid/lrpid become actor labels (a thread's tid is its own label) and times become "T"."""
     case = (MsgGet(0, 1, IPC_CREAT | 0o666), Thread(1), MsgSnd(2, 0, 1, 3), MsgRcv(0, 0, 8, 0, IPC_NOWAIT),
             MsgCtl(0, 0, IPC_STAT))
-    from testsuite.difftest.world import World
+    from mqsentry.testsuite.difftest.world import World
 
     w = World(target, (ROOT, USER))
     obs = [op.run(w) for op in case]
@@ -124,7 +124,7 @@ def test_pids_and_times_are_normalised(target: Target) -> None:
 
 def test_notification_deliveries_compare(target: Target) -> None:
     """A SIGEV_SIGNAL notification fired by another actor is observed with the sender's label."""
-    from testsuite.difftest.world import World
+    from mqsentry.testsuite.difftest.world import World
 
     w = World(target, (ROOT, USER))
     steps = (MqOpen(1, "n", O_CREAT | O_RDWR, 0o600, (2, 16)), MqOpen(0, "n", 0), MqNotify(0, 0, "signal", 10, 42),

@@ -8,15 +8,15 @@ values are Linux's, on ``sentry`` it guards the fix.
 
 from __future__ import annotations
 
-from abi.linux.file import O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY  # noqa: F401
-from abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_STAT  # noqa: F401
+from mqsentry.abi.linux.file import O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY  # noqa: F401
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_STAT  # noqa: F401
 # Every operation, so that a new reproducer can be pasted as printed.
-from testsuite.difftest.ops import (  # noqa: F401
+from mqsentry.testsuite.difftest.ops import (  # noqa: F401
     Close, Deliveries, Dup, Exit, Fork, MqAttr, MqNotify, MqOpen, MqRecv, MqSend, MqUnlink, MsgCtl, MsgGet, MsgRcv,
     MsgSet, MsgSnd, ReadFd, ReadSysvipc, Sysctl, Thread, Unshare)
-from testsuite.difftest.runner import replay
-from testsuite.difftest.world import FULL_CAPS, ActorSpec  # noqa: F401
-from testsuite.targets.base import Target
+from mqsentry.testsuite.difftest.runner import replay
+from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec  # noqa: F401
+from mqsentry.testsuite.targets.base import Target
 
 
 def test_ipc_set_qbytes_int_truncation(target: Target) -> None:

@@ -23,10 +23,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from abi.linux.capability import ALL_CAPS, CAP_SYS_RESOURCE
-from abi.linux.signal import SA_RESTORER, SA_SIGINFO, SIGACTION
-from testsuite.libc import Proc
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import ALL_CAPS, CAP_SYS_RESOURCE
+from mqsentry.abi.linux.signal import SA_RESTORER, SA_SIGINFO, SIGACTION
+from mqsentry.testsuite.libc import Proc
+from mqsentry.testsuite.targets.base import Target
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 PAGE = 4096

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import struct
 
-from testsuite.libc import Proc
-from testsuite.targets.base import Target
+from mqsentry.testsuite.libc import Proc
+from mqsentry.testsuite.targets.base import Target
 
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -44,7 +44,7 @@ def fd_is_open(proc: Proc, fd: int) -> bool:
 
 def statfs(proc: Proc, path: str) -> dict[str, int]:
     """statfs(2) of ``path`` as a dict of ``struct statfs`` fields."""
-    from abi.linux.file import STATFS
+    from mqsentry.abi.linux.file import STATFS
 
     p = proc.alloc(STATFS.size)
     proc.call("statfs", proc.cstr(path), p)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 
-from abi.linux.capability import CAP_SYS_ADMIN
-from abi.linux.errno import EBUSY, EINVAL, ENODEV, ENOENT, ENOTDIR, EPERM
-from abi.linux.file import O_CREAT, O_RDONLY, O_RDWR, S_IFDIR, TMPFS_MAGIC
-from abi.linux.sched import CLONE_NEWNS
-from testsuite.fs import scratch, statfs, touch
-from testsuite.libc import Proc, expect_errno
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import CAP_SYS_ADMIN
+from mqsentry.abi.linux.errno import EBUSY, EINVAL, ENODEV, ENOENT, ENOTDIR, EPERM
+from mqsentry.abi.linux.file import O_CREAT, O_RDONLY, O_RDWR, S_IFDIR, TMPFS_MAGIC
+from mqsentry.abi.linux.sched import CLONE_NEWNS
+from mqsentry.testsuite.fs import scratch, statfs, touch
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.targets.base import Target
 
 MNT_DETACH = 2
 ST_VALID = 0x20

@@ -12,17 +12,17 @@ import os
 import struct
 import time
 
-from abi.linux.errno import EBADF, EEXIST, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM
-from abi.linux.file import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLET, EPOLLEXCLUSIVE,
+from mqsentry.abi.linux.errno import EBADF, EEXIST, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM
+from mqsentry.abi.linux.file import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLET, EPOLLEXCLUSIVE,
                             EPOLLIN, EPOLLOUT, O_CREAT, O_RDWR, POLLFD, POLLIN, POLLNVAL, POLLOUT, POLLRDNORM,
                             POLLWRNORM)
-from abi.linux.limits import RLIMIT_NOFILE
-from abi.linux.signal import SA_RESTART, SA_SIGINFO, SIGUSR1
-from abi.linux.time import TIMESPEC
-from testsuite.fs import reg, scratch
-from testsuite.libc import Proc, expect_errno
-from testsuite.targets.base import Target
-from testsuite.util import background, wait_blocked
+from mqsentry.abi.linux.limits import RLIMIT_NOFILE
+from mqsentry.abi.linux.signal import SA_RESTART, SA_SIGINFO, SIGUSR1
+from mqsentry.abi.linux.time import TIMESPEC
+from mqsentry.testsuite.fs import reg, scratch
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.targets.base import Target
+from mqsentry.testsuite.util import background, wait_blocked
 
 
 def _pollfds(proc: Proc, fds: list[tuple[int, int]]) -> int:

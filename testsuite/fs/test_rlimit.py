@@ -6,12 +6,12 @@ setrlimit). gVisor counterpart: test/syscalls/linux/prlimit64.cc, rlimits.cc (id
 
 from __future__ import annotations
 
-from abi.linux.capability import CAP_SYS_RESOURCE
-from abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
-from abi.linux.limits import NR_OPEN, RLIM_INFINITY, RLIMIT64, RLIMIT_MSGQUEUE, RLIMIT_NOFILE
-from testsuite.fs import pack_rlimit
-from testsuite.libc import Proc, expect_errno
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import CAP_SYS_RESOURCE
+from mqsentry.abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
+from mqsentry.abi.linux.limits import NR_OPEN, RLIM_INFINITY, RLIMIT64, RLIMIT_MSGQUEUE, RLIMIT_NOFILE
+from mqsentry.testsuite.fs import pack_rlimit
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.targets.base import Target
 
 
 def _has_sys_resource(proc: Proc) -> bool:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from abi.linux.file import EPOLL_CTL_ADD, EPOLLIN
-from fs.vfs import FileDescription, fd_table
-from fs.vfs.epoll import EpollInstance
-from kernel.task import Task
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.file import EPOLL_CTL_ADD, EPOLLIN
+from mqsentry.fs.vfs import FileDescription, fd_table
+from mqsentry.fs.vfs.epoll import EpollInstance
+from mqsentry.kernel.task import Task
+from mqsentry.testsuite.targets.base import Target
 
 #: These tests reach into the sentry's kernel objects.
 sentry_only = pytest.mark.only_target("sentry")

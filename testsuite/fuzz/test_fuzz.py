@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.fuzz import Fuzzer, Violation
+from mqsentry.tools.fuzz import Fuzzer, Violation
 
 #: Violations of a known, reported bug, each pinned by a strict-xfail regression test in
 #: test_regressions.py (which fails once the bug is fixed; then delete the entry here too).
@@ -42,7 +42,7 @@ def test_fuzz_with_tracemalloc() -> None:
 def test_report_and_cli() -> None:
     import argparse
 
-    from tools import fuzz
+    from mqsentry.tools import fuzz
 
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="command")

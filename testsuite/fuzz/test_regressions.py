@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from abi.linux.errno import EFAULT
-from kernel import Kernel
-from tools.fuzz import WatchedAddressSpace
+from mqsentry.abi.linux.errno import EFAULT
+from mqsentry.kernel import Kernel
+from mqsentry.tools.fuzz import WatchedAddressSpace
 
 #: Largest guest-memory access any call may request here (kernel/memory.py: the sentry never asks an
 #: adapter for more than the syscall's own limits allow; write(2) has none, so it must copy in chunks).

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import struct
 
-from abi.linux.signal import SIGSET_SIZE, sigmask
-from testsuite.libc import Proc
-from testsuite.targets.base import Delivery
-from testsuite.util import wait_until
+from mqsentry.abi.linux.signal import SIGSET_SIZE, sigmask
+from mqsentry.testsuite.libc import Proc
+from mqsentry.testsuite.targets.base import Delivery
+from mqsentry.testsuite.util import wait_until
 
 #: A pid no process has: above every pid_max Linux allows (PID_MAX_LIMIT is 4194304).
 NO_SUCH_PID = 0x3FFF_FFFF

@@ -14,12 +14,12 @@ import struct
 
 import pytest
 
-from abi.linux.capability import (CAP_DATA, CAP_IPC_OWNER, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN,
+from mqsentry.abi.linux.capability import (CAP_DATA, CAP_IPC_OWNER, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN,
                                   LINUX_CAPABILITY_VERSION_1, LINUX_CAPABILITY_VERSION_3)
-from abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
-from testsuite.kernel import NO_SUCH_PID, getgroups, getresgid, getresuid
-from testsuite.libc import Proc, expect_errno
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
+from mqsentry.testsuite.kernel import NO_SUCH_PID, getgroups, getresgid, getresuid
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.targets.base import Target
 
 NO_ID = -1
 
@@ -285,7 +285,7 @@ def test_dropped_effective_cap_is_not_used(proc: Proc, cap: int) -> None:
         with expect_errno(EPERM):
             proc.setresuid(5, 5, 5)
     else:
-        from abi.linux.sched import CLONE_NEWIPC
+        from mqsentry.abi.linux.sched import CLONE_NEWIPC
 
         with expect_errno(EPERM):
             proc.unshare(CLONE_NEWIPC)

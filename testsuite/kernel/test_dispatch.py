@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from abi.linux.errno import ENOSYS, ESRCH
-from testsuite.libc import Proc
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import ENOSYS, ESRCH
+from mqsentry.testsuite.libc import Proc
+from mqsentry.testsuite.targets.base import Target
 
 
 @pytest.mark.parametrize("nr", [1000, 0xFFFF, 0x7FFF_FFFF])

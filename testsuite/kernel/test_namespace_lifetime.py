@@ -4,9 +4,9 @@ SysV queue as IPC_RMID would, and the internal mqueue mount goes away with it.""
 
 from __future__ import annotations
 
-from abi.linux import sysno
-from abi.linux.sched import CLONE_NEWIPC
-from kernel import Kernel
+from mqsentry.abi.linux import sysno
+from mqsentry.abi.linux.sched import CLONE_NEWIPC
+from mqsentry.kernel import Kernel
 
 N = sysno.AMD64
 

@@ -16,15 +16,15 @@ import time
 
 import pytest
 
-from abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
-from abi.linux.signal import (SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO,
+from mqsentry.abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
+from mqsentry.abi.linux.signal import (SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO,
                               SA_UNSUPPORTED, SI_TKILL, SI_USER, SIG_BLOCK, SIG_DFL, SIG_IGN, SIG_SETMASK,
                               SIGACTION, SIGCONT, SIGKILL, SIGRTMIN, SIGSTOP, SIGTSTP, SIGUSR1,
                               SIGUSR2)
-from testsuite.kernel import NO_SUCH_PID, sigpending, sigset, wait_deliveries
-from testsuite.libc import Proc, expect_errno
-from testsuite.targets.base import Target
-from testsuite.util import background
+from mqsentry.testsuite.kernel import NO_SUCH_PID, sigpending, sigset, wait_deliveries
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.targets.base import Target
+from mqsentry.testsuite.util import background
 
 SIGRT = SIGRTMIN + 8  # clear of the real-time signals glibc reserves (32..34)
 
@@ -379,7 +379,7 @@ def test_kill_permission_compares_ids_with_target_real_and_saved_uid(target: Tar
 
 
 def test_kill_without_cap_kill(proc: Proc, target: Target) -> None:
-    from abi.linux.capability import CAP_KILL
+    from mqsentry.abi.linux.capability import CAP_KILL
 
     other = Proc(target.spawn(uid=2000, gid=2000))
     proc.drop_cap(CAP_KILL)

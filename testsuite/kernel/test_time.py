@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from abi.linux.errno import EFAULT, EINVAL
-from abi.linux.time import CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_REALTIME_COARSE
-from testsuite.libc import Proc, expect_errno
+from mqsentry.abi.linux.errno import EFAULT, EINVAL
+from mqsentry.abi.linux.time import CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_REALTIME_COARSE
+from mqsentry.testsuite.libc import Proc, expect_errno
 
 
 @pytest.mark.parametrize("clock", [CLOCK_REALTIME, CLOCK_REALTIME_COARSE])

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import pytest
 
-from abi.linux.capability import CAP_SYS_ADMIN
-from abi.linux.errno import EINVAL, ENOENT, ENOSYS, EPERM
-from abi.linux.sched import CLONE_NEWIPC
-from testsuite.libc import Proc, expect_errno
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import CAP_SYS_ADMIN
+from mqsentry.abi.linux.errno import EINVAL, ENOENT, ENOSYS, EPERM
+from mqsentry.abi.linux.sched import CLONE_NEWIPC
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.targets.base import Target
 
 KEY = 0x6B65726E  # "kern"
 IPC_CREAT = 0o1000

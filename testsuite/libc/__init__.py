@@ -5,23 +5,23 @@
 
 from __future__ import annotations
 
-from testsuite.libc.core import ProcCore
-from testsuite.libc.errors import LinuxError, expect_errno
+from mqsentry.testsuite.libc.core import ProcCore
+from mqsentry.testsuite.libc.errors import LinuxError, expect_errno
 
 _mixins: list[type] = []
 try:
-    from testsuite.libc.sysv import SysVMixin
+    from mqsentry.testsuite.libc.sysv import SysVMixin
 
     _mixins.append(SysVMixin)
 except ModuleNotFoundError as e:  # pragma: no cover - during bring-up only
-    if e.name != "testsuite.libc.sysv":
+    if e.name != "mqsentry.testsuite.libc.sysv":
         raise
 try:
-    from testsuite.libc.posix import PosixMixin
+    from mqsentry.testsuite.libc.posix import PosixMixin
 
     _mixins.append(PosixMixin)
 except ModuleNotFoundError as e:  # pragma: no cover - during bring-up only
-    if e.name != "testsuite.libc.posix":
+    if e.name != "mqsentry.testsuite.libc.posix":
         raise
 
 Proc = type("Proc", (*_mixins, ProcCore), {"__doc__": ProcCore.__doc__})

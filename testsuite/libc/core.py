@@ -6,15 +6,15 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from abi.linux import sysno
-from abi.linux.capability import CAP_DATA, LINUX_CAPABILITY_VERSION_3
-from abi.linux.signal import SA_RESTORER, SIGACTION, SIGSET_SIZE, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, sigmask
-from abi.linux.time import TIMESPEC
-from testsuite.libc.errors import LinuxError
-from testsuite.targets.base import Delivery, TaskHandle
+from mqsentry.abi.linux import sysno
+from mqsentry.abi.linux.capability import CAP_DATA, LINUX_CAPABILITY_VERSION_3
+from mqsentry.abi.linux.signal import SA_RESTORER, SIGACTION, SIGSET_SIZE, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, sigmask
+from mqsentry.abi.linux.time import TIMESPEC
+from mqsentry.testsuite.libc.errors import LinuxError
+from mqsentry.testsuite.targets.base import Delivery, TaskHandle
 
 if TYPE_CHECKING:
-    from testsuite.targets.base import Target
+    from mqsentry.testsuite.targets.base import Target
 
 
 class ProcCore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from abi.linux.errno import errno_name
+from mqsentry.abi.linux.errno import errno_name
 
 
 class LinuxError(Exception):

@@ -23,17 +23,17 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from abi.linux.errno import EACCES, EINVAL, EPERM
-from abi.linux.file import (AT_FDCWD, AT_REMOVEDIR, DIRENT64_HDR, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD,
+from mqsentry.abi.linux.errno import EACCES, EINVAL, EPERM
+from mqsentry.abi.linux.file import (AT_FDCWD, AT_REMOVEDIR, DIRENT64_HDR, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD,
                             EPOLL_EVENT, EPOLLIN, EPOLLOUT, F_DUPFD, F_GETFD, F_GETFL, F_SETFD, F_SETFL, O_CREAT,
                             POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDBAND, POLLRDNORM,
                             POLLWRBAND, POLLWRNORM, STAT, STATFS)
-from abi.linux.limits import RLIMIT64
-from abi.linux.mqueue import MQ_ATTR, MQUEUE_MAGIC
-from abi.linux.socket import AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW
-from abi.linux.signal import SIGEVENT
-from abi.linux.time import NSEC_PER_SEC, TIMESPEC
-from testsuite.libc.errors import LinuxError
+from mqsentry.abi.linux.limits import RLIMIT64
+from mqsentry.abi.linux.mqueue import MQ_ATTR, MQUEUE_MAGIC
+from mqsentry.abi.linux.socket import AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW
+from mqsentry.abi.linux.signal import SIGEVENT
+from mqsentry.abi.linux.time import NSEC_PER_SEC, TIMESPEC
+from mqsentry.testsuite.libc.errors import LinuxError
 
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 

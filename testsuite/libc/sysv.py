@@ -15,9 +15,9 @@ import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from abi.linux.ipc import IPC_RMID, IPC_SET, IPC_STAT
-from abi.linux.msgqueue import MSG_INFO, MSGINFO, MSQID64_DS
-from testsuite.libc.errors import LinuxError
+from mqsentry.abi.linux.ipc import IPC_RMID, IPC_SET, IPC_STAT
+from mqsentry.abi.linux.msgqueue import MSG_INFO, MSGINFO, MSQID64_DS
+from mqsentry.testsuite.libc.errors import LinuxError
 
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 _MTYPE = struct.Struct("<q")

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from abi.linux.capability import CAP_NAMES
-from abi.linux.file import O_CREAT, O_EXCL, O_RDWR
-from testsuite.libc import Proc
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import CAP_NAMES
+from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_RDWR
+from mqsentry.testsuite.libc import Proc
+from mqsentry.testsuite.targets.base import Target
 
 
 #: The default queue: 10 messages of at most 8192 bytes.

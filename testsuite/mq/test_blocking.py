@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 
-from abi.linux.errno import EAGAIN, EINTR, ETIMEDOUT
-from abi.linux.file import O_NONBLOCK, O_RDWR
-from abi.linux.signal import SA_RESTART, SA_SIGINFO, SI_TKILL, SIGUSR1
-from testsuite.libc import Proc, expect_errno
-from testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, create, fill, status, text
-from testsuite.targets.base import Target
-from testsuite.util import WAIT, background, errno_of, start_blocked, wait_blocked, wait_until
+from mqsentry.abi.linux.errno import EAGAIN, EINTR, ETIMEDOUT
+from mqsentry.abi.linux.file import O_NONBLOCK, O_RDWR
+from mqsentry.abi.linux.signal import SA_RESTART, SA_SIGINFO, SI_TKILL, SIGUSR1
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, create, fill, status, text
+from mqsentry.testsuite.targets.base import Target
+from mqsentry.testsuite.util import WAIT, background, errno_of, start_blocked, wait_blocked, wait_until
 
 #: A real wait that is short but well above timer slack.
 SHORT = 0.08

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 
-from abi.linux.capability import CAP_SYS_ADMIN
-from abi.linux.errno import EBADF, ENOENT, EPERM
-from abi.linux.file import O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY, S_IFDIR, S_IFREG
-from testsuite.libc import Proc, expect_errno
-from testsuite.libc.posix import MQUEUE_MAGIC, MqAttr
-from testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, O_DIRECTORY, create, mountpoint, status
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import CAP_SYS_ADMIN
+from mqsentry.abi.linux.errno import EBADF, ENOENT, EPERM
+from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY, S_IFDIR, S_IFREG
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.libc.posix import MQUEUE_MAGIC, MqAttr
+from mqsentry.testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, O_DIRECTORY, create, mountpoint, status
+from mqsentry.testsuite.targets.base import Target
 
 # -- gVisor ------------------------------------------------------------------------------------------------------
 

@@ -7,13 +7,13 @@ refs/pull/6458 mq.cc GetAttrDefault, GetAttrNonDefault, SetAttr, AttrInvalid.
 
 from __future__ import annotations
 
-from abi.linux.errno import EAGAIN, EBADF, EFAULT, EINVAL
-from abi.linux.file import O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY
-from abi.linux.mqueue import MQ_ATTR
-from testsuite.libc import Proc, expect_errno
-from testsuite.libc.posix import MqAttr
-from testsuite.mq import MAXMSG, MSGSIZE, NAME, create
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import EAGAIN, EBADF, EFAULT, EINVAL
+from mqsentry.abi.linux.file import O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY
+from mqsentry.abi.linux.mqueue import MQ_ATTR
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.libc.posix import MqAttr
+from mqsentry.testsuite.mq import MAXMSG, MSGSIZE, NAME, create
+from mqsentry.testsuite.targets.base import Target
 
 # -- gVisor (unmerged stack) ---------------------------------------------------------------------------------
 

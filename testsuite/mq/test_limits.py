@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import os
 
-from abi.linux.capability import ALL_CAPS, CAP_SYS_RESOURCE
-from abi.linux.errno import EINVAL, EMFILE, ENOENT, ENOSPC
-from abi.linux.file import O_CREAT, O_RDONLY, O_RDWR
-from abi.linux.limits import RLIMIT_MSGQUEUE, RLIMIT_NOFILE
-from abi.linux.mqueue import MQ_BYTES_MAX
-from testsuite.libc import Proc, expect_errno
-from testsuite.mq import MAXMSG, MSGSIZE, cost, create, mountpoint, require_cap, unique_uid, user
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import ALL_CAPS, CAP_SYS_RESOURCE
+from mqsentry.abi.linux.errno import EINVAL, EMFILE, ENOENT, ENOSPC
+from mqsentry.abi.linux.file import O_CREAT, O_RDONLY, O_RDWR
+from mqsentry.abi.linux.limits import RLIMIT_MSGQUEUE, RLIMIT_NOFILE
+from mqsentry.abi.linux.mqueue import MQ_BYTES_MAX
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.mq import MAXMSG, MSGSIZE, cost, create, mountpoint, require_cap, unique_uid, user
+from mqsentry.testsuite.targets.base import Target
 
 # -- queues_max -------------------------------------------------------------------------------------------------
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 
-from abi.linux.capability import CAP_SYS_ADMIN, CAP_SYS_RESOURCE
-from abi.linux.errno import EMFILE, ENOENT
-from abi.linux.file import O_RDONLY, O_RDWR
-from abi.linux.limits import RLIMIT_MSGQUEUE
-from abi.linux.sched import CLONE_NEWIPC
-from testsuite.libc import Proc, expect_errno
-from testsuite.mq import MAXMSG, MSGSIZE, NAME, O_DIRECTORY, cost, create, mountpoint, status, user
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import CAP_SYS_ADMIN, CAP_SYS_RESOURCE
+from mqsentry.abi.linux.errno import EMFILE, ENOENT
+from mqsentry.abi.linux.file import O_RDONLY, O_RDWR
+from mqsentry.abi.linux.limits import RLIMIT_MSGQUEUE
+from mqsentry.abi.linux.sched import CLONE_NEWIPC
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.mq import MAXMSG, MSGSIZE, NAME, O_DIRECTORY, cost, create, mountpoint, status, user
+from mqsentry.testsuite.targets.base import Target
 
 
 def test_change_ipc_namespace(proc: Proc) -> None:

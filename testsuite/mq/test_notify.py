@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import time
 
-from abi.linux.errno import EAGAIN, EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOTSOCK
-from abi.linux.file import O_RDONLY, O_RDWR, O_WRONLY
-from abi.linux.mqueue import NOTIFY_COOKIE_LEN, NOTIFY_REMOVED, NOTIFY_WOKENUP
-from abi.linux.signal import SA_SIGINFO, SI_MESGQ, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID
-from testsuite.libc import Proc, expect_errno
-from testsuite.libc.posix import MSG_DONTWAIT
-from testsuite.mq import MSG, MSGSIZE, NAME, RTSIG, SIG, create, status, text, user
-from testsuite.targets.base import Target
-from testsuite.util import WAIT, errno_of, start_blocked, wait_until
+from mqsentry.abi.linux.errno import EAGAIN, EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOTSOCK
+from mqsentry.abi.linux.file import O_RDONLY, O_RDWR, O_WRONLY
+from mqsentry.abi.linux.mqueue import NOTIFY_COOKIE_LEN, NOTIFY_REMOVED, NOTIFY_WOKENUP
+from mqsentry.abi.linux.signal import SA_SIGINFO, SI_MESGQ, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.libc.posix import MSG_DONTWAIT
+from mqsentry.testsuite.mq import MSG, MSGSIZE, NAME, RTSIG, SIG, create, status, text, user
+from mqsentry.testsuite.targets.base import Target
+from mqsentry.testsuite.util import WAIT, errno_of, start_blocked, wait_until
 
 NONE = {"notify": SIGEV_NONE}
 

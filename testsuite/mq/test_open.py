@@ -9,14 +9,14 @@ NoQueueExists, OpenNoAccess, OpenReadAccess, OpenWriteAccess.
 
 from __future__ import annotations
 
-from abi.linux.capability import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_SYS_RESOURCE
-from abi.linux.errno import EACCES, EBADF, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOENT, EPERM
-from abi.linux.file import O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY, S_IFIFO, S_IFMT, S_IFREG
-from abi.linux.limits import RLIM_INFINITY, RLIMIT_MSGQUEUE
-from abi.linux.mqueue import HARD_MSGMAX, HARD_MSGSIZEMAX
-from testsuite.libc import Proc, expect_errno
-from testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, create, require_cap, user
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_SYS_RESOURCE
+from mqsentry.abi.linux.errno import EACCES, EBADF, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENOENT, EPERM
+from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY, S_IFIFO, S_IFMT, S_IFREG
+from mqsentry.abi.linux.limits import RLIM_INFINITY, RLIMIT_MSGQUEUE
+from mqsentry.abi.linux.mqueue import HARD_MSGMAX, HARD_MSGSIZEMAX
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, create, require_cap, user
+from mqsentry.testsuite.targets.base import Target
 
 # -- gVisor MqTest ---------------------------------------------------------------------------------------
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from abi.linux.errno import EAGAIN, EBADF, EFAULT, EINVAL, EMSGSIZE
-from abi.linux.file import O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY
-from abi.linux.mqueue import MQ_PRIO_MAX
-from testsuite.libc import Proc, expect_errno
-from testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, create, status, text
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import EAGAIN, EBADF, EFAULT, EINVAL, EMSGSIZE
+from mqsentry.abi.linux.file import O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY
+from mqsentry.abi.linux.mqueue import MQ_PRIO_MAX
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.mq import MAXMSG, MSG, MSGSIZE, NAME, create, status, text
+from mqsentry.testsuite.targets.base import Target
 
 # -- gVisor (unmerged stack) ------------------------------------------------------------------------------
 

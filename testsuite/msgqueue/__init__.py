@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from abi.linux.errno import ENOSYS
-from abi.linux.ipc import IPC_NOWAIT, IPC_PRIVATE
-from abi.linux.msgqueue import MSG_COPY, MSGMAX, MSGMNB
-from testsuite.libc import LinuxError, Proc
+from mqsentry.abi.linux.errno import ENOSYS
+from mqsentry.abi.linux.ipc import IPC_NOWAIT, IPC_PRIVATE
+from mqsentry.abi.linux.msgqueue import MSG_COPY, MSGMAX, MSGMNB
+from mqsentry.testsuite.libc import LinuxError, Proc
 
 #: A fixed key: every test runs in its own IPC namespace, so no ftok() is needed.
 KEY = 0x4D53_4751  # "MSGQ"

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from abi.linux.errno import E2BIG, EACCES, EIDRM, EINTR
-from abi.linux.ipc import IPC_CREAT, IPC_NOWAIT
-from abi.linux.msgqueue import MSG_EXCEPT, MSG_NOERROR, MSGMAX
-from abi.linux.signal import SA_RESTART, SA_SIGINFO, SI_USER, SIGALRM, SIGCONT, SIGKILL, SIGSTOP
-from testsuite.libc import Proc
-from testsuite.msgqueue import KEY, MSG_SIZE, TEXT, fill, new_queue, text
-from testsuite.targets.base import Target
-from testsuite.util import WAIT, background, errno_of, start_blocked, wait_blocked, wait_until
+from mqsentry.abi.linux.errno import E2BIG, EACCES, EIDRM, EINTR
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT
+from mqsentry.abi.linux.msgqueue import MSG_EXCEPT, MSG_NOERROR, MSGMAX
+from mqsentry.abi.linux.signal import SA_RESTART, SA_SIGINFO, SI_USER, SIGALRM, SIGCONT, SIGKILL, SIGSTOP
+from mqsentry.testsuite.libc import Proc
+from mqsentry.testsuite.msgqueue import KEY, MSG_SIZE, TEXT, fill, new_queue, text
+from mqsentry.testsuite.targets.base import Target
+from mqsentry.testsuite.util import WAIT, background, errno_of, start_blocked, wait_blocked, wait_until
 
 Future = concurrent.futures.Future
 

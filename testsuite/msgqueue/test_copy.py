@@ -8,12 +8,12 @@ MsgCopyTooBig.
 
 from __future__ import annotations
 
-from abi.linux.errno import E2BIG, EFAULT, EINVAL, ENOMSG
-from abi.linux.ipc import IPC_NOWAIT
-from abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_NOERROR
-from testsuite.libc import Proc, expect_errno
-from testsuite.msgqueue import MSG_SIZE, TEXT, new_queue, require_msg_copy, text
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import E2BIG, EFAULT, EINVAL, ENOMSG
+from mqsentry.abi.linux.ipc import IPC_NOWAIT
+from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_NOERROR
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.msgqueue import MSG_SIZE, TEXT, new_queue, require_msg_copy, text
+from mqsentry.testsuite.targets.base import Target
 
 COPY = MSG_COPY | IPC_NOWAIT
 UNUSED_ID = 12345

@@ -6,12 +6,12 @@ gVisor counterpart: test/syscalls/linux/msgqueue.cc MsgGet, MsgGetFail, MsgGetIp
 
 from __future__ import annotations
 
-from abi.linux.capability import CAP_IPC_OWNER
-from abi.linux.errno import EACCES, EEXIST, ENOENT
-from abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE
-from testsuite.libc import Proc, expect_errno
-from testsuite.msgqueue import KEY
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import CAP_IPC_OWNER
+from mqsentry.abi.linux.errno import EACCES, EEXIST, ENOENT
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.msgqueue import KEY
+from mqsentry.testsuite.targets.base import Target
 
 
 # -- gVisor MsgGet, MsgGetFail, MsgGetIpcPrivate ------------------------------------------------------

@@ -8,13 +8,13 @@ gVisor counterpart: none in msgqueue.cc (gVisor's registry differs: see gvisor.m
 
 from __future__ import annotations
 
-from abi.linux.errno import EINVAL, ENOENT
-from abi.linux.ipc import IPC_CREAT, IPC_PRIVATE, IPCMNI
-from abi.linux.msgqueue import MSG_STAT
-from testsuite.libc import LinuxError, Proc, expect_errno
-from testsuite.libc.sysv import MsqidDs
-from testsuite.msgqueue import KEY, new_queue
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import EINVAL, ENOENT
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_PRIVATE, IPCMNI
+from mqsentry.abi.linux.msgqueue import MSG_STAT
+from mqsentry.testsuite.libc import LinuxError, Proc, expect_errno
+from mqsentry.testsuite.libc.sysv import MsqidDs
+from mqsentry.testsuite.msgqueue import KEY, new_queue
+from mqsentry.testsuite.targets.base import Target
 
 NEXT_ID = "/proc/sys/kernel/msg_next_id"
 HEADER = ("       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid"

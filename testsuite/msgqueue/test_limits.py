@@ -7,12 +7,12 @@ ipc_addid. gVisor counterpart: test/syscalls/linux/msgqueue.cc MsgOpLimits.
 
 from __future__ import annotations
 
-from abi.linux.errno import EAGAIN, EINVAL, ENOSPC
-from abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE
-from abi.linux.msgqueue import MSGMAX, MSGMNB, MSGMNI
-from testsuite.libc import LinuxError, Proc, expect_errno
-from testsuite.msgqueue import FULL_COUNT, KEY, new_queue
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import EAGAIN, EINVAL, ENOSPC
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE
+from mqsentry.abi.linux.msgqueue import MSGMAX, MSGMNB, MSGMNI
+from mqsentry.testsuite.libc import LinuxError, Proc, expect_errno
+from mqsentry.testsuite.msgqueue import FULL_COUNT, KEY, new_queue
+from mqsentry.testsuite.targets.base import Target
 
 
 def sysctl(target: Target, name: str) -> int:

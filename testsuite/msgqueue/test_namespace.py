@@ -6,13 +6,13 @@ msg_ctl*). gVisor counterpart: pkg/sentry/kernel/ipc_namespace.go (no msgqueue.c
 
 from __future__ import annotations
 
-from abi.linux.errno import EINVAL, ENOENT
-from abi.linux.ipc import IPC_CREAT
-from abi.linux.msgqueue import MSG_INFO, MSGMAX, MSGMNB
-from abi.linux.sched import CLONE_NEWIPC
-from testsuite.libc import Proc, expect_errno
-from testsuite.msgqueue import KEY, new_queue
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import EINVAL, ENOENT
+from mqsentry.abi.linux.ipc import IPC_CREAT
+from mqsentry.abi.linux.msgqueue import MSG_INFO, MSGMAX, MSGMNB
+from mqsentry.abi.linux.sched import CLONE_NEWIPC
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.msgqueue import KEY, new_queue
+from mqsentry.testsuite.targets.base import Target
 
 
 def test_unshare_gives_fresh_registry_and_limits(target: Target, proc: Proc) -> None:

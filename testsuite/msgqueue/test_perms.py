@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from abi.linux.capability import CAP_IPC_OWNER
-from abi.linux.errno import EACCES
-from abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE
-from abi.linux.msgqueue import MSG_COPY
-from testsuite.libc import LinuxError, Proc, expect_errno
-from testsuite.msgqueue import KEY, MSG_SIZE, TEXT, require_msg_copy
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.capability import CAP_IPC_OWNER
+from mqsentry.abi.linux.errno import EACCES
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE
+from mqsentry.abi.linux.msgqueue import MSG_COPY
+from mqsentry.testsuite.libc import LinuxError, Proc, expect_errno
+from mqsentry.testsuite.msgqueue import KEY, MSG_SIZE, TEXT, require_msg_copy
+from mqsentry.testsuite.targets.base import Target
 
 
 def can_write(p: Proc, q: int) -> bool:

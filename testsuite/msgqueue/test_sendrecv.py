@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import struct
 
-from abi.linux.errno import E2BIG, EFAULT, EINVAL, ENOMSG
-from abi.linux.ipc import IPC_NOWAIT
-from abi.linux.msgqueue import MSG_NOERROR, MSGMAX
-from testsuite.libc import Proc, expect_errno
-from testsuite.msgqueue import MSG_SIZE, TEXT, new_queue
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import E2BIG, EFAULT, EINVAL, ENOMSG
+from mqsentry.abi.linux.ipc import IPC_NOWAIT
+from mqsentry.abi.linux.msgqueue import MSG_NOERROR, MSGMAX
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.msgqueue import MSG_SIZE, TEXT, new_queue
+from mqsentry.testsuite.targets.base import Target
 
 #: A queue id that is not in use in a fresh namespace (index 12345 is never reached).
 UNUSED_ID = 12345

@@ -7,11 +7,11 @@ test/syscalls/linux/msgqueue.cc MsgRcvType, MsgExcept, MsgRcvTypeNegative.
 
 from __future__ import annotations
 
-from abi.linux.errno import ENOMSG
-from abi.linux.ipc import IPC_NOWAIT
-from abi.linux.msgqueue import MSG_EXCEPT
-from testsuite.libc import Proc, expect_errno
-from testsuite.msgqueue import MSG_SIZE, TEXT, new_queue, text
+from mqsentry.abi.linux.errno import ENOMSG
+from mqsentry.abi.linux.ipc import IPC_NOWAIT
+from mqsentry.abi.linux.msgqueue import MSG_EXCEPT
+from mqsentry.testsuite.libc import Proc, expect_errno
+from mqsentry.testsuite.msgqueue import MSG_SIZE, TEXT, new_queue, text
 
 LONG_MAX = (1 << 63) - 1
 LONG_MIN = -(1 << 63)

@@ -24,18 +24,18 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from abi.linux.capability import (CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_OWNER, CAP_SYS_ADMIN,
+from mqsentry.abi.linux.capability import (CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_OWNER, CAP_SYS_ADMIN,
                                   CAP_SYS_RESOURCE)
-from abi.linux.errno import EACCES, EPERM, errno_name
-from abi.linux.file import O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY
-from abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT
-from abi.linux.mqueue import MQ_ATTR
-from abi.linux.msgqueue import MSG_STAT, MSG_STAT_ANY, MSGMNB, MSQID64_DS
-from abi.linux.signal import SIGEV_NONE, SIGEVENT
-from abi.linux.time import TIMESPEC
-from testsuite.difftest.world import FULL_CAPS
-from testsuite.libc import Proc
-from testsuite.targets.base import Target
+from mqsentry.abi.linux.errno import EACCES, EPERM, errno_name
+from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT
+from mqsentry.abi.linux.mqueue import MQ_ATTR
+from mqsentry.abi.linux.msgqueue import MSG_STAT, MSG_STAT_ANY, MSGMNB, MSQID64_DS
+from mqsentry.abi.linux.signal import SIGEV_NONE, SIGEVENT
+from mqsentry.abi.linux.time import TIMESPEC
+from mqsentry.testsuite.difftest.world import FULL_CAPS
+from mqsentry.testsuite.libc import Proc
+from mqsentry.testsuite.targets.base import Target
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -345,7 +345,7 @@ class Report:
 def run_matrix(native: bool = True, classes: tuple[str, ...] = tuple(CLASSES),
                caps: tuple[str, ...] = tuple(CAPS)) -> Report:
     """Measure the matrix on the sentry (and the host when ``native``) and compare."""
-    from testsuite.targets.sentry import SentryTarget
+    from mqsentry.testsuite.targets.sentry import SentryTarget
 
     rep = Report(native=native)
     for cls in classes:
@@ -353,7 +353,7 @@ def run_matrix(native: bool = True, classes: tuple[str, ...] = tuple(CLASSES),
             sentry = measure(SentryTarget, cls, cap)
             host: dict[Cell, str] = {}
             if native and cap != "CAP_SYS_RESOURCE":
-                from testsuite.targets.native import NativeTarget
+                from mqsentry.testsuite.targets.native import NativeTarget
 
                 host = measure(NativeTarget, cls, cap)
             for cell, s in sentry.items():

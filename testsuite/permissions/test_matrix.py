@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from testsuite.difftest.runner import native_reason
-from testsuite.permissions.matrix import CAPS, CLASSES, MODES, OPS, Cell, expected, run_matrix
+from mqsentry.testsuite.difftest.runner import native_reason
+from mqsentry.testsuite.permissions.matrix import CAPS, CLASSES, MODES, OPS, Cell, expected, run_matrix
 
 
 @pytest.mark.parametrize("cls", list(CLASSES))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from testsuite.platform import helpers
+from mqsentry.testsuite.platform import helpers
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ TIMEOUT = 30
 
 def skip_reason() -> str | None:
     """Why the platform tests cannot run here (None if they can)."""
-    from kernel import platform
+    from mqsentry.kernel import platform
 
     reason = platform.available()
     if reason is not None:
@@ -63,8 +63,8 @@ def run_native(argv: Sequence[str], sysctls: Sequence[tuple[str, int]] = ()) -> 
 
 def run_sentry(argv: Sequence[str], sysctls: Sequence[tuple[str, int]] = (), extra: Sequence[str] = ()
                ) -> subprocess.CompletedProcess[str]:
-    """``python -m kernel.platform.run`` in a fresh interpreter (a fresh sentry per run)."""
-    args = [sys.executable, "-m", "kernel.platform.run"]
+    """``python -m mqsentry.kernel.platform.run`` in a fresh interpreter (a fresh sentry per run)."""
+    args = [sys.executable, "-m", "mqsentry.kernel.platform.run"]
     for k, v in sysctls:
         args += ["--sysctl", f"{k}={v}"]
     return subprocess.run([*args, *extra, *argv], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)

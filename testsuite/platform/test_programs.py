@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-from testsuite.platform.helpers import assert_same, run_native, run_sentry
+from mqsentry.testsuite.platform.helpers import assert_same, run_native, run_sentry
 
 
 @pytest.mark.parametrize("name", ["sysv_basic", "posix_basic", "notify", "threads", "creds"])

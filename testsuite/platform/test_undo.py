@@ -24,12 +24,12 @@ from typing import Any, Callable
 
 import pytest
 
-from abi.linux.errno import E2BIG, ENOMSG
-from abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID
-from abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_NOERROR
-from kernel import Kernel
-from tools.invariants import check_sysv_store
-from testsuite.platform.helpers import REPO, TIMEOUT
+from mqsentry.abi.linux.errno import E2BIG, ENOMSG
+from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID
+from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_NOERROR
+from mqsentry.kernel import Kernel
+from mqsentry.tools.invariants import check_sysv_store
+from mqsentry.testsuite.platform.helpers import REPO, TIMEOUT
 
 MSGGET, MSGSND, MSGRCV, MSGCTL = 68, 69, 70, 71
 
@@ -217,7 +217,7 @@ class StubListener:
 
 @pytest.fixture
 def plat(platform_ok: None) -> Any:
-    from kernel.platform.loop import Platform
+    from mqsentry.kernel.platform.loop import Platform
 
     p = Platform(Kernel(arch="amd64"), StubListener())  # type: ignore[arg-type]
     yield p
@@ -321,7 +321,7 @@ def test_receivers_killed_before_their_reply_lose_no_message(cprog: Callable[[st
     """Sentry only: natively nothing kills a receiver between the dequeue and the return to user
     space. Every case's outcome is what Linux gives when the receiver is killed before it dequeued."""
     exe = cprog("undo")
-    r = subprocess.run([sys.executable, "-m", "testsuite.platform.undo_driver", exe], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "mqsentry.testsuite.platform.undo_driver", exe], capture_output=True,
                        text=True, timeout=TIMEOUT, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert r.stdout == EXPECTED, r.stderr

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import struct
 
-from kernel.auth.credentials import Credentials
-from kernel.platform import procfs, seccomp
-from kernel.platform.loop import OBSERVED, SERVED
+from mqsentry.kernel.auth.credentials import Credentials
+from mqsentry.kernel.platform import procfs, seccomp
+from mqsentry.kernel.platform.loop import OBSERVED, SERVED
 
 I386 = 0x4000_0003
 

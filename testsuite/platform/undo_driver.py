@@ -3,7 +3,7 @@
 Linux counterpart: none (fault injection for the platform's commit/undo around SEND,
 interception.md §4). gVisor counterpart: none.
 
-``python -m testsuite.platform.undo_driver PROGRAM ARGS...``: every msgrcv whose msgtyp is
+``python -m mqsentry.testsuite.platform.undo_driver PROGRAM ARGS...``: every msgrcv whose msgtyp is
 :data:`DOOMED_MSGTYP` has its caller SIGKILLed after the sentry served it (the message is dequeued
 and written to the caller's buffer) and before the SEND, which then fails with ENOENT: the
 deterministic form of "the target was killed between the engine's dequeue and the reply". The
@@ -17,8 +17,8 @@ import signal
 import sys
 import time
 
-from kernel.platform.run import run_program
-from kernel.platform.seccomp import Listener, Notification
+from mqsentry.kernel.platform.run import run_program
+from mqsentry.kernel.platform.seccomp import Listener, Notification
 
 NR_MSGRCV = 70
 DOOMED_MSGTYP = 77

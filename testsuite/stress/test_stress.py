@@ -7,7 +7,7 @@ destroyed by IPC_RMID, counted exactly), every result one Linux allows, the bloc
 
 from __future__ import annotations
 
-from tools.stress import stress
+from mqsentry.tools.stress import stress
 
 
 def test_stress_short_profile() -> None:

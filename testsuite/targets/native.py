@@ -60,11 +60,11 @@ import time
 import traceback
 from typing import Any
 
-from abi.linux.capability import CAP_DATA, LINUX_CAPABILITY_VERSION_3
-from abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS
-from abi.linux.signal import NSIG, SIGACTION, SIGINFO, SIGKILL, SIGSTOP
-from abi.linux.sysno import NUMBERS
-from testsuite.targets.base import Delivery, Target, TaskHandle
+from mqsentry.abi.linux.capability import CAP_DATA, LINUX_CAPABILITY_VERSION_3
+from mqsentry.abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS
+from mqsentry.abi.linux.signal import NSIG, SIGACTION, SIGINFO, SIGKILL, SIGSTOP
+from mqsentry.abi.linux.sysno import NUMBERS
+from mqsentry.testsuite.targets.base import Delivery, Target, TaskHandle
 
 _NR = NUMBERS["amd64"]
 _PAGE = 4096
@@ -886,7 +886,7 @@ class NativeTarget(Target):
     def _control(self, msg: Any, fd: int | None = None) -> Any:
         reply = self._ctl.call(msg, fd=fd)
         if isinstance(reply, tuple) and reply and reply[0] == "oserror":
-            from testsuite.libc.errors import LinuxError
+            from mqsentry.testsuite.libc.errors import LinuxError
 
             raise LinuxError(reply[1], f"{msg[0]} {msg[1] if len(msg) > 1 else ''}: {reply[2]}")
         return reply

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from abi.linux.signal import SA_SIGINFO
-from fs import proc
-from kernel import Kernel, ManualClock, Task
-from kernel.errors import SysError
-from testsuite.targets.base import Delivery, Target, TaskHandle
+from mqsentry.abi.linux.signal import SA_SIGINFO
+from mqsentry.fs import proc
+from mqsentry.kernel import Kernel, ManualClock, Task
+from mqsentry.kernel.errors import SysError
+from mqsentry.testsuite.targets.base import Delivery, Target, TaskHandle
 
 #: Handler and restorer "addresses": the sentry runs no guest code, any value works.
 HANDLER_ADDR = 0x7000_0000_1000
@@ -15,7 +15,7 @@ RESTORER_ADDR = 0x7000_0000_2000
 
 def make_scratch_dir(t: Task) -> str:
     """Create ``/tmp/mqsentry-<n>`` (mode 0700, like mkdtemp) in the kernel's root filesystem."""
-    from fs.vfs.vfsops import mkdir_at
+    from mqsentry.fs.vfs.vfsops import mkdir_at
 
     path = f"/tmp/mqsentry-{t.pid}"
     mkdir_at(t, -100, path, 0o700)
@@ -88,7 +88,7 @@ class SentryTarget(Target):
         return proc.read(self._root, path)
 
     def write_file(self, path: str, data: bytes) -> None:
-        from testsuite.libc.errors import LinuxError
+        from mqsentry.testsuite.libc.errors import LinuxError
 
         try:
             proc.write(self._root, path, data)

@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from tools.cli import main
+from mqsentry.tools.cli import main
 
-HAVE_SYSV = importlib.util.find_spec("syscalls.linux.sys_msgqueue") is not None
-HAVE_POSIX = importlib.util.find_spec("syscalls.linux.sys_mq") is not None
+HAVE_SYSV = importlib.util.find_spec("mqsentry.syscalls.linux.sys_msgqueue") is not None
+HAVE_POSIX = importlib.util.find_spec("mqsentry.syscalls.linux.sys_mq") is not None
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
@@ -136,19 +136,19 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_tools() -> None:
-    r = subprocess.run([sys.executable, "-m", "tools", "--help"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "mqsentry", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0
     assert "mqsentry" in r.stdout
 
 
 def test_demo_runs_real_programs_under_the_sentry() -> None:
     """The README's main job: the C client/server pair as real processes, served by the sentry."""
-    from tools import realdemo
+    from mqsentry.tools import realdemo
 
     reason = realdemo.unavailable_reason()
     if reason is not None:
         pytest.skip(f"real programs cannot run under the sentry here: {reason}")
-    r = subprocess.run([sys.executable, "-m", "tools", "demo"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "mqsentry", "demo"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
     assert "sysv server: served 5, removing" in out

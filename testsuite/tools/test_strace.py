@@ -7,16 +7,16 @@ import io
 
 import pytest
 
-from abi.linux import sysno
-from abi.linux.errno import EFAULT, ENOMSG, ENOSYS
-from abi.linux.file import O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY
-from abi.linux.ipc import IPC_64, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_STAT
-from abi.linux.mqueue import MQ_ATTR
-from abi.linux.msgqueue import MSG_EXCEPT, MSG_INFO, MSG_NOERROR
-from abi.linux.signal import SA_RESTORER, SA_SIGINFO, SI_MESGQ, SIGACTION, SIGEV_SIGNAL, SIGEVENT, SIGUSR1
-from kernel import Kernel, Task
-from kernel.signals import SigInfo
-from tools.strace import Strace, errno_text
+from mqsentry.abi.linux import sysno
+from mqsentry.abi.linux.errno import EFAULT, ENOMSG, ENOSYS
+from mqsentry.abi.linux.file import O_CREAT, O_NONBLOCK, O_RDWR, O_WRONLY
+from mqsentry.abi.linux.ipc import IPC_64, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_STAT
+from mqsentry.abi.linux.mqueue import MQ_ATTR
+from mqsentry.abi.linux.msgqueue import MSG_EXCEPT, MSG_INFO, MSG_NOERROR
+from mqsentry.abi.linux.signal import SA_RESTORER, SA_SIGINFO, SI_MESGQ, SIGACTION, SIGEV_SIGNAL, SIGEVENT, SIGUSR1
+from mqsentry.kernel import Kernel, Task
+from mqsentry.kernel.signals import SigInfo
+from mqsentry.tools.strace import Strace, errno_text
 
 NR = sysno.AMD64
 
