@@ -1,20 +1,54 @@
 """The sentry kernel (gVisor: pkg/sentry/kernel; Linux: kernel/ and ipc/).
 
-``Kernel`` is the embedded kernel and ``Task`` a thread in it::
+Sub-packages and modules, from the bottom of the import order up: the primitives (``auth``
+credentials, ``ktime`` clocks, ``waiter`` wait queues, ``memory`` guest memory, ``errors``,
+``context`` and ``ipc_sysctl`` interfaces), the IPC engines (``ipc`` the shared SysV registry,
+``msgqueue`` SysV message queues, ``mq`` POSIX message queues), the kernel core (``kernel``,
+``task``, ``signals``, ``ipc_namespace``) and, above the syscall handlers, ``platform``.
 
-    from mqsentry.kernel import Kernel
+Importing this package imports none of them (a leaf such as ``kernel.waiter`` stays cheap, and the
+layers below the core can live here without a cycle). ``Kernel`` and friends are resolved on first
+access (PEP 562); ``mqsentry.kernel.Kernel`` is the wired kernel of :mod:`mqsentry.boot`, the same
+as ``from mqsentry import Kernel``, which new code should use::
+
+    from mqsentry import Kernel
     k = Kernel(arch="amd64")
     t = k.new_task(uid=0, gid=0)
     ret = t.syscall(nr, a0, a1, ...)
-
-Sub-packages mirror gVisor: ``kernel.ipc`` (shared SysV object registry), ``kernel.msgqueue`` (SysV
-message queues), ``kernel.mq`` (POSIX message queues), ``kernel.auth`` (credentials).
 """
 
-from mqsentry.kernel.kernel import Kernel
-from mqsentry.kernel.ktime import Clock, ManualClock, RealtimeClock
-from mqsentry.kernel.memory import AddressSpace, Memory, MemoryFault
-from mqsentry.kernel.task import Task, ThreadGroup
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mqsentry.boot import Kernel
+    from mqsentry.kernel.ktime import Clock, ManualClock, RealtimeClock
+    from mqsentry.kernel.memory import AddressSpace, Memory, MemoryFault
+    from mqsentry.kernel.task import Task, ThreadGroup
 
 __all__ = ["Kernel", "Task", "ThreadGroup", "Clock", "ManualClock", "RealtimeClock", "AddressSpace", "Memory",
            "MemoryFault"]
+
+
+
+def __getattr__(name: str) -> Any:
+    # Explicit (not importlib) so that the import graph shows these edges; none of these modules
+    # imports this package's namespace, so there is no cycle.
+    if name == "Kernel":
+        from mqsentry.boot import Kernel
+
+        return Kernel
+    if name in ("Task", "ThreadGroup"):
+        from mqsentry.kernel import task
+
+        return getattr(task, name)
+    if name in ("Clock", "ManualClock", "RealtimeClock"):
+        from mqsentry.kernel import ktime
+
+        return getattr(ktime, name)
+    if name in ("AddressSpace", "Memory", "MemoryFault"):
+        from mqsentry.kernel import memory
+
+        return getattr(memory, name)
+    raise AttributeError(f"module 'mqsentry.kernel' has no attribute {name!r}")

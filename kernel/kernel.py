@@ -5,12 +5,15 @@ kernel/pid.c, fork in kernel/fork.c, ``init_ipc_ns``). gVisor counterpart: pkg/s
 (``Kernel``, ``TaskSet``, ``RootIPCNamespace``) and task_clone.go.
 
 There is no hidden global state: every piece of state hangs off a :class:`Kernel`, so a host can run
-several kernels side by side (tests create one per test).
+several kernels side by side (tests create one per test). Nothing registers itself at import time:
+what the kernel serves (its syscall table, the filesystem types mount(2) knows, the POSIX queue
+registry of each IPC namespace) is given to the constructor by the composition root,
+:mod:`mqsentry.boot`, whose ``Kernel`` is the one to use (``from mqsentry import Kernel``).
 
 Lock order of package ``kernel`` (and the IPC packages under it), outermost first:
 ``Kernel.tasks_mu`` -> IPC registry locks (``msgqueue.Registry.ids.mu``, ``mqfs.MqueueFilesystem.mu``) -> IPC object
 locks (``msgqueue.Queue.mu``, ``mq.Queue.mu``) -> ``Kernel.sig_mu`` -> ``waiter.Queue._mu`` and
-``Task._cv`` (leaves).
+``Task._cv`` (leaves). ``IPCNamespace.sysctl_mu``, ``KernelVFS._mu`` and ``UserBytes.mu`` are leaves.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from mqsentry.abi.linux.errno import EINVAL
+from mqsentry.fs.vfs.context import FilesystemType, KernelVFS, initial_context
 from mqsentry.kernel.auth.credentials import Credentials
-from mqsentry.kernel.ipc_namespace import IPCNamespace
+from mqsentry.kernel.ipc_namespace import IPCNamespace, PosixRegistryFactory
+from mqsentry.kernel.ipc_sysctl import IPCSysctls
 from mqsentry.kernel.ktime import Clock, RealtimeClock
 from mqsentry.kernel.memory import AddressSpace
-from mqsentry.kernel.signals import SigAction, SigInfo
+from mqsentry.kernel.mq.limits import UserBytes
+from mqsentry.kernel.signals import SigAction, SigInfo, send_locked
 from mqsentry.kernel.task import Task, ThreadGroup
 
 log = logging.getLogger("mqsentry")
@@ -36,22 +43,46 @@ Tracer = Callable[[Task, int, tuple[int, ...], int], None]
 ARCHES = ("amd64", "arm64")
 
 
+class SyscallDispatch(Protocol):
+    """The numbered syscall table the kernel dispatches through (``syscalls.linux.SyscallTable``;
+    gVisor ``kernel.SyscallTable``)."""
+
+    @property
+    def arch(self) -> str: ...
+
+    @property
+    def handlers(self) -> dict[int, Callable[..., int]]: ...
+
+    def name(self, nr: int) -> str: ...
+
+
 class Kernel:
     """An embedded Linux kernel that serves message-queue syscalls.
 
     Guarded by ``tasks_mu``: ``tasks``, ``thread_groups``, ``_next_tid``. Guarded by ``sig_mu``: all
-    signal state (see kernel.signals). Immutable after construction: ``arch``, ``syscall_table``,
-    ``root_ipc_ns``. ``clock``, ``tracer`` and ``on_signal`` may be replaced by the host at any time.
+    signal state (see kernel.signals). Guarded by ``tasks_mu``: ``ipc_namespaces`` (the list; every
+    IPC namespace whose POSIX queues may still need reaping). Immutable after construction: ``arch``,
+    ``syscall_table``, ``vfs``, ``mq_user_bytes``, ``root_ipc_ns``. ``clock``, ``tracer`` and
+    ``on_signal`` may be replaced by the host at any time.
+
+    The constructor takes its wiring explicitly (``syscall_table``, ``filesystem_types``,
+    ``posix_registry``); :class:`mqsentry.boot.Kernel` supplies it.
     """
 
-    def __init__(self, arch: str = "amd64", clock: Clock | None = None) -> None:
+    def __init__(self, arch: str, clock: Clock | None, *, syscall_table: SyscallDispatch,
+                 filesystem_types: Mapping[str, FilesystemType], posix_registry: PosixRegistryFactory) -> None:
         if arch not in ARCHES:
             raise ValueError(f"unsupported arch {arch!r}; choose one of {ARCHES}")
-        from mqsentry.syscalls.linux import table_for  # late: syscalls import kernel
-
+        if syscall_table.arch != arch:
+            raise ValueError(f"syscall table is for {syscall_table.arch}, not {arch}")
         self.arch = arch
         self.clock: Clock = clock if clock is not None else RealtimeClock()
-        self.syscall_table = table_for(arch)
+        self.syscall_table = syscall_table
+        self.posix_registry = posix_registry
+        #: The VFS: initial mount namespace, filesystem types, anonymous device numbers.
+        self.vfs = KernelVFS(self.clock.now_ns(), filesystem_types)
+        #: RLIMIT_MSGQUEUE charges (one user namespace, so one table for every IPC namespace).
+        self.mq_user_bytes = UserBytes()
         self.tasks_mu = threading.Lock()
         self.sig_mu = threading.RLock()
         self.tasks: dict[int, Task] = {}
@@ -62,7 +93,8 @@ class Kernel:
         self.on_signal: Callable[[Task, SigInfo], None] | None = None
         self.internal_errors: list[str] = []
         self._deferred_exits: list[tuple[ThreadGroup, Callable[[ThreadGroup], None]]] = []
-        self.root_ipc_ns = IPCNamespace(self, creator_uid=0)
+        self.root_ipc_ns = IPCNamespace(self, 0, posix_registry)
+        self.ipc_namespaces: list[IPCNamespace] = [self.root_ipc_ns]
 
     # -- tasks ----------------------------------------------------------------------------------------
     def _alloc_tid(self, want: int | None) -> int:
@@ -88,14 +120,16 @@ class Kernel:
         memory (default: a fresh :class:`AddressSpace`); ``pid`` picks the pid (default: the next free).
         """
         creds = Credentials.for_user(uid, gid, tuple(groups), caps)
+        files, fs_ctx, mnt_ns = initial_context(self.vfs)
         with self.tasks_mu:
             tid = self._alloc_tid(pid)
             tg = ThreadGroup(self, tid, mm if mm is not None else AddressSpace(), None)
-            t = Task(self, tid, tg, creds, ipc_ns if ipc_ns is not None else self.root_ipc_ns)
+            t = Task(self, tid, tg, creds, ipc_ns if ipc_ns is not None else self.root_ipc_ns, files, fs_ctx,
+                     mnt_ns)
             tg.tasks.append(t)
             self.tasks[tid] = t
             self.thread_groups[tid] = tg
-        self._task_created(t, None)
+        tg.exit_hooks.append(_close_files_at_exit)
         return t
 
     def fork_task(self, parent: Task, mm: Any = None, tid: int | None = None) -> Task:
@@ -111,12 +145,14 @@ class Kernel:
                 tg.actions = [SigAction(a.handler, a.flags, a.restorer, a.mask) for a in ptg.actions]
             with ptg.rlimit_mu:
                 tg.rlimits = list(ptg.rlimits)
-            t = Task(self, ntid, tg, parent.creds, parent.ipc_ns)
+            # copy_files, copy_fs, copy_namespaces (the mount namespace is shared without CLONE_NEWNS).
+            t = Task(self, ntid, tg, parent.creds, parent.ipc_ns, parent.fd_table.fork(), parent.fs_context.copy(),
+                     parent.mnt_ns)
             t.sig_mask = parent.sig_mask
             tg.tasks.append(t)
             self.tasks[ntid] = t
             self.thread_groups[ntid] = tg
-        self._task_created(t, parent)
+        tg.exit_hooks.append(_close_files_at_exit)
         return t
 
     def clone_thread(self, parent: Task, tid: int | None = None) -> Task:
@@ -124,26 +160,13 @@ class Kernel:
         tg = parent.tg
         with self.tasks_mu:
             ntid = self._alloc_tid(tid)
-            t = Task(self, ntid, tg, parent.creds, parent.ipc_ns)
+            # CLONE_FILES | CLONE_FS: the same objects; the mount namespace reference is per task.
+            t = Task(self, ntid, tg, parent.creds, parent.ipc_ns, parent.fd_table, parent.fs_context, parent.mnt_ns)
             t.sig_mask = parent.sig_mask
             with self.sig_mu:
                 tg.tasks.append(t)
             self.tasks[ntid] = t
-        self._thread_created(t, parent)
         return t
-
-    #: Hooks other packages register to set up per-task state: fn(task, parent_or_None).
-    task_hooks: list[Callable[[Task, Task | None], None]] = []
-    #: Hooks for new threads: fn(task, creating_thread).
-    thread_hooks: list[Callable[[Task, Task], None]] = []
-
-    def _task_created(self, t: Task, parent: Task | None) -> None:
-        for hook in self.task_hooks:
-            hook(t, parent)
-
-    def _thread_created(self, t: Task, parent: Task) -> None:
-        for hook in self.thread_hooks:
-            hook(t, parent)
 
     def task_exited_locked(self, t: Task) -> None:
         """Bookkeeping when a thread has exited (caller holds sig_mu). The process's exit hooks (which
@@ -198,7 +221,50 @@ class Kernel:
     # -- IPC namespaces ---------------------------------------------------------------------------------
     def new_ipc_namespace(self, creator: Task | None = None) -> IPCNamespace:
         """A fresh IPC namespace with default limits (``CLONE_NEWIPC``)."""
-        return IPCNamespace(self, creator_uid=creator.creds.euid if creator is not None else 0)
+        ns = IPCNamespace(self, creator.creds.euid if creator is not None else 0, self.posix_registry)
+        with self.tasks_mu:
+            self.ipc_namespaces.append(ns)
+        return ns
+
+    def ipc_ns_alive(self, ns: IPCSysctls) -> bool:
+        """Whether IPC namespace ``ns`` still exists: the root always does, another while a live task
+        is in it (Linux frees it with its last reference). Callers may hold IPC registry locks, so
+        this reads the task table without ``tasks_mu`` (a snapshot)."""
+        if ns is self.root_ipc_ns:
+            return True
+        if not isinstance(ns, IPCNamespace) or ns.dead:
+            return False
+        return any(t.ipc_ns is ns and not t.exited for t in list(self.tasks.values()))
+
+    def reap_dead_mqueue_namespaces(self) -> bool:
+        """Drop the queues of every dead IPC namespace whose mqueue filesystem no mount shows; True if
+        any namespace was reaped. Cold: runs when a namespace dies (:meth:`ipc_ns_released`) and, for
+        namespaces whose last mount went away later, when a creation hits RLIMIT_MSGQUEUE. Callers
+        hold no IPC lock."""
+        with self.tasks_mu:
+            spaces = list(self.ipc_namespaces)
+            mount_namespaces = [t.mnt_ns for t in self.tasks.values() if not t.exited]
+        dead = [ns for ns in spaces if ns.posix_queues.has_names() and not self.ipc_ns_alive(ns)]
+        if not dead:
+            return False
+        mount_namespaces.append(self.vfs.init_mntns)
+        mounted: set[int] = set()
+        seen: set[int] = set()
+        for mntns in mount_namespaces:
+            if id(mntns) in seen:
+                continue
+            seen.add(id(mntns))
+            mounted.update(id(m.fs) for m in mntns.mounts())
+        reaped = False
+        for ns in dead:
+            if id(ns.posix_queues) not in mounted:
+                ns.posix_queues.drop_all_names()
+                reaped = True
+        with self.tasks_mu:
+            # A dead namespace with no names left needs no more reaping.
+            self.ipc_namespaces = [ns for ns in self.ipc_namespaces
+                                   if not (ns.dead and not ns.posix_queues.has_names())]
+        return reaped
 
     def ipc_ns_released(self, ns: IPCNamespace) -> None:
         """A task left ``ns`` (exit or unshare): if no live task is in it any more, the namespace
@@ -212,10 +278,7 @@ class Kernel:
                 return
         ns.dead = True
         ns.msgqueues.destroy()
-        if getattr(ns, "mqueue_fs", None) is not None:
-            from mqsentry.fs.mqfs.filesystem import reap_dead_namespaces
-
-            reap_dead_namespaces(self)
+        self.reap_dead_mqueue_namespaces()
 
     def sysctl_read(self, name: str, ns: IPCNamespace | None = None) -> int:
         """Read a per-IPC-namespace sysctl such as ``kernel.msgmax`` or ``fs.mqueue.msg_max``."""
@@ -224,6 +287,21 @@ class Kernel:
     def sysctl_write(self, name: str, value: int, ns: IPCNamespace | None = None) -> None:
         """Write a per-IPC-namespace sysctl (range-checked as /proc would; SysError(EINVAL))."""
         (ns or self.root_ipc_ns).sysctl_set(name, value)
+
+    # -- signals ----------------------------------------------------------------------------------------
+    def send_process_signal(self, tgid: int, signo: int, code: int, pid: int, uid: int, value: int) -> bool:
+        """Queue ``signo`` for process ``tgid`` as the kernel itself does (no permission check; Linux
+        ``do_send_sig_info`` for an mq notification). False if there is no such live process."""
+        tg = self.find_thread_group(tgid)
+        if tg is None:
+            return False
+        info = SigInfo(signo, code=code, pid=pid, uid=uid, value=value)
+        with self.sig_mu:
+            leader = tg.leader
+            if leader is None:
+                return False
+            send_locked(leader, info, True)
+        return True
 
     # -- diagnostics ------------------------------------------------------------------------------------
     def signal_delivered(self, t: Task, info: SigInfo) -> None:
@@ -238,3 +316,13 @@ class Kernel:
         self.internal_errors.append(msg)
         log.error("%s", msg)
         return -EINVAL
+
+
+def _close_files_at_exit(tg: ThreadGroup) -> None:
+    """``exit_files``: the last thread of the process has exited; close every fd (flush + decref)."""
+    if tg.tasks:
+        leader = tg.tasks[0]
+        leader.fd_table.close_all(leader)
+
+
+__all__ = ["Kernel", "SyscallDispatch", "Tracer", "ARCHES"]

@@ -34,6 +34,9 @@ from mqsentry.kernel.signals import (DeliveredSignal, PendingSet, SigAction, Sig
                             handler_mask, restart_effect, send_locked)
 
 if TYPE_CHECKING:
+    from mqsentry.fs.vfs.context import FSContext, KernelVFS
+    from mqsentry.fs.vfs.fdtable import FDTable
+    from mqsentry.fs.vfs.mount import MountNamespace
     from mqsentry.kernel.ipc_namespace import IPCNamespace
     from mqsentry.kernel.kernel import Kernel
 
@@ -114,13 +117,19 @@ class Task:
     a syscall, "T" stopped), and read by others for diagnostics.
     """
 
-    def __init__(self, kernel: "Kernel", tid: int, tg: ThreadGroup, creds: Credentials,
-                 ipc_ns: "IPCNamespace") -> None:
+    def __init__(self, kernel: "Kernel", tid: int, tg: ThreadGroup, creds: Credentials, ipc_ns: "IPCNamespace",
+                 fd_table: "FDTable", fs_context: "FSContext", mnt_ns: "MountNamespace") -> None:
         self.kernel = kernel
         self.tid = tid
         self.tg = tg
         self.creds = creds
         self.ipc_ns = ipc_ns
+        #: The process's descriptor table (``files_struct``; shared with CLONE_FILES threads).
+        self.fd_table = fd_table
+        #: The process's umask, root and cwd (``fs_struct``; shared with CLONE_FS threads).
+        self.fs_context = fs_context
+        #: The task's mount namespace (``nsproxy->mnt_ns``); replaced by unshare(CLONE_NEWNS).
+        self.mnt_ns = mnt_ns
         self.sig_mask = 0
         self.pending = PendingSet()
         self.sigpending = False
@@ -134,8 +143,10 @@ class Task:
         #: The process's memory when it is the default AddressSpace (copy_in/copy_out's fast path).
         #: A thread group's mm never changes after creation, so this is immutable.
         self._aspace: AddressSpace | None = tg.mm if type(tg.mm) is AddressSpace else None
-        #: Extension slot for per-task state owned by other packages (fs context, etc.).
-        self.ext: dict[str, Any] = {}
+        #: While a platform serves a syscall whose reply may fail to reach the caller: the undo actions
+        #: engine operations record (see kernel/platform/loop.py); None otherwise. Written by the
+        #: task's driving thread only.
+        self.undo: list[Callable[[], None]] | None = None
         #: Told when this task is about to sleep in :meth:`block` and when it wakes; a platform uses it
         #: to keep serving other tasks while this one sleeps. An object with ``parking(task) -> token``
         #: and ``unparked(token)``. Written by the host before the task runs.
@@ -153,6 +164,11 @@ class Task:
     @property
     def mm(self) -> Any:
         return self.tg.mm
+
+    @property
+    def vfs(self) -> "KernelVFS":
+        """The kernel's VFS (mount(2)'s filesystem types, the initial mount namespace)."""
+        return self.kernel.vfs
 
     def __repr__(self) -> str:
         return f"<Task tid={self.tid} pid={self.tg.tgid} uid={self.creds.euid}>"

@@ -39,7 +39,8 @@ from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID
 from mqsentry.abi.linux.limits import RLIM_INFINITY, RLIMIT_MSGQUEUE
 from mqsentry.abi.linux.mqueue import HARD_MSGMAX, MQ_ATTR, MQ_PRIO_MAX
 from mqsentry.abi.linux.sched import CLONE_NEWIPC
-from mqsentry.kernel import Kernel, Task
+from mqsentry.boot import Kernel
+from mqsentry.kernel.task import Task
 
 _MTYPE = struct.Struct("<q")
 _INT_MAX = 0x7FFF_FFFF

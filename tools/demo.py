@@ -25,7 +25,9 @@ from mqsentry.abi.linux.mqueue import MQ_ATTR
 from mqsentry.abi.linux.msgqueue import MSG_NOERROR, MSQID64_DS
 from mqsentry.abi.linux.signal import SA_RESTORER, SA_SIGINFO, SI_MESGQ, SIGACTION, SIGEV_SIGNAL, SIGEVENT, SIGSET_SIZE, SIGUSR1
 from mqsentry.abi.linux.time import TIMESPEC
-from mqsentry.kernel import Kernel, ManualClock, Task
+from mqsentry.boot import Kernel
+from mqsentry.kernel.ktime import ManualClock
+from mqsentry.kernel.task import Task
 from mqsentry.tools.strace import Strace, signame
 
 #: The SysV key the server publishes its queue under (decimal in the trace).

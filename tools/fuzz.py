@@ -58,7 +58,7 @@ from mqsentry.abi.linux.signal import (SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_
                               SIGCONT, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEVENT, SIGACTION, SIGKILL,
                               SIGRTMIN, SIGSTOP, SIGTERM)
 from mqsentry.abi.linux.socket import AF_NETLINK, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW
-from mqsentry.kernel import Kernel
+from mqsentry.boot import Kernel
 from mqsentry.kernel.memory import AddressSpace
 from mqsentry.kernel.signals import SigInfo, send_locked
 from mqsentry.tools import invariants
@@ -429,7 +429,7 @@ class Fuzzer:
         return self.rng.getrandbits(self.rng.choice((8, 16, 32, 64)))
 
     def fd(self, t: Any) -> int:
-        table = t.ext.get("vfs.files")
+        table = t.fd_table
         fds = table.fds() if table is not None else []
         if fds and self.rng.random() < 0.85:
             return self.rng.choice(fds)
@@ -584,7 +584,7 @@ class Fuzzer:
     def _mq_fd(self, t: Any) -> int:
         from mqsentry.fs.mqfs.file import QueueFD
 
-        table = t.ext.get("vfs.files")
+        table = t.fd_table
         if table is not None and self.rng.random() < 0.9:
             fds = [fd for fd, (d, _) in list(table._fds.items()) if isinstance(d, QueueFD)]
             if fds:
@@ -779,7 +779,7 @@ class Fuzzer:
     def _would_block_read(self, t: Any, fd: int) -> bool:
         from mqsentry.syscalls.linux.sys_socket import NetlinkSocket
 
-        table = t.ext.get("vfs.files")
+        table = t.fd_table
         fd32 = ((fd & 0xFFFF_FFFF) ^ 0x8000_0000) - 0x8000_0000
         ent = table._fds.get(fd32) if table is not None else None
         d = ent[0] if ent else None
@@ -888,7 +888,7 @@ class Fuzzer:
                     out.extend(invariants.check_sysv_queue(q, f"msq {q.id}", True))
             return out
         if name.startswith("mq_") and name not in ("mq_open", "mq_unlink"):
-            table = t.ext.get("vfs.files")
+            table = t.fd_table
             ent = table._fds.get(((a[0] & 0xFFFF_FFFF) ^ 0x8000_0000) - 0x8000_0000) if table else None
             q = getattr(ent[0], "queue", None) if ent and ent[0] is not None else None
             if q is None:

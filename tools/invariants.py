@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from mqsentry.abi.linux.ipc import IPC_PRIVATE, IPCMNI, IPCMNI_SEQ_MAX, IPCMNI_SHIFT
 from mqsentry.abi.linux.mqueue import MQ_PRIO_MAX
+from mqsentry.fs.mqfs import MqueueFilesystem, QueueFD
 
 if TYPE_CHECKING:
     from mqsentry.kernel.ipc_namespace import IPCNamespace
@@ -66,10 +67,8 @@ def namespaces(k: "Kernel", extra: Iterable["IPCNamespace"] = (), descs: list[An
         ns = getattr(fs, "ns", None)
         if ns is not None:
             seen.setdefault(id(ns), ns)
-    for fs in list(getattr(k, "mq_filesystems", ())):
-        ns = getattr(fs, "ns", None)  # every namespace that ever had a mqueue filesystem, dead or alive
-        if ns is not None:
-            seen.setdefault(id(ns), ns)
+    for ns in list(k.ipc_namespaces):  # every namespace whose queues may still need checking
+        seen.setdefault(id(ns), ns)
     for ns in extra:
         seen.setdefault(id(ns), ns)
     return list(seen.values())
@@ -232,11 +231,6 @@ def check_posix(k: "Kernel", nss: list["IPCNamespace"], quiescent: bool = True,
                 descs: list[Any] | None = None) -> list[str]:
     """Every mqueue filesystem: queue counts, open counts, queues and the RLIMIT_MSGQUEUE charges."""
     out: list[str] = []
-    try:
-        from mqsentry.fs.mqfs.file import QueueFD
-        from mqsentry.kernel.mq.limits import user_bytes
-    except ImportError:
-        return out
     opens: dict[int, int] = {}  # id(inode) -> live descriptions
     inodes: dict[int, Any] = {}
     for desc in (descs if descs is not None else _all_descriptions(k)):
@@ -246,8 +240,8 @@ def check_posix(k: "Kernel", nss: list["IPCNamespace"], quiescent: bool = True,
             opens[id(ino)] = opens.get(id(ino), 0) + 1
     charges: dict[int, int] = {}
     for i, ns in enumerate(nss):
-        fs = getattr(ns, "mqueue_fs", None)
-        if fs is None:
+        fs = ns.posix_queues
+        if not isinstance(fs, MqueueFilesystem):
             continue
         label = f"mqfs[{i}]"
         with _hold(fs.mu, label, out, quiescent) as ok:
@@ -275,10 +269,8 @@ def check_posix(k: "Kernel", nss: list["IPCNamespace"], quiescent: bool = True,
                 with _hold(q.mu, where, out, quiescent) as qok:
                     if qok:
                         out.extend(check_posix_queue(q, where, quiescent))
-    ub = getattr(k, "mq_user_bytes", None)
-    if ub is None:
-        ub = user_bytes(k) if charges else None
-    if ub is not None:
+    ub = k.mq_user_bytes
+    if True:
         with _hold(ub.mu, "RLIMIT_MSGQUEUE table", out, quiescent) as ok:
             if ok:
                 have = {u: b for u, b in ub._bytes.items() if b}
@@ -300,7 +292,7 @@ def _tables(k: "Kernel") -> list[tuple[Any, Any]]:
     seen: dict[int, tuple[Any, Any]] = {}
     for tg in list(k.thread_groups.values()):
         for t in list(tg.tasks):
-            table = t.ext.get("vfs.files")
+            table = t.fd_table
             if table is not None and id(table) not in seen:
                 seen[id(table)] = (tg, table)
     return list(seen.values())
@@ -365,8 +357,8 @@ def _notification_socket_refs(k: "Kernel", nss: list["IPCNamespace"], descs: lis
     refs: dict[int, int] = {}
     queues = [q for q in (getattr(d, "queue", None) for d in descs) if q is not None]
     for ns in nss:
-        fs = getattr(ns, "mqueue_fs", None)
-        if fs is not None:
+        fs = ns.posix_queues
+        if isinstance(fs, MqueueFilesystem):
             queues.extend(ino.queue for ino in list(fs.root.children.values()))
     if queues:
         for q in {id(q): q for q in queues}.values():

@@ -34,7 +34,7 @@ def unavailable_reason() -> str | None:
 
 def run(out: TextIO | None = None) -> int:
     """Run the SysV and the POSIX client/server pair under the sentry; 0 when both succeed."""
-    from mqsentry.kernel import Kernel
+    from mqsentry.boot import Kernel
     from mqsentry.kernel.platform.run import run_program
     from mqsentry.tools.strace import Strace
 

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if args.trace:
         import sys
 
-        from mqsentry.kernel import Kernel
+        from mqsentry.boot import Kernel
         from mqsentry.tools.strace import Strace
 
         k = Kernel(arch="amd64")

@@ -38,7 +38,7 @@ from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID,
 from mqsentry.abi.linux.mqueue import MQ_ATTR
 from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSQID64_DS
 from mqsentry.abi.linux.signal import SA_RESTART, SA_RESTORER, SA_SIGINFO, SIGACTION
-from mqsentry.kernel import Kernel
+from mqsentry.boot import Kernel
 from mqsentry.tools import invariants
 
 SIGUSR1, SIGUSR2 = 10, 12
@@ -165,7 +165,7 @@ class Stress:
             self.sys(t, "close", fd)
 
     def _remember_mq(self, t: Any, fd: int) -> None:
-        q = t.ext["vfs.files"].get(fd).queue
+        q = t.fd_table.get(fd).queue
         with self.mu:
             self.mq_objs[id(q)] = q
 

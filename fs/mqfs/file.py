@@ -17,7 +17,7 @@ from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
     from mqsentry.fs.mqfs.filesystem import MqueueFilesystem, QueueInode
-    from mqsentry.kernel.task import Task
+    from mqsentry.kernel.context import TaskContext
 
 
 class QueueFD(FileDescription):
@@ -31,7 +31,7 @@ class QueueFD(FileDescription):
         super().__init__(flags, inode)
         self.queue = inode.queue
 
-    def read(self, t: "Task", n: int, offset: int | None) -> bytes:
+    def read(self, t: "TaskContext", n: int, offset: int | None) -> bytes:
         """``mqueue_read_file``: the status line, honouring the file position."""
         text = self.queue.status().encode()
         with self.mu:
@@ -48,7 +48,7 @@ class QueueFD(FileDescription):
                 ino.atime_ns = ino.ctime_ns = t.kernel.clock.now_ns()
         return data
 
-    def seek(self, t: "Task", offset: int, whence: int) -> int:
+    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
         """``default_llseek`` with i_size = FILENT_SIZE."""
         size = self.inode.size() if self.inode is not None else 0
         with self.mu:
@@ -64,7 +64,7 @@ class QueueFD(FileDescription):
     def event_unregister(self, e: waiter.Entry) -> None:
         self.queue.poll.unregister(e)
 
-    def flush(self, t: "Task") -> None:
+    def flush(self, t: "TaskContext") -> None:
         """``mqueue_flush_file``: any close by the owning process drops its notification."""
         if self.queue.notification is not None:
             self.queue.remove_notification(t.tg.tgid)

@@ -7,15 +7,17 @@ with i_size FILENT_SIZE, root i_size 2*DIRENT_SIZE + DIRENT_SIZE per queue), ``m
 gVisor counterpart: pkg/sentry/fsimpl/mqfs (``RegistryImpl``, ``rootInode``, ``queueInode``) and
 pkg/sentry/kernel/mq ``Registry.FindOrCreate``/``Remove``, fixed to follow Linux (D9-D11).
 
-The filesystem *is* the namespace's queue registry, as ``ipc_ns->mq_mnt`` is in Linux: mq_open and
-mq_unlink go through :meth:`MqueueFilesystem.open_queue` / :meth:`MqueueFilesystem.unlink_queue`,
-and paths under any mount of the filesystem reach the same inodes.
+The filesystem *is* the namespace's queue registry, as ``ipc_ns->mq_mnt`` is in Linux: it implements
+:class:`mqsentry.kernel.mq.Registry`, so mq_open and mq_unlink go through
+:meth:`MqueueFilesystem.open_queue` / :meth:`MqueueFilesystem.unlink_queue`, and paths under any mount
+of the filesystem reach the same inodes. What it needs of the kernel (the RLIMIT_MSGQUEUE table,
+whether its namespace is alive, reaping dead namespaces) is the :class:`MqueueHost` interface.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mqsentry.abi.linux.capability import CAP_SYS_RESOURCE
 from mqsentry.abi.linux.errno import EACCES, EEXIST, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, ENOSPC
@@ -24,15 +26,15 @@ from mqsentry.abi.linux.limits import RLIMIT_MSGQUEUE
 from mqsentry.abi.linux.mqueue import MQUEUE_MAGIC, NAME_MAX
 from mqsentry.fs.vfs.inode import MAY_READ, MAY_WRITE, Filesystem, Inode, StatFS, may_create, may_delete
 from mqsentry.kernel.errors import SysError
-from mqsentry.kernel.mq.limits import default_attr, user_bytes, validate_attr
+from mqsentry.kernel.context import KernelContext
+from mqsentry.kernel.ipc_sysctl import IPCSysctls
+from mqsentry.kernel.mq.limits import UserBytes, default_attr, validate_attr
 from mqsentry.kernel.mq.queue import Queue
 
 if TYPE_CHECKING:
     from mqsentry.fs.mqfs.file import QueueFD
     from mqsentry.fs.vfs.file import FileDescription
-    from mqsentry.kernel.ipc_namespace import IPCNamespace
-    from mqsentry.kernel.kernel import Kernel
-    from mqsentry.kernel.task import Task
+    from mqsentry.kernel.context import TaskContext
 
 #: ``FILENT_SIZE``: st_size of a queue inode.
 FILENT_SIZE = 80
@@ -80,7 +82,7 @@ class QueueInode(Inode):
     def size(self) -> int:
         return FILENT_SIZE
 
-    def open(self, t: "Task", flags: int) -> "FileDescription":
+    def open(self, t: "TaskContext", flags: int) -> "FileDescription":
         """open(2) of a queue through a mount gives a real queue descriptor, as in Linux."""
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         with fs.mu:
@@ -98,7 +100,7 @@ class RootDir(Inode):
     def size(self) -> int:
         return 2 * DIRENT_SIZE + DIRENT_SIZE * len(self.children)
 
-    def lookup(self, t: "Task", name: str) -> Inode:
+    def lookup(self, t: "TaskContext", name: str) -> Inode:
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         with fs.mu:
             ino = self.children.get(name)
@@ -108,7 +110,7 @@ class RootDir(Inode):
             raise SysError(ENOENT)
         return ino
 
-    def create(self, t: "Task", name: str, mode: int, flags: int) -> "FileDescription":
+    def create(self, t: "TaskContext", name: str, mode: int, flags: int) -> "FileDescription":
         """open(O_CREAT) in a mount: a queue with the namespace's default attributes."""
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         try:
@@ -118,7 +120,7 @@ class RootDir(Inode):
                 raise
         return self._create(t, name, mode, flags)
 
-    def _create(self, t: "Task", name: str, mode: int, flags: int) -> "FileDescription":
+    def _create(self, t: "TaskContext", name: str, mode: int, flags: int) -> "FileDescription":
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         with fs.mu:
             ino = self.children.get(name)
@@ -128,7 +130,7 @@ class RootDir(Inode):
                 raise SysError(EEXIST)
             return fs.new_fd_locked(ino, flags)
 
-    def unlink(self, t: "Task", name: str) -> None:
+    def unlink(self, t: "TaskContext", name: str) -> None:
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         fs.unlink_queue(t, name)
 
@@ -138,10 +140,27 @@ class RootDir(Inode):
             # dcache_readdir lists the newest dentry first.
             return list(reversed(self.children.items()))
 
-    def open(self, t: "Task", flags: int) -> "FileDescription":
+    def open(self, t: "TaskContext", flags: int) -> "FileDescription":
         from mqsentry.fs.mqfs.file import RootDirFD
 
         return RootDirFD(flags, self)
+
+
+class MqueueHost(KernelContext, Protocol):
+    """What an mqueue filesystem needs of the kernel that owns its namespace."""
+
+    @property
+    def mq_user_bytes(self) -> UserBytes:
+        """The RLIMIT_MSGQUEUE charges of every user (one user namespace: one table per kernel)."""
+        ...
+
+    def ipc_ns_alive(self, ns: IPCSysctls) -> bool:
+        """Whether ``ns`` still exists (Linux clears ``s_fs_info`` when it is freed)."""
+        ...
+
+    def reap_dead_mqueue_namespaces(self) -> bool:
+        """Drop the names of every dead namespace no mount shows; True if any were dropped."""
+        ...
 
 
 class MqueueFilesystem(Filesystem):
@@ -155,16 +174,16 @@ class MqueueFilesystem(Filesystem):
     fs_type = "mqueue"
     magic = MQUEUE_MAGIC
 
-    def __init__(self, ns: "IPCNamespace", dev: int) -> None:
+    def __init__(self, ns: IPCSysctls, kernel: "MqueueHost", creator_uid: int, dev: int) -> None:
         super().__init__(dev)
         self.ns = ns
-        self.kernel = ns.kernel
+        self.kernel = kernel
         self.mu = threading.Lock()
         self.queues_count = 0
         # mqueue_fill_super runs as the namespace's creator (current_fsuid at creation).
-        self.root = RootDir(self, ns.creator_uid, 0, ns.kernel.clock.now_ns())
+        self.root = RootDir(self, creator_uid, 0, kernel.clock.now_ns())
 
-    def statfs(self, t: "Task") -> StatFS:
+    def statfs(self, t: "TaskContext") -> StatFS:
         # simple_statfs: f_bsize PAGE_SIZE, f_namelen NAME_MAX, everything else zero.
         return StatFS(type=MQUEUE_MAGIC, bsize=4096, blocks=0, bfree=0, bavail=0, files=0, ffree=0,
                       namelen=NAME_MAX, frsize=4096)
@@ -173,16 +192,13 @@ class MqueueFilesystem(Filesystem):
     def ns_alive(self) -> bool:
         """Whether the IPC namespace still exists (Linux clears ``s_fs_info`` when it is freed).
         The sentry frees a namespace when no live task is in it any more."""
-        ns = self.ns
-        if ns.dead:
-            return False
-        k = self.kernel
-        if ns is k.root_ipc_ns:
-            return True
-        return any(t.ipc_ns is ns and not t.exited for t in list(k.tasks.values()))
+        return self.kernel.ipc_ns_alive(self.ns)
+
+    def has_names(self) -> bool:
+        return bool(self.root.children)  # type: ignore[attr-defined]
 
     # -- creation (caller holds mu) ---------------------------------------------------------------------
-    def create_locked(self, t: "Task", name: str, mode: int, attr: tuple[int, int] | None) -> QueueInode:
+    def create_locked(self, t: "TaskContext", name: str, mode: int, attr: tuple[int, int] | None) -> QueueInode:
         """``vfs_mkobj`` + ``mqueue_create_attr`` + ``mqueue_get_inode``: ``mode`` is the permission
         part with the umask already applied; ``attr`` (maxmsg, msgsize) or None for the defaults."""
         root: RootDir = self.root  # type: ignore[assignment]
@@ -197,7 +213,7 @@ class MqueueFilesystem(Filesystem):
             raise SysError(ENOSPC)
         maxmsg, msgsize = attr if attr is not None else default_attr(ns)
         cost = validate_attr(ns, creds, maxmsg, msgsize)
-        user_bytes(self.kernel).charge(creds.ruid, cost, t.tg.rlimits[RLIMIT_MSGQUEUE][0])
+        self.kernel.mq_user_bytes.charge(creds.ruid, cost, t.tg.rlimits[RLIMIT_MSGQUEUE][0])
         now = self.kernel.clock.now_ns()
         q = Queue(self.kernel, maxmsg, msgsize)
         ino = QueueInode(self, S_IFREG | (mode & 0o7777), creds.fsuid, creds.fsgid, now, q, cost, creds.ruid)
@@ -214,7 +230,7 @@ class MqueueFilesystem(Filesystem):
         return QueueFD(oflag & 0xFFFF_FFFF & ~_OPEN_ONLY, ino)  # f_flags is unsigned
 
     # -- mq_open / mq_unlink ----------------------------------------------------------------------------
-    def open_queue(self, t: "Task", name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
+    def open_queue(self, t: "TaskContext", name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
                    umask: int) -> "QueueFD":
         """``do_mq_open`` after the fd is reserved: lookup, then create or check the existing queue."""
         check_name(name)
@@ -223,11 +239,11 @@ class MqueueFilesystem(Filesystem):
         except SysError as e:
             # RLIMIT_MSGQUEUE is per user across namespaces: queues of namespaces that died since
             # (Linux frees them with the superblock) must not count. Reap them and retry once.
-            if e.errno != EMFILE or not reap_dead_namespaces(self.kernel):
+            if e.errno != EMFILE or not self.kernel.reap_dead_mqueue_namespaces():
                 raise
         return self._open_queue(t, name, oflag, mode, attr, umask)
 
-    def _open_queue(self, t: "Task", name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
+    def _open_queue(self, t: "TaskContext", name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
                     umask: int) -> "QueueFD":
         root: RootDir = self.root  # type: ignore[assignment]
         with self.mu:
@@ -261,7 +277,7 @@ class MqueueFilesystem(Filesystem):
         for q in doomed:
             q.destroy()
 
-    def unlink_queue(self, t: "Task", name: str) -> None:
+    def unlink_queue(self, t: "TaskContext", name: str) -> None:
         """``mq_unlink`` / unlink(2) in a mount: the sticky-directory rule gives EPERM."""
         check_name(name)
         root: RootDir = self.root  # type: ignore[assignment]
@@ -297,37 +313,10 @@ class MqueueFilesystem(Filesystem):
     def _free_locked(self, ino: QueueInode) -> Queue:
         """``mqueue_evict_inode``: give back the RLIMIT_MSGQUEUE charge and the queue count; the
         caller destroys the returned queue after dropping ``mu``."""
-        user_bytes(self.kernel).release(ino.charged_uid, ino.cost)
+        self.kernel.mq_user_bytes.release(ino.charged_uid, ino.cost)
         self.queues_count -= 1
         return ino.queue
 
 
-def reap_dead_namespaces(kernel: "Kernel") -> bool:
-    """Drop the queues of every dead IPC namespace whose filesystem no mount shows; True if any
-    namespace was reaped. Cold: runs when a namespace dies (``Kernel.ipc_ns_released``) and, for
-    namespaces whose last mount went away later, when a creation hits RLIMIT_MSGQUEUE."""
-    filesystems: list[MqueueFilesystem] = list(getattr(kernel, "mq_filesystems", ()))
-    dead = [fs for fs in filesystems if fs.root.children and not fs.ns_alive()]  # type: ignore[attr-defined]
-    if not dead:
-        return False
-    mounted: set[int] = set()
-    seen: set[int] = set()
-    namespaces = [t.ext.get("vfs.mntns") for t in list(kernel.tasks.values()) if not t.exited]
-    vfs = getattr(kernel, "vfs", None)
-    if vfs is not None:
-        namespaces.append(vfs.init_mntns)
-    for mntns in namespaces:
-        if mntns is None or id(mntns) in seen:
-            continue
-        seen.add(id(mntns))
-        mounted.update(id(m.fs) for m in mntns.mounts())
-    reaped = False
-    for fs in dead:
-        if id(fs) not in mounted:
-            fs.drop_all_names()
-            reaped = True
-    return reaped
-
-
-__all__ = ["reap_dead_namespaces", "MqueueFilesystem", "RootDir", "QueueInode", "check_name", "decode_name", "FILENT_SIZE",
+__all__ = ["MqueueHost", "MqueueFilesystem", "RootDir", "QueueInode", "check_name", "decode_name", "FILENT_SIZE",
            "DIRENT_SIZE"]

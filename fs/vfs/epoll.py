@@ -24,7 +24,7 @@ from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
     from mqsentry.fs.vfs.fdtable import FDTable
-    from mqsentry.kernel.task import Task
+    from mqsentry.kernel.context import TaskContext
 
 #: EPOLLEXCLUSIVE_OK_BITS.
 EPOLLEXCLUSIVE_OK_BITS = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE
@@ -226,7 +226,7 @@ class EpollInstance(FileDescription):
         return any(file_readiness(it.desc, it.events & ~EPOLL_PRIVATE_BITS) for it in batch)
 
     # -- FileDescription ---------------------------------------------------------------------------------------
-    def seek(self, t: "Task", offset: int, whence: int) -> int:
+    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
         """``noop_llseek``: succeeds without moving."""
         with self.mu:
             return self.pos
@@ -259,7 +259,7 @@ def notify_released(desc: FileDescription) -> None:
             it.ep.file_released(desc)
 
 
-def epoll_wait(t: "Task", ep: EpollInstance, maxevents: int, deadline_ns: int | None,
+def epoll_wait(t: "TaskContext", ep: EpollInstance, maxevents: int, deadline_ns: int | None,
                timeout_zero: bool) -> list[tuple[int, int]]:
     """``ep_poll``: events, or [] on timeout; SysError(EINTR) when a signal arrives first."""
     got = ep.collect(maxevents)
@@ -287,7 +287,7 @@ def epoll_wait(t: "Task", ep: EpollInstance, maxevents: int, deadline_ns: int | 
         ep.wait_unregister(entry)
 
 
-def do_poll(t: "Task", table: "FDTable", fds: list[tuple[int, int]], deadline_ns: int | None,
+def do_poll(t: "TaskContext", table: "FDTable", fds: list[tuple[int, int]], deadline_ns: int | None,
             timeout_zero: bool) -> list[int]:
     """``do_poll``: the revents of each (fd, events) pair. Blocks until one is non-zero, the deadline
     passes or a signal arrives (SysError(ERESTARTNOHAND))."""

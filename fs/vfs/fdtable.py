@@ -6,7 +6,7 @@ pkg/sentry/kernel/fd_table.go (``FDTable``: ``NewFDFrom``, ``NewFDAt``, ``Remove
 ``RemoveIf``).
 
 Threads of a process share one table; fork copies it (the copies refer to the same descriptions,
-each taking a reference). The table of a task is ``t.ext["vfs.files"]`` (see fs.vfs.context).
+each taking a reference). The table of a task is ``t.fd_table`` (see fs.vfs.context).
 
 Allocation is split into :meth:`FDTable.reserve` and :meth:`FDTable.fill` so a syscall can take its fd
 before doing the work that may create objects, as Linux does (``get_unused_fd_flags`` before
@@ -25,7 +25,7 @@ from mqsentry.fs.vfs.file import FileDescription
 from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from mqsentry.kernel.task import Task
+    from mqsentry.kernel.context import TaskContext
 
 #: Placeholder of a reserved, not yet filled slot.
 _RESERVED: tuple[None, bool] = (None, False)
@@ -54,7 +54,7 @@ class FDTable:
         self._hint = 0
 
     # -- allocation ---------------------------------------------------------------------------------------
-    def reserve(self, t: "Task", cloexec: bool = False, minfd: int = 0) -> int:
+    def reserve(self, t: "TaskContext", cloexec: bool = False, minfd: int = 0) -> int:
         """``get_unused_fd_flags``/``alloc_fd``: claim the lowest free fd >= ``minfd``; EMFILE at or
         above the process's RLIMIT_NOFILE soft limit. Fill it with :meth:`fill` or give it back with
         :meth:`unreserve`."""
@@ -87,7 +87,7 @@ class FDTable:
                 if fd < self._hint:
                     self._hint = fd
 
-    def install(self, t: "Task", desc: FileDescription, cloexec: bool, minfd: int = 0) -> int:
+    def install(self, t: "TaskContext", desc: FileDescription, cloexec: bool, minfd: int = 0) -> int:
         """Install ``desc`` at the lowest free fd >= ``minfd`` (EMFILE at RLIMIT_NOFILE); the table
         takes its own reference (the caller keeps and later drops its own). Linux's ``alloc_fd`` then
         ``fd_install``: until filled, the slot is taken but looks closed to every lookup."""
@@ -161,7 +161,7 @@ class FDTable:
                 self._hint = fd
         return ent[0]
 
-    def close(self, t: "Task", fd: int) -> None:
+    def close(self, t: "TaskContext", fd: int) -> None:
         """close(2): remove ``fd`` (EBADF), then ``flush(t)`` and drop the table's reference."""
         desc = self.remove(fd)
         try:
@@ -169,7 +169,7 @@ class FDTable:
         finally:
             desc.decref()
 
-    def close_all(self, t: "Task") -> None:
+    def close_all(self, t: "TaskContext") -> None:
         """Process exit (``close_files``): close every fd in ascending order."""
         with self.mu:
             ents = sorted(self._fds.items())
@@ -184,7 +184,7 @@ class FDTable:
             finally:
                 desc.decref()
 
-    def close_on_exec(self, t: "Task") -> None:
+    def close_on_exec(self, t: "TaskContext") -> None:
         """execve's ``do_close_on_exec``: close every fd marked close-on-exec."""
         with self.mu:
             doomed = [fd for fd, (d, c) in self._fds.items() if c and d is not None]
@@ -212,9 +212,4 @@ class FDTable:
         return new
 
 
-def fd_table(t: "Task") -> FDTable:
-    """The calling task's fd table."""
-    return t.ext["vfs.files"]
-
-
-__all__ = ["FDTable", "fd_table"]
+__all__ = ["FDTable"]

@@ -25,7 +25,7 @@ from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
     from mqsentry.fs.vfs.inode import Inode, Stat, StatFS
-    from mqsentry.kernel.task import Task
+    from mqsentry.kernel.context import TaskContext
 
 #: DEFAULT_POLLMASK (include/linux/poll.h): what a file without a poll method reports.
 DEFAULT_POLLMASK = waiter.EVENT_IN | waiter.EVENT_OUT | waiter.EVENT_RDNORM | waiter.EVENT_WRNORM
@@ -66,15 +66,15 @@ class FileDescription:
         return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR)
 
     # -- operations (defaults give Linux's errno for a missing file operation) ------------------------------
-    def read(self, t: "Task", n: int, offset: int | None) -> bytes:
+    def read(self, t: "TaskContext", n: int, offset: int | None) -> bytes:
         """Read up to ``n`` bytes at ``offset`` (None: at and advancing ``pos``). No ->read: EINVAL."""
         raise SysError(EINVAL)
 
-    def write(self, t: "Task", data: bytes, offset: int | None) -> int:
+    def write(self, t: "TaskContext", data: bytes, offset: int | None) -> int:
         """Write ``data`` at ``offset`` (None: at ``pos``, or the end with O_APPEND). No ->write: EINVAL."""
         raise SysError(EINVAL)
 
-    def seek(self, t: "Task", offset: int, whence: int) -> int:
+    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
         """lseek; a file without llseek (``no_llseek``) gives ESPIPE."""
         raise SysError(ESPIPE)
 
@@ -94,13 +94,13 @@ class FileDescription:
         if q is not None:
             q.unregister(e)
 
-    def flush(self, t: "Task") -> None:
+    def flush(self, t: "TaskContext") -> None:
         """Called on every close() of an fd that refers to this description, by the closing task."""
 
     def release(self) -> None:
         """Called once, when the last reference is dropped."""
 
-    def stat(self, t: "Task") -> "Stat":
+    def stat(self, t: "TaskContext") -> "Stat":
         """What fstat reports: the inode's attributes (an anonymous inode for inode-less files)."""
         if self.inode is not None:
             return self.inode.stat()
@@ -110,11 +110,11 @@ class FileDescription:
         return Stat(mode=0o600, ino=1, dev=anon_inode_dev(), nlink=1, uid=0, gid=0, size=0,
                     atime_ns=0, mtime_ns=0, ctime_ns=0)
 
-    def iterate_dir(self, t: "Task") -> list[tuple[str, int, int]]:
+    def iterate_dir(self, t: "TaskContext") -> list[tuple[str, int, int]]:
         """(name, ino, d_type) of every entry, "." and ".." first; non-directories: ENOTDIR."""
         raise SysError(ENOTDIR)
 
-    def statfs(self, t: "Task") -> "StatFS":
+    def statfs(self, t: "TaskContext") -> "StatFS":
         if self.inode is not None:
             return self.inode.fs.statfs(t)
         from mqsentry.fs.vfs.inode import StatFS
@@ -123,7 +123,7 @@ class FileDescription:
         return StatFS(type=0x09041934, bsize=4096, blocks=0, bfree=0, bavail=0, files=0, ffree=0,
                       namelen=255, frsize=4096)
 
-    def ioctl(self, t: "Task", cmd: int, arg: int) -> int:
+    def ioctl(self, t: "TaskContext", cmd: int, arg: int) -> int:
         raise SysError(ENOTTY)
 
     # -- reference counting ------------------------------------------------------------------------------------

@@ -14,17 +14,7 @@ by, so ".." works without parent pointers in inodes. Mounts are keyed by where t
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Callable
-
 from mqsentry.fs.vfs.inode import Filesystem, Inode
-
-if TYPE_CHECKING:
-    from mqsentry.kernel.task import Task
-
-#: Filesystem types mount(2) knows: name -> fn(task, source, flags, data) returning the filesystem to
-#: mount (a new instance, or a shared one such as the caller IPC namespace's mqueue fs). The function
-#: raises SysError for bad options. Other packages register their types at import time.
-FILESYSTEM_TYPES: dict[str, Callable[["Task", str, int, bytes], Filesystem]] = {}
 
 
 class Mount:
@@ -214,4 +204,4 @@ def remap_path(p: Path, mapping: dict[Mount, Mount]) -> Path:
     return Path(mapping.get(p.mount, p.mount), p.inode, parent, p.name)
 
 
-__all__ = ["FILESYSTEM_TYPES", "Mount", "MountNamespace", "Path", "remap_path"]
+__all__ = ["Mount", "MountNamespace", "Path", "remap_path"]

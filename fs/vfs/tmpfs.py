@@ -22,7 +22,8 @@ from mqsentry.fs.vfs.inode import Filesystem, Inode, StatFS, may_delete
 from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
-    from mqsentry.kernel.task import Task
+    from mqsentry.fs.vfs.context import VFSTask
+    from mqsentry.kernel.context import TaskContext
 
 #: BOGO_DIRENT_SIZE: what each entry adds to a tmpfs directory's st_size.
 BOGO_DIRENT_SIZE = 20
@@ -57,7 +58,7 @@ class TmpfsFilesystem(Filesystem):
                 raise SysError(ENOSPC)
             self.used += delta
 
-    def statfs(self, t: "Task") -> StatFS:
+    def statfs(self, t: "TaskContext") -> StatFS:
         with self._space_mu:
             blocks = self.size_limit // PAGE
             free = blocks - (self.used + PAGE - 1) // PAGE
@@ -75,10 +76,10 @@ class TmpfsFile(Inode):
     def size(self) -> int:
         return len(self.data)
 
-    def open(self, t: "Task", flags: int) -> FileDescription:
+    def open(self, t: "TaskContext", flags: int) -> FileDescription:
         return TmpfsFileFD(flags, self)
 
-    def truncate(self, t: "Task", length: int) -> None:
+    def truncate(self, t: "TaskContext", length: int) -> None:
         fs: TmpfsFilesystem = self.fs  # type: ignore[assignment]
         with self.mu:
             delta = length - len(self.data)
@@ -100,13 +101,13 @@ class TmpfsDir(Inode):
     def size(self) -> int:
         return (2 + len(self.children)) * BOGO_DIRENT_SIZE
 
-    def lookup(self, t: "Task", name: str) -> Inode:
+    def lookup(self, t: "TaskContext", name: str) -> Inode:
         child = self.children.get(name)
         if child is None:
             raise SysError(ENOENT)
         return child
 
-    def _owner(self, t: "Task", mode: int) -> tuple[int, int, int]:
+    def _owner(self, t: "TaskContext", mode: int) -> tuple[int, int, int]:
         """``inode_init_owner``: fsuid, and the directory's group if it is set-group-ID."""
         creds = t.creds
         gid = creds.fsgid
@@ -117,7 +118,7 @@ class TmpfsDir(Inode):
                     mode |= S_ISGID
         return creds.fsuid, gid, mode
 
-    def _insert(self, t: "Task", name: str, child: Inode) -> None:
+    def _insert(self, t: "TaskContext", name: str, child: Inode) -> None:
         fs: TmpfsFilesystem = self.fs  # type: ignore[assignment]
         with self.mu:
             if name in self.children:
@@ -130,19 +131,19 @@ class TmpfsDir(Inode):
                 self.nlink += 1
             self.mtime_ns = self.ctime_ns = t.kernel.clock.now_ns()
 
-    def create(self, t: "Task", name: str, mode: int, flags: int) -> FileDescription:
+    def create(self, t: "TaskContext", name: str, mode: int, flags: int) -> FileDescription:
         uid, gid, mode = self._owner(t, S_IFREG | (mode & 0o7777))
         f = TmpfsFile(self.fs, mode, uid, gid, t.kernel.clock.now_ns())  # type: ignore[arg-type]
         self._insert(t, name, f)
         return f.open(t, flags)
 
-    def mkdir(self, t: "Task", name: str, mode: int) -> Inode:
+    def mkdir(self, t: "TaskContext", name: str, mode: int) -> Inode:
         uid, gid, mode = self._owner(t, S_IFDIR | (mode & 0o7777))
         d = TmpfsDir(self.fs, mode, uid, gid, t.kernel.clock.now_ns())  # type: ignore[arg-type]
         self._insert(t, name, d)
         return d
 
-    def _remove(self, t: "Task", name: str, want_dir: bool) -> None:
+    def _remove(self, t: "TaskContext", name: str, want_dir: bool) -> None:
         victim = self.lookup(t, name)
         may_delete(t, self, victim)
         if want_dir:
@@ -168,17 +169,17 @@ class TmpfsDir(Inode):
         if not want_dir and victim.nlink == 0:
             fs.charge(-len(victim.data))  # type: ignore[attr-defined]
 
-    def unlink(self, t: "Task", name: str) -> None:
+    def unlink(self, t: "TaskContext", name: str) -> None:
         self._remove(t, name, want_dir=False)
 
-    def rmdir(self, t: "Task", name: str) -> None:
+    def rmdir(self, t: "TaskContext", name: str) -> None:
         self._remove(t, name, want_dir=True)
 
     def readdir(self) -> list[tuple[str, Inode]]:
         with self.mu:
             return list(self.children.items())
 
-    def open(self, t: "Task", flags: int) -> FileDescription:
+    def open(self, t: "TaskContext", flags: int) -> FileDescription:
         return TmpfsDirFD(flags, self)
 
 
@@ -188,7 +189,7 @@ class TmpfsFileFD(FileDescription):
 
     pollable = False
 
-    def read(self, t: "Task", n: int, offset: int | None) -> bytes:
+    def read(self, t: "TaskContext", n: int, offset: int | None) -> bytes:
         inode: TmpfsFile = self.inode  # type: ignore[assignment]
         with self.mu:
             pos = self.pos if offset is None else offset
@@ -198,7 +199,7 @@ class TmpfsFileFD(FileDescription):
                 self.pos = pos + len(data)
         return data
 
-    def write(self, t: "Task", data: bytes, offset: int | None) -> int:
+    def write(self, t: "TaskContext", data: bytes, offset: int | None) -> int:
         inode: TmpfsFile = self.inode  # type: ignore[assignment]
         fs: TmpfsFilesystem = inode.fs  # type: ignore[assignment]
         with self.mu:
@@ -223,7 +224,7 @@ class TmpfsFileFD(FileDescription):
                 self.pos = end
         return len(data)
 
-    def seek(self, t: "Task", offset: int, whence: int) -> int:
+    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
         """``generic_file_llseek``."""
         inode: TmpfsFile = self.inode  # type: ignore[assignment]
         with self.mu:
@@ -236,10 +237,10 @@ class TmpfsDirFD(FileDescription):
 
     pollable = False
 
-    def read(self, t: "Task", n: int, offset: int | None) -> bytes:
+    def read(self, t: "TaskContext", n: int, offset: int | None) -> bytes:
         raise SysError(EISDIR)
 
-    def seek(self, t: "Task", offset: int, whence: int) -> int:
+    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
         """``offset_dir_llseek``: SEEK_SET and SEEK_CUR only, never negative."""
         with self.mu:
             if whence == SEEK_CUR:
@@ -251,7 +252,7 @@ class TmpfsDirFD(FileDescription):
             self.pos = offset
             return offset
 
-    def iterate_dir(self, t: "Task") -> list[tuple[str, int, int]]:
+    def iterate_dir(self, t: "TaskContext") -> list[tuple[str, int, int]]:
         inode = self.inode
         assert inode is not None
         parent = self.path.parent if self.path is not None else None
@@ -281,11 +282,9 @@ def _parse_size(v: str) -> int:
     return int(num) * mult
 
 
-def new_tmpfs(t: "Task", source: str, flags: int, data: bytes) -> TmpfsFilesystem:
+def new_tmpfs(t: "VFSTask", source: str, flags: int, data: bytes) -> TmpfsFilesystem:
     """mount(2)'s "tmpfs": ``shmem_parse_one`` options mode=, uid=, gid=, size=, nr_inodes= (EINVAL for
     anything else). The size is capped at the model's DEFAULT_SIZE (memory is the host's)."""
-    from mqsentry.fs.vfs.context import kernel_vfs
-
     mode, uid, gid, size, inodes = 0o1777, t.creds.fsuid, t.creds.fsgid, DEFAULT_SIZE, 1 << 20
     text = data.split(b"\0", 1)[0].decode("utf-8", "replace")
     for opt in filter(None, text.split(",")):
@@ -307,7 +306,7 @@ def new_tmpfs(t: "Task", source: str, flags: int, data: bytes) -> TmpfsFilesyste
                 raise SysError(EINVAL)
         except ValueError:
             raise SysError(EINVAL) from None
-    return TmpfsFilesystem(kernel_vfs(t.kernel).alloc_anon_dev(), mode=mode, uid=uid, gid=gid,
+    return TmpfsFilesystem(t.vfs.alloc_anon_dev(), mode=mode, uid=uid, gid=gid,
                            now_ns=t.kernel.clock.now_ns(), size_limit=size, inode_limit=inodes)
 
 

@@ -7,7 +7,9 @@ the RLIMIT_MSGQUEUE charge in ``mqueue_get_inode``). gVisor counterpart: pkg/sen
 PR 6458, redesigned here to follow Linux (pipelined hand-off, FIFO waiters, absolute deadlines).
 
 The name space of queues is the mqueue filesystem of each IPC namespace (``fs.mqfs``), as in Linux
-where ``ipc_ns->mq_mnt`` is the registry; this package knows nothing about names.
+where ``ipc_ns->mq_mnt`` is the registry. This package declares the interface, :class:`Registry`
+(gVisor's ``mq.RegistryImpl``), that ``fs.mqfs.MqueueFilesystem`` implements and the IPC namespace
+holds; the composition root (:mod:`mqsentry.boot`) picks the implementation.
 
 Lock order of the package (outermost first; it slots into the global order of kernel/kernel.py):
 
@@ -21,8 +23,9 @@ Lock order of the package (outermost first; it slots into the global order of ke
 ``UserBytes.mu`` and ``Queue.mu`` are never held together.
 """
 
-from mqsentry.kernel.mq.limits import UserBytes, queue_cost, user_bytes, validate_attr
+from mqsentry.kernel.mq.limits import UserBytes, queue_cost, validate_attr
 from mqsentry.kernel.mq.notify import Notification
 from mqsentry.kernel.mq.queue import Queue, Waiter
+from mqsentry.kernel.mq.registry import Registry
 
-__all__ = ["Queue", "Waiter", "Notification", "UserBytes", "user_bytes", "queue_cost", "validate_attr"]
+__all__ = ["Queue", "Waiter", "Notification", "UserBytes", "Registry", "queue_cost", "validate_attr"]

@@ -5,7 +5,8 @@ Linux counterpart: ipc/mqueue.c ``mqueue_get_inode`` (attribute checks, ``mq_tre
 gVisor counterpart: none (pkg/sentry/kernel/mq checks only maxmsg and enforces no RLIMIT_MSGQUEUE).
 
 Linux charges ``struct ucounts`` of the creator's *real* uid in its user namespace, so the sum spans
-every IPC namespace; the sentry has one user namespace, hence one table per :class:`Kernel`.
+every IPC namespace; the sentry has one user namespace, hence one table per kernel (its
+``mq_user_bytes`` field).
 """
 
 from __future__ import annotations
@@ -21,18 +22,17 @@ from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
     from mqsentry.kernel.auth.credentials import Credentials
-    from mqsentry.kernel.ipc_namespace import IPCNamespace
-    from mqsentry.kernel.kernel import Kernel
+    from mqsentry.kernel.ipc_sysctl import IPCSysctls
 
 ULONG_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
 
-def default_attr(ns: "IPCNamespace") -> tuple[int, int]:
+def default_attr(ns: "IPCSysctls") -> tuple[int, int]:
     """(maxmsg, msgsize) of a queue created without attributes: the defaults capped by the maxima."""
     return min(ns.mq_msg_max, ns.mq_msg_default), min(ns.mq_msgsize_max, ns.mq_msgsize_default)
 
 
-def validate_attr(ns: "IPCNamespace", creds: "Credentials", maxmsg: int, msgsize: int) -> int:
+def validate_attr(ns: "IPCSysctls", creds: "Credentials", maxmsg: int, msgsize: int) -> int:
     """Check a new queue's attributes in Linux's order; return its RLIMIT_MSGQUEUE cost.
 
     ``maxmsg``/``msgsize`` are the C ``long`` values. EINVAL for non-positive values or values
@@ -90,19 +90,4 @@ class UserBytes:
         return self._bytes.get(uid, 0)
 
 
-_attach_mu = threading.Lock()
-
-
-def user_bytes(kernel: "Kernel") -> UserBytes:
-    """The kernel's RLIMIT_MSGQUEUE table, created on first use as ``kernel.mq_user_bytes``."""
-    ub = getattr(kernel, "mq_user_bytes", None)
-    if ub is None:
-        with _attach_mu:
-            ub = getattr(kernel, "mq_user_bytes", None)
-            if ub is None:
-                ub = UserBytes()
-                kernel.mq_user_bytes = ub  # type: ignore[attr-defined]
-    return ub
-
-
-__all__ = ["default_attr", "validate_attr", "queue_cost", "UserBytes", "user_bytes"]
+__all__ = ["default_attr", "validate_attr", "queue_cost", "UserBytes"]

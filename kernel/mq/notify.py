@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mqsentry.abi.linux.mqueue import NOTIFY_REMOVED, NOTIFY_WOKENUP
 from mqsentry.abi.linux.signal import SI_MESGQ, SIGEV_SIGNAL, SIGEV_THREAD
-from mqsentry.kernel.signals import SigInfo, send_locked
 
 if TYPE_CHECKING:
-    from mqsentry.kernel.kernel import Kernel
-    from mqsentry.kernel.task import Task
+    from mqsentry.kernel.context import KernelContext, TaskContext
 
 
 class CookieSink(Protocol):
@@ -42,23 +40,17 @@ class Notification:
     sock: Any = None
     cookie: bytes = b""
 
-    def fire(self, kernel: "Kernel", sender: "Task") -> None:
+    def fire(self, kernel: "KernelContext", sender: "TaskContext") -> None:
         """``__do_notify`` for a message that made the queue non-empty (caller holds the queue lock
         and has already cleared the registration: it is one-shot)."""
         kind = self.notify
         if kind == SIGEV_SIGNAL:
             if not self.signo:
                 return  # accepted by mq_notify, but Linux never sends signal 0
-            tg = kernel.find_thread_group(self.owner_tgid)
-            if tg is None:
-                return  # the owner is gone: the registration is consumed silently
-            info = SigInfo(self.signo, code=SI_MESGQ, pid=sender.tg.tgid, uid=sender.creds.ruid,
-                           value=self.value)
-            # Process-directed and exempt from kill's permission checks (do_send_sig_info).
-            with kernel.sig_mu:
-                leader = tg.leader
-                if leader is not None:
-                    send_locked(leader, info, True)
+            # Process-directed and exempt from kill's permission checks (do_send_sig_info). If the
+            # owner is gone, the registration is consumed silently.
+            kernel.send_process_signal(self.owner_tgid, self.signo, SI_MESGQ, sender.tg.tgid, sender.creds.ruid,
+                                       self.value)
         elif kind == SIGEV_THREAD:
             self._send_cookie(NOTIFY_WOKENUP)
 

@@ -31,7 +31,7 @@ from mqsentry.kernel.waiter import Waker
 
 if TYPE_CHECKING:
     from mqsentry.kernel.auth.credentials import Credentials
-    from mqsentry.kernel.task import Task
+    from mqsentry.kernel.context import TaskContext
 
 INT_MAX = 0x7FFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -248,7 +248,7 @@ class Queue(Object):
     # message fits / one is there, nobody to hand over to); anything else goes to the *_slow loop,
     # which is the reference implementation of Linux's do_msgsnd / do_msgrcv loop and re-does every
     # check itself.
-    def send(self, t: "Task", blob: bytes, mtype: int, nowait: int) -> None:
+    def send(self, t: "TaskContext", blob: bytes, mtype: int, nowait: int) -> None:
         """The locked part of ``do_msgsnd``: permission, removal, fit, sleep, send."""
         msgsz = len(blob) - 8
         with self.mu:
@@ -263,7 +263,7 @@ class Queue(Object):
                     return
             self._send_slow_locked(t, blob, mtype, msgsz, nowait)
 
-    def _send_slow_locked(self, t: "Task", blob: bytes, mtype: int, msgsz: int, nowait: int) -> None:
+    def _send_slow_locked(self, t: "TaskContext", blob: bytes, mtype: int, msgsz: int, nowait: int) -> None:
         mu = self.mu
         while True:
             self.check_locked(t.creds, S_IWUGO)
@@ -286,7 +286,7 @@ class Queue(Object):
                 raise SysError(ERESTARTNOHAND)
         self.commit_send_locked(blob, mtype, t.tg.tgid, t.kernel.clock.now_s())
 
-    def receive(self, t: "Task", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
+    def receive(self, t: "TaskContext", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
         """The locked part of ``do_msgrcv`` without MSG_COPY: returns the dequeued message."""
         with self.mu:
             euid = t.creds.euid
@@ -305,7 +305,7 @@ class Queue(Object):
                         return blob  # type: ignore[return-value]
         return self._receive_slow(t, bufsz, msgtyp, mode, msgflg)
 
-    def _receive_slow(self, t: "Task", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
+    def _receive_slow(self, t: "TaskContext", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
         mu = self.mu
         while True:
             with mu:
@@ -332,7 +332,7 @@ class Queue(Object):
                 raise SysError(res)
             return res  # type: ignore[return-value]
 
-    def copy(self, t: "Task", index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
+    def copy(self, t: "TaskContext", index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
         """``do_msgrcv`` with MSG_COPY (always IPC_NOWAIT)."""
         with self.mu:
             self.check_locked(t.creds, S_IRUGO)

@@ -26,7 +26,7 @@ turns it into EINTR or a restart exactly as for a native call. Host signals neve
 own signal state: the sentry does not know the target's handlers and masks.
 
 Commit/undo around SEND (interception.md §4): every sentry task of a served process has an undo log,
-``task.ext["undo"]`` (a list of callables). An engine operation that takes something the caller may
+``task.undo`` (a list of callables). An engine operation that takes something the caller may
 never receive appends its undo there (msgrcv: put the dequeued message back, see
 ``kernel.msgqueue.queue.Queue.unreceive``). After the handler, the call's SEND decides: delivered,
 the log is dropped (commit); ENOENT (the target died after the engine acted), the actions run. A call
@@ -330,7 +330,7 @@ class Platform:
             sent = self.listener.send(n.id, ret, 0) if ret >= 0 else self.listener.send(n.id, 0, ret)
             if not sent:
                 self.stats["lost_replies"] += 1
-        undo = t.ext.get("undo")
+        undo = t.undo
         if undo:
             # Commit/undo around SEND (interception.md §4): the target died after the engine
             # took its message, so give the message back. A successful SEND commits.
@@ -410,10 +410,9 @@ class Platform:
     def _adopt(self, t: Task, creds: Any) -> None:
         # Before the task sleeps, hand the loop to another runner (Task.park_observer protocol).
         t.park_observer = self
-        t.ext["platform"] = self
         # The undo log of the task's current call (see _dispatch): a host thread has one call in
         # flight at a time, so one list per task, emptied after every reply.
-        t.ext["undo"] = []
+        t.undo = []
         t.creds = creds
         with self.kernel.sig_mu:
             t.tg.signal_sink = self._host_signal

@@ -32,7 +32,7 @@ from typing import Any, Callable
 from mqsentry.abi.linux.file import O_ACCMODE, O_CLOEXEC, O_NONBLOCK
 from mqsentry.abi.linux.limits import RLIMIT_MSGQUEUE, RLIMIT_NOFILE
 from mqsentry.abi.linux.signal import SIGEV_THREAD
-from mqsentry.fs.vfs.fdtable import fd_table
+from mqsentry.fs.vfs.context import fd_table
 from mqsentry.fs.vfs.file import FileDescription
 from mqsentry.kernel import waiter
 from mqsentry.kernel.errors import SysError
@@ -316,7 +316,7 @@ def _sync_umask_and_limits(tid: int, t: Task) -> None:
         with open(f"/proc/{tid}/status", "rb") as f:
             for line in f:
                 if line.startswith(b"Umask:"):
-                    t.ext["vfs.fs"].umask = int(line.split()[1], 8)
+                    t.fs_context.umask = int(line.split()[1], 8)
                     break
         with open(f"/proc/{tid}/limits", "rb") as f:
             for line in f:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from mqsentry.abi.linux.errno import errno_name
 from mqsentry.kernel.errors import SysError
-from mqsentry.kernel.kernel import Kernel
+from mqsentry.boot import Kernel
 from mqsentry.kernel.platform import launch
 from mqsentry.kernel.platform.loop import OBSERVED, SERVED, Platform
 from mqsentry.kernel.platform.seccomp import Listener

@@ -1,40 +1,39 @@
 """Linux syscall handlers and the per-architecture tables (gVisor: pkg/sentry/syscalls/linux).
 
+Linux counterpart: the ``SYSCALL_DEFINE``\\s and arch/*/entry/syscalls/*.tbl. gVisor counterpart:
+pkg/sentry/syscalls/linux (the handlers) and linux64.go (the ``AMD64``/``ARM64`` tables).
+
 Each ``sys_*`` module exports ``SYSCALLS``: a ``{name: Syscall}`` dict. :func:`table_for` merges them
 into the numbered table of an architecture; a name an architecture lacks (``poll`` on arm64) is
-skipped there.
+skipped there. The handler modules are imported explicitly: one that fails to import is an error at
+start-up, never a silent ENOSYS.
 """
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 
+from mqsentry.syscalls.linux import (sys_file, sys_identity, sys_mq, sys_msgqueue, sys_signal, sys_socket, sys_thread,
+                                     sys_time)
 from mqsentry.syscalls.linux.table import Syscall, SyscallTable
 
-#: Handler modules, in the order their entries are merged (later ones may not redefine names).
-HANDLER_MODULES = (
-    "mqsentry.syscalls.linux.sys_identity",
-    "mqsentry.syscalls.linux.sys_signal",
-    "mqsentry.syscalls.linux.sys_thread",
-    "mqsentry.syscalls.linux.sys_time",
-    "mqsentry.syscalls.linux.sys_msgqueue",
-    "mqsentry.syscalls.linux.sys_mq",
-    "mqsentry.syscalls.linux.sys_file",
-    "mqsentry.syscalls.linux.sys_socket",
+#: Handler tables, in the order their entries are merged (later ones may not redefine names).
+HANDLER_TABLES: tuple[tuple[str, dict[str, Syscall]], ...] = (
+    ("sys_identity", sys_identity.SYSCALLS),
+    ("sys_signal", sys_signal.SYSCALLS),
+    ("sys_thread", sys_thread.SYSCALLS),
+    ("sys_time", sys_time.SYSCALLS),
+    ("sys_msgqueue", sys_msgqueue.SYSCALLS),
+    ("sys_mq", sys_mq.SYSCALLS),
+    ("sys_file", sys_file.SYSCALLS),
+    ("sys_socket", sys_socket.SYSCALLS),
 )
 
 
 def all_syscalls() -> dict[str, Syscall]:
     merged: dict[str, Syscall] = {}
-    for modname in HANDLER_MODULES:
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name == modname:
-                continue  # not written yet
-            raise
-        for name, entry in mod.SYSCALLS.items():
+    for modname, table in HANDLER_TABLES:
+        for name, entry in table.items():
             if name in merged:
                 raise RuntimeError(f"syscall {name} defined twice ({modname})")
             merged[name] = entry
@@ -47,4 +46,4 @@ def table_for(arch: str) -> SyscallTable:
     return SyscallTable(arch, all_syscalls())
 
 
-__all__ = ["table_for", "Syscall", "SyscallTable", "all_syscalls"]
+__all__ = ["table_for", "Syscall", "SyscallTable", "all_syscalls", "HANDLER_TABLES"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import struct
 
-import mqsentry.fs.vfs  # noqa: F401  (registers the per-process VFS state hooks)
 from mqsentry.abi.linux.capability import CAP_FOWNER, CAP_SYS_RESOURCE
 from mqsentry.abi.linux.errno import (EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOENT, EOVERFLOW, EPERM,
                              ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ESPIPE, ESRCH)
@@ -30,9 +29,8 @@ from mqsentry.abi.linux.limits import NR_OPEN, RLIM_NLIMITS, RLIMIT64, RLIMIT_NO
 from mqsentry.abi.linux.signal import SIGSET_SIZE, UNBLOCKABLE
 from mqsentry.abi.linux.time import NSEC_PER_SEC, TIMESPEC, timespec_valid
 from mqsentry.fs.vfs import vfsops
-from mqsentry.fs.vfs.context import fs_context
+from mqsentry.fs.vfs.context import fd_table, fs_context
 from mqsentry.fs.vfs.epoll import EpollInstance, do_poll, epoll_wait as ep_poll
-from mqsentry.fs.vfs.fdtable import fd_table
 from mqsentry.fs.vfs.file import FileDescription
 from mqsentry.fs.vfs.inode import Stat, StatFS
 from mqsentry.fs.vfs.namei import getname, resolve

@@ -21,10 +21,8 @@ from mqsentry.abi.linux.mqueue import MQ_ATTR, MQ_PRIO_MAX, NOTIFY_COOKIE_LEN
 from mqsentry.abi.linux.signal import NSIG, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEVENT
 from mqsentry.abi.linux.socket import AF_NETLINK
 from mqsentry.abi.linux.time import TIMESPEC
-from mqsentry.fs.mqfs import QueueFD, decode_name, mqueue_fs
-from mqsentry.fs.vfs import context as _vfs_context
-from mqsentry.fs.vfs.context import current_umask
-from mqsentry.fs.vfs.fdtable import fd_table
+from mqsentry.fs.mqfs import QueueFD, decode_name
+from mqsentry.fs.vfs.context import current_umask, fd_table
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.mq.notify import Notification
 from mqsentry.kernel.task import Task
@@ -35,7 +33,6 @@ from mqsentry.syscalls.linux.table import Syscall
 if TYPE_CHECKING:
     from mqsentry.kernel.mq.queue import Queue
 
-_vfs_context.register()  # every task needs an fd table before it can hold a queue descriptor
 
 _TS = TIMESPEC.codec.unpack
 _MQ_ATTR_UNPACK = MQ_ATTR.codec.unpack
@@ -63,7 +60,7 @@ def _queue_fd(t: Task, mqdes: int) -> QueueFD:
     the same as signed, because a table never holds a negative fd or one at or above NR_OPEN.
     ``FDTable.files`` holds filled slots only, so None (no such fd) fails the class check too.
     """
-    desc = t.ext["vfs.files"].files.get(mqdes & _MASK32)
+    desc = t.fd_table.files.get(mqdes & _MASK32)
     if type(desc) is not QueueFD and not isinstance(desc, QueueFD):
         raise SysError(EBADF)
     return desc  # type: ignore[return-value]
@@ -91,7 +88,7 @@ def mq_open(t: Task, name: int, oflag: int, mode: int, attr: int, *_: int) -> in
     table = fd_table(t)
     fd = table.reserve(t, cloexec=True)
     try:
-        desc = mqueue_fs(t.ipc_ns).open_queue(t, qname, flags, umode, qattr, current_umask(t))
+        desc = t.ipc_ns.posix_queues.open_queue(t, qname, flags, umode, qattr, current_umask(t))
     except BaseException:
         table.unreserve(fd)
         raise
@@ -102,7 +99,7 @@ def mq_open(t: Task, name: int, oflag: int, mode: int, attr: int, *_: int) -> in
 
 def mq_unlink(t: Task, name: int, *_: int) -> int:
     qname = _name(t, name)
-    mqueue_fs(t.ipc_ns).unlink_queue(t, qname)
+    t.ipc_ns.posix_queues.unlink_queue(t, qname)
     return 0
 
 
@@ -115,7 +112,7 @@ def mq_timedsend(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: int,
     prio = msg_prio & _MASK32
     if prio >= MQ_PRIO_MAX:
         raise SysError(EINVAL)
-    desc = t.ext["vfs.files"].files.get(mqdes & _MASK32)  # _queue_fd, inlined
+    desc = t.fd_table.files.get(mqdes & _MASK32)  # _queue_fd, inlined
     if type(desc) is not QueueFD and not isinstance(desc, QueueFD):
         raise SysError(EBADF)
     flags = desc.flags
@@ -135,7 +132,7 @@ def mq_timedsend(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: int,
 def mq_timedreceive(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: int, abs_timeout: int,
                     _a5: int = 0) -> int:
     deadline = _deadline(t, abs_timeout) if abs_timeout else None
-    desc = t.ext["vfs.files"].files.get(mqdes & _MASK32)  # _queue_fd, inlined
+    desc = t.fd_table.files.get(mqdes & _MASK32)  # _queue_fd, inlined
     if type(desc) is not QueueFD and not isinstance(desc, QueueFD):
         raise SysError(EBADF)
     flags = desc.flags
@@ -149,7 +146,7 @@ def mq_timedreceive(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: i
         data, prio = r  # type: ignore[misc]
     else:
         data, prio = q.wait_receive(t, r, deadline)  # type: ignore[arg-type]
-    undo = t.ext.get("undo")
+    undo = t.undo
     if undo is not None:
         # A platform's task: if its reply never reaches the target, the message goes back.
         undo.append(_undo_receive(q, data, prio))

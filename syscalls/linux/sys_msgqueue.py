@@ -9,7 +9,7 @@ of checks; the engine (``kernel.msgqueue``) owns the queues. msgsnd and msgrcv a
 user's ``struct msgbuf`` (mtype + text) is copied in with one read and is itself the queued message,
 and a received message is copied out with one write.
 
-Undo log: a task whose ``ext["undo"]`` is a list (the platform's tasks, see kernel/platform/loop.py)
+Undo log: a task whose ``undo`` is a list (the platform's tasks, see kernel/platform/loop.py)
 gets, for every message msgrcv dequeues, a callable appended that puts the message back
 (``Queue.unreceive``); the platform runs it when the reply cannot reach the killed caller.
 """
@@ -102,7 +102,7 @@ def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int,
         if q is None or q.seq != msqid >> _SEQ_SHIFT:
             raise SysError(EINVAL)
         blob = q.receive(t, bufsz, msgtyp, mode, msgflg)
-        undo = t.ext.get("undo")
+        undo = t.undo
         if undo is not None:
             # A platform task (kernel/platform): if the reply cannot be delivered because the
             # target died, the platform runs this so the message is not lost.

@@ -24,7 +24,7 @@ from mqsentry.abi.linux.file import O_CLOEXEC, O_NONBLOCK, O_RDWR, S_IFSOCK
 from mqsentry.abi.linux.socket import (AF_MAX, AF_NETLINK, IOVEC, MSG_DONTWAIT, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSGHDR,
                               SOCK_CLOEXEC, SOCK_DGRAM, SOCK_MAX, SOCK_NONBLOCK, SOCK_RAW, SOCK_TYPE_MASK,
                               SOCKADDR_NL, UIO_MAXIOV)
-from mqsentry.fs.vfs.fdtable import fd_table
+from mqsentry.fs.vfs.context import fd_table
 from mqsentry.fs.vfs.file import FileDescription, anon_inode_dev
 from mqsentry.kernel import waiter
 from mqsentry.kernel.errors import SysError

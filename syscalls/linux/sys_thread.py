@@ -7,19 +7,15 @@ pkg/sentry/kernel/task_clone.go (``Unshare``).
 
 from __future__ import annotations
 
-from typing import Callable
-
 from mqsentry.abi.linux.capability import CAP_SYS_ADMIN
 from mqsentry.abi.linux.errno import EINVAL, EPERM
 from mqsentry.abi.linux.sched import (CLONE_FILES, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNS, CLONE_SIGHAND, CLONE_SYSVSEM,
                              CLONE_THREAD, CLONE_VM, UNSHARE_VALID)
+from mqsentry.fs.vfs.context import unshare_newns
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.task import Task
 from mqsentry.syscalls.linux.args import int32, uint64
 from mqsentry.syscalls.linux.table import Syscall
-
-#: Namespace kinds other packages can unshare: flag -> fn(task). ``fs`` registers CLONE_NEWNS.
-UNSHARE_HANDLERS: dict[int, Callable[[Task], None]] = {}
 
 #: Flags that are valid and need no work in this model (no-ops for a single-threaded caller).
 _TRIVIAL = CLONE_FILES | CLONE_FS | CLONE_SYSVSEM | CLONE_THREAD | CLONE_VM | CLONE_SIGHAND
@@ -42,15 +38,14 @@ def unshare(t: Task, flags: int, *_: int) -> int:
     if f & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) and len([x for x in t.tg.tasks if not x.exited]) > 1:
         raise SysError(EINVAL)
     wanted_ns = f & ~_TRIVIAL
-    unsupported = wanted_ns & ~(CLONE_NEWIPC | sum(UNSHARE_HANDLERS))
+    unsupported = wanted_ns & ~(CLONE_NEWIPC | CLONE_NEWNS)
     if unsupported:
         # Namespace kinds the sentry does not model (UTS, net, pid, user, cgroup, time).
         raise SysError(EINVAL)
     if wanted_ns and not t.creds.has_cap(CAP_SYS_ADMIN):
         raise SysError(EPERM)
-    for flag, fn in UNSHARE_HANDLERS.items():
-        if f & flag:
-            fn(t)
+    if f & CLONE_NEWNS:
+        unshare_newns(t)
     if f & CLONE_NEWIPC:
         old, t.ipc_ns = t.ipc_ns, t.kernel.new_ipc_namespace(t)
         t.kernel.ipc_ns_released(old)
@@ -62,4 +57,4 @@ SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
     Syscall("unshare", unshare, "partial", "CLONE_NEWIPC and CLONE_NEWNS; other namespace kinds give EINVAL"),
 )}
 
-__all__ = ["SYSCALLS", "UNSHARE_HANDLERS", "CLONE_NEWNS"]
+__all__ = ["SYSCALLS"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from mqsentry.abi.linux.errno import EFAULT
-from mqsentry.kernel import Kernel
+from mqsentry.boot import Kernel
 from mqsentry.tools.fuzz import WatchedAddressSpace
 
 #: Largest guest-memory access any call may request here (kernel/memory.py: the sentry never asks an

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.sched import CLONE_NEWIPC
-from mqsentry.kernel import Kernel
+from mqsentry.boot import Kernel
 
 N = sysno.AMD64
 

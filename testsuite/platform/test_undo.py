@@ -27,7 +27,7 @@ import pytest
 from mqsentry.abi.linux.errno import E2BIG, ENOMSG
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID
 from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_NOERROR
-from mqsentry.kernel import Kernel
+from mqsentry.boot import Kernel
 from mqsentry.tools.invariants import check_sysv_store
 from mqsentry.testsuite.platform.helpers import REPO, TIMEOUT
 
@@ -46,7 +46,7 @@ class Sentry:
         self.k = Kernel(arch="amd64")
         self.t = self.k.new_task(uid=0, gid=0)
         self.undo: list[Callable[[], None]] = []
-        self.t.ext["undo"] = self.undo
+        self.t.undo = self.undo
         self.buf = self.t.mm.alloc(4096)
         self.id = self.t.syscall(MSGGET, IPC_PRIVATE, IPC_CREAT | 0o600)
         assert self.id >= 0
@@ -192,7 +192,7 @@ def test_in_process_tasks_record_nothing() -> None:
     t.mm.write(buf, _msg(1, b"hi"))
     assert t.syscall(MSGSND, qid, buf, 2, 0) == 0
     assert t.syscall(MSGRCV, qid, buf, 64, 0, IPC_NOWAIT) == 2
-    assert "undo" not in t.ext
+    assert t.undo is None
 
 
 # -- the platform's dispatch with a listener stub --------------------------------------------------------
@@ -255,7 +255,7 @@ def test_failed_send_puts_the_message_back(plat: Any) -> None:
     assert c.call(3, MSGRCV, qid, c.addr, 64, 0, IPC_NOWAIT, fail=True) == 8
     assert plat.stats["lost_replies"] == 1 and plat.stats["undone"] == 1
     task = plat.tasks()[c.tid]
-    assert task.ext["undo"] == []
+    assert task.undo == []
     q = task.ipc_ns.msgqueues.by_idx[qid & 0x7FFF]
     assert q.store.qnum == 1
     c.buf[:16] = b"\0" * 16
@@ -357,9 +357,9 @@ def test_mq_undo_puts_the_message_back_at_the_head_of_its_priority() -> None:
     t, nr, fd, buf, pbuf = _mq_task()
     for data, prio in ((b"a5", 5), (b"b5", 5), (b"c1", 1)):
         _mq_send(t, nr, fd, data, prio)
-    t.ext["undo"] = []
+    t.undo = []
     assert _mq_receive(t, nr, fd, buf, pbuf) == (b"a5", 5)
-    (undo,) = t.ext.pop("undo")
+    (undo,), t.undo = t.undo or [], None
     undo()  # the reply never reached the target
     got = [_mq_receive(t, nr, fd, buf, pbuf) for _ in range(3)]
     assert got == [(b"a5", 5), (b"b5", 5), (b"c1", 1)]
@@ -368,10 +368,11 @@ def test_mq_undo_puts_the_message_back_at_the_head_of_its_priority() -> None:
 def test_mq_undo_into_an_emptied_queue_reuses_the_cached_node() -> None:
     t, nr, fd, buf, pbuf = _mq_task()
     _mq_send(t, nr, fd, b"only", 3)
-    t.ext["undo"] = []
+    t.undo = []
     assert _mq_receive(t, nr, fd, buf, pbuf) == (b"only", 3)
-    t.ext.pop("undo")[0]()
-    q = t.ext["vfs.files"].files[fd].queue
+    log, t.undo = t.undo or [], None
+    log[0]()
+    q = t.fd_table.files[fd].queue
     assert (q.curmsgs, q.qsize) == (1, 4)
     _mq_send(t, nr, fd, b"next", 3)
     assert [_mq_receive(t, nr, fd, buf, pbuf) for _ in range(2)] == [(b"only", 3), (b"next", 3)]
@@ -380,9 +381,9 @@ def test_mq_undo_into_an_emptied_queue_reuses_the_cached_node() -> None:
 def test_mq_undo_hands_over_to_a_waiting_receiver() -> None:
     t, nr, fd, buf, pbuf = _mq_task()
     _mq_send(t, nr, fd, b"msg", 2)
-    t.ext["undo"] = []
+    t.undo = []
     assert _mq_receive(t, nr, fd, buf, pbuf) == (b"msg", 2)
-    (undo,) = t.ext.pop("undo")
+    (undo,), t.undo = t.undo or [], None
     waiter = t.clone_thread()
     wbuf, wpbuf = t.mm.alloc(8192), t.mm.alloc(8)
     result: list[tuple[bytes, int]] = []
@@ -401,4 +402,4 @@ def test_mq_in_process_receives_record_nothing() -> None:
     t, nr, fd, buf, pbuf = _mq_task()
     _mq_send(t, nr, fd, b"x", 0)
     _mq_receive(t, nr, fd, buf, pbuf)
-    assert "undo" not in t.ext
+    assert t.undo is None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from mqsentry.abi.linux.signal import SA_SIGINFO
 from mqsentry.fs import proc
-from mqsentry.kernel import Kernel, ManualClock, Task
+from mqsentry.boot import Kernel
+from mqsentry.kernel.ktime import ManualClock
+from mqsentry.kernel.task import Task
 from mqsentry.kernel.errors import SysError
 from mqsentry.testsuite.targets.base import Delivery, Target, TaskHandle
 

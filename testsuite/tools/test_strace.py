@@ -14,7 +14,8 @@ from mqsentry.abi.linux.ipc import IPC_64, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_
 from mqsentry.abi.linux.mqueue import MQ_ATTR
 from mqsentry.abi.linux.msgqueue import MSG_EXCEPT, MSG_INFO, MSG_NOERROR
 from mqsentry.abi.linux.signal import SA_RESTORER, SA_SIGINFO, SI_MESGQ, SIGACTION, SIGEV_SIGNAL, SIGEVENT, SIGUSR1
-from mqsentry.kernel import Kernel, Task
+from mqsentry.boot import Kernel
+from mqsentry.kernel.task import Task
 from mqsentry.kernel.signals import SigInfo
 from mqsentry.tools.strace import Strace, errno_text
 
