@@ -4,7 +4,7 @@ signal wrappers. IPC wrappers live in ``sysv.py`` and ``posix.py`` and are mixed
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.capability import CAP_DATA, LINUX_CAPABILITY_VERSION_3
@@ -82,10 +82,10 @@ class ProcCore:
         return addr + 4096 - n + 1
 
     # -- processes -----------------------------------------------------------------------------------------
-    def fork(self) -> "ProcCore":
+    def fork(self) -> Self:
         return type(self)(self.h.fork())
 
-    def thread(self) -> "ProcCore":
+    def thread(self) -> Self:
         return type(self)(self.h.thread())
 
     def is_blocked(self) -> bool:
