@@ -55,6 +55,8 @@ class SyscallDispatch(Protocol):
 
     def name(self, nr: int) -> str: ...
 
+    def number(self, name: str) -> int: ...
+
 
 class Kernel:
     """An embedded Linux kernel that serves message-queue syscalls.

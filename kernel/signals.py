@@ -197,13 +197,10 @@ def send_locked(target: "Task", info: SigInfo, group: bool) -> None:
     elif not group or len(tg.tasks) == 1:
         return
     else:
-        t = None
-        for cand in tg.tasks:
-            if wants_signal(sig, cand):
-                t = cand
-                break
-        if t is None:
+        chosen = next((cand for cand in tg.tasks if wants_signal(sig, cand)), None)
+        if chosen is None:
             return
+        t = chosen
     act = tg.actions[sig]
     if sig_fatal(act, sig) or sig == SIGKILL:
         # Fatal to the whole group: every thread dies (Linux queues SIGKILL to each).

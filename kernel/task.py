@@ -67,7 +67,7 @@ class ThreadGroup:
         self.kernel = kernel
         self.tgid = tgid
         self.parent = parent
-        self.pgid = parent.pgid if parent is not None else tgid
+        self.pgid: int = parent.pgid if parent is not None else tgid
         self.mm = mm
         self.tasks: list[Task] = []
         self.actions: list[SigAction] = [SigAction() for _ in range(NSIG + 1)]
@@ -232,16 +232,18 @@ class Task:
                     except Exception as e:  # a sentry bug must not take the host down
                         ret = self.kernel.internal_error(self, nr, args, e)
                 else:
-                    ret, first = first, None
+                    ret = first
+                    first = None
                 if self.sigpending or -517 < ret < -511:
-                    ret = self._deliver_signals(ret)
+                    final = self._deliver_signals(ret)
                     if self.kernel._deferred_exits:
                         self.kernel.run_exit_hooks()
-                    if ret is None:
+                    if final is None:
                         if self.saved_sig_mask is not None:
                             self.set_sig_mask(self.saved_sig_mask)
                             self.saved_sig_mask = None
                         continue  # restart the syscall
+                    ret = final
                 if self.saved_sig_mask is not None:
                     self.set_sig_mask(self.saved_sig_mask)
                     self.saved_sig_mask = None
@@ -288,7 +290,7 @@ class Task:
             raise SysError(EFAULT) from None
         if len(data) != n:
             raise SysError(EFAULT)
-        return data
+        return bytes(data)
 
     def copy_out(self, addr: int, data: bytes) -> None:
         """copy_to_user: write ``data`` at ``addr`` or SysError(EFAULT)."""

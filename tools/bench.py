@@ -31,7 +31,7 @@ import subprocess
 import time
 import tracemalloc
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_RDWR
@@ -86,7 +86,7 @@ class Row:
         return "PASS" if self.value <= self.target else "MISS"
 
     def render(self) -> str:
-        fmt = (lambda v: f"{v:.2f}x") if self.unit == "x" else (lambda v: f"{v:.0f} {self.unit}")
+        fmt: Callable[[float], str] = (lambda v: f"{v:.2f}x") if self.unit == "x" else (lambda v: f"{v:.0f} {self.unit}")
         val = fmt(self.value) if self.value is not None else "n/a"
         tgt = "<= " + fmt(self.target)
         line = f"{self.label:<50} {self.sentry:>11} {self.base:>11} {val:>9} {tgt:>10}  {self.verdict()}"
@@ -140,7 +140,7 @@ class _Guest:
         return self.t.syscall(self.nr[name], *args)
 
     def buf(self, data: bytes, size: int = 0) -> int:
-        addr = self.t.mm.alloc(max(size, len(data), 1))
+        addr: int = self.t.mm.alloc(max(size, len(data), 1))
         if data:
             self.t.mm.write(addr, data)
         return addr
@@ -316,7 +316,8 @@ class _HostIPC:
         else:
             self.notes.append(f"host: shared IPC namespace (unshare: {os.strerror(ctypes.get_errno())})")
         clock = time.perf_counter_ns
-        keep = self._keep = []  # ctypes buffers must outlive the loops
+        keep: list[Any] = []  # ctypes buffers must outlive the loops
+        self._keep = keep
         q = call(nr["msgget"], IPC_PRIVATE, IPC_CREAT | 0o600)
         if q < 0:
             self.notes.append(f"host msgget: {os.strerror(ctypes.get_errno())}")
@@ -348,7 +349,11 @@ class _HostIPC:
         if fd < 0:
             self.notes.append(f"host mq_open: {os.strerror(ctypes.get_errno())}")
             return
-        self._cleanup.append(lambda: (os.close(fd), call(nr["mq_unlink"], name)))
+        def cleanup() -> None:
+            os.close(fd)
+            call(nr["mq_unlink"], name)
+
+        self._cleanup.append(cleanup)
         sbuf = ctypes.create_string_buffer(b"m" * MSG_SIZE, MSG_SIZE)
         rbuf = ctypes.create_string_buffer(MSG_SIZE)
         self._keep += [name, attr, sbuf, rbuf]

@@ -89,7 +89,7 @@ class _Demo:
         return t.syscall(self.nr[name], *args)
 
     def buf(self, t: Task, data: bytes, size: int | None = None) -> int:
-        addr = t.mm.alloc(max(size if size is not None else len(data), 1))
+        addr: int = t.mm.alloc(max(size if size is not None else len(data), 1))
         if data:
             t.mm.write(addr, data)
         return addr

@@ -44,6 +44,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from mqsentry.kernel.task import Task
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.capability import (ALL_CAPS, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_OWNER, CAP_KILL, CAP_SETGID,
                                   CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE)
@@ -188,10 +189,10 @@ class Mem:
     BUF = 64 * 1024
 
     def __init__(self, mm: Any) -> None:
-        self.buf = mm.alloc(self.BUF)
-        self.edge = mm.alloc(PAGE)
-        self.st = mm.alloc(4 * PAGE)
-        self.names = mm.alloc(PAGE)
+        self.buf: int = mm.alloc(self.BUF)
+        self.edge: int = mm.alloc(PAGE)
+        self.st: int = mm.alloc(4 * PAGE)
+        self.names: int = mm.alloc(PAGE)
 
     def copy(self) -> "Mem":
         other = object.__new__(Mem)
@@ -213,6 +214,9 @@ S_POLL = 3072       # pollfd array
 
 class Fuzzer:
     """One fuzzing run (see the module docstring)."""
+
+    #: The task the watchdog last SIGKILLed for blocking too long (watchdog thread only).
+    _killed: Task | None
 
     def __init__(self, seed: int = 1, calls: int = 10_000, epoch_calls: int = 5_000, check_every: int = 1,
                  mem_ceiling: int = 4 << 20, mem_mode: str = "rss", block_bound: float = 2.0,
@@ -299,7 +303,7 @@ class Fuzzer:
         self.names_of = {nr: e.name for nr, e in k.syscall_table.entries.items()}
         self.table = k.syscall_table.handlers
         self.mems: dict[int, Mem] = {}
-        self.tasks: list[Any] = []
+        self.tasks: list[Task] = []
         self.msqids: list[int] = []
         self.keys = [IPC_PRIVATE, 1, 2, 3, 0x1234, -5 & 0xFFFF_FFFF, 0x7FFF_FFFF]
         self.extra_ns: list[Any] = []
@@ -350,13 +354,13 @@ class Fuzzer:
         self.report.spawned += 1
         return t
 
-    def _setup_mem(self, t: Any, m: Mem) -> Mem:
+    def _setup_mem(self, t: Task, m: Mem) -> Mem:
         mm = t.mm
         mm.write(m.st + S_PAST_TS, _TS.pack(0, 0))
         mm.write(m.st + S_ZERO_TS, _TS.pack(0, 0))
         return m
 
-    def _install_handlers(self, t: Any) -> None:
+    def _install_handlers(self, t: Task) -> None:
         """Handlers for the signals kill traffic mostly sends, so that most tasks survive them."""
         m = self.mems[id(t.mm)]
         act = m.st + S_D
@@ -395,7 +399,7 @@ class Fuzzer:
                     send_locked(t, SigInfo(SIGCONT), True)
 
     # -- values ----------------------------------------------------------------------------------------------
-    def ptr(self, t: Any, size: int = 64) -> int:
+    def ptr(self, t: Task, size: int = 64) -> int:
         """A pointer for an argument of about ``size`` bytes."""
         r = self.rng.random()
         m = self.mems[id(t.mm)]
@@ -410,7 +414,7 @@ class Fuzzer:
         return self.rng.choice([1, 8, 4095, 0x1000_0000 - PAGE, 0x7FFF_FFFF_F000, 0x7FFF_FFFF_FFFF,
                                 0xFFFF_8000_0000_0000, MASK64, MASK64 - 7, 1 << 47, self.rng.getrandbits(64)])
 
-    def integer(self, t: Any) -> int:
+    def integer(self, t: Task) -> int:
         r = self.rng.random()
         if r < 0.35:
             return self.rng.choice(INTERESTING)
@@ -428,7 +432,7 @@ class Fuzzer:
             return self.ptr(t)
         return self.rng.getrandbits(self.rng.choice((8, 16, 32, 64)))
 
-    def fd(self, t: Any) -> int:
+    def fd(self, t: Task) -> int:
         table = t.fd_table
         fds = table.fds() if table is not None else []
         if fds and self.rng.random() < 0.85:
@@ -440,13 +444,13 @@ class Fuzzer:
             return self.rng.choice(self.msqids)
         return self.rng.choice([0, 1, 32768, 32769, 0x7FFF_FFFF, 0xFFFF_FFFF, MASK64, 1 << 32])
 
-    def write(self, t: Any, addr: int, data: bytes) -> None:
+    def write(self, t: Task, addr: int, data: bytes) -> None:
         try:
             t.mm.write(addr, data)
         except Exception:
             pass  # the pointer is deliberately bad
 
-    def struct_ptr(self, t: Any, data: bytes, slot: int) -> int:
+    def struct_ptr(self, t: Task, data: bytes, slot: int) -> int:
         """Write ``data`` into a struct slot (usually) or straddling the guard page; return its address."""
         m = self.mems[id(t.mm)]
         r = self.rng.random()
@@ -459,7 +463,7 @@ class Fuzzer:
         self.write(t, addr, data)
         return addr
 
-    def name_ptr(self, t: Any) -> int:
+    def name_ptr(self, t: Task) -> int:
         m = self.mems[id(t.mm)]
         rng = self.rng
         r = rng.random()
@@ -480,7 +484,7 @@ class Fuzzer:
             return addr
         return rng.choice([0, 1, MASK64])
 
-    def timespec_ptr(self, t: Any, for_deadline: bool = True) -> int:
+    def timespec_ptr(self, t: Task, for_deadline: bool = True) -> int:
         rng = self.rng
         r = rng.random()
         m = self.mems[id(t.mm)]
@@ -497,7 +501,7 @@ class Fuzzer:
         return self.struct_ptr(t, _TS.pack(sec, nsec), rng.choice((S_A, S_B)))
 
     # -- call generation --------------------------------------------------------------------------------------
-    def _one(self, t: Any, index: int) -> None:
+    def _one(self, t: Task, index: int) -> None:
         rng = self.rng
         r = rng.random()
         if r < 0.55:
@@ -517,7 +521,7 @@ class Fuzzer:
                 return
         self._call(t, nr, name, args, index)
 
-    def _typed(self, t: Any) -> tuple[int, list[int]]:
+    def _typed(self, t: Task) -> tuple[int, list[int]]:
         """A valid-looking call (one argument mutated now and then)."""
         rng = self.rng
         gen = rng.choices(self._generators, weights=self._weights)[0]
@@ -528,13 +532,13 @@ class Fuzzer:
         return self.nr(name), args
 
     # typed generators ------------------------------------------------------------------------------------
-    def g_msgget(self, t: Any) -> tuple[str, list[int]]:
+    def g_msgget(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         flags = rng.choice([0, IPC_CREAT, IPC_CREAT, IPC_CREAT | IPC_EXCL]) | rng.choice(
             [0o600, 0o666, 0o644, 0o400, 0o200, 0o000, 0o777, 0o7777])
         return "msgget", [rng.choice(self.keys), flags]
 
-    def g_msgsnd(self, t: Any) -> tuple[str, list[int]]:
+    def g_msgsnd(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         mtype = rng.choice([1, 1, 2, 3, 4, 5, 100, 0x7FFF_FFFF_FFFF_FFFF, 0, -1])
         size = rng.choice([0, 1, 8, 16, 64, rng.randrange(0, 300), 8192, 8193, rng.randrange(0, 20000)])
@@ -547,7 +551,7 @@ class Fuzzer:
         self.write(t, addr, _I64.pack(mtype) + rng.randbytes(min(size, 64)))
         return "msgsnd", [self.msqid(), addr, size, rng.choice([IPC_NOWAIT, IPC_NOWAIT, 0, MASK64])]
 
-    def g_msgrcv(self, t: Any) -> tuple[str, list[int]]:
+    def g_msgrcv(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         size = rng.choice([0, 1, 8, 64, 300, 8192, 65536 - 8, MASK64, 1 << 63, 0x7FFF_FFFF])
         typ = rng.choice([0, 0, 1, 2, 3, -1, -3, -100, 5, 100, 1 << 63, (1 << 63) - 1, 1 << 62]) & MASK64
@@ -557,7 +561,7 @@ class Fuzzer:
             typ = rng.choice([0, 1, 2, 5, -1 & MASK64, 100])
         return "msgrcv", [self.msqid(), self.ptr(t, min(size, 9000) + 8), size, typ, flags]
 
-    def g_msgctl(self, t: Any) -> tuple[str, list[int]]:
+    def g_msgctl(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         cmd = rng.choice([IPC_STAT, IPC_STAT, IPC_SET, IPC_SET, IPC_RMID, IPC_INFO, MSG_INFO, MSG_STAT, MSG_STAT_ANY,
                           IPC_STAT | 0x100, 7, -1 & 0xFFFF_FFFF])
@@ -581,7 +585,7 @@ class Fuzzer:
             buf = self.struct_ptr(t, b"\0" * 120, S_OUT) if rng.random() < 0.8 else self.ptr(t, 120)
         return "msgctl", [msqid, cmd, buf]
 
-    def _mq_fd(self, t: Any) -> int:
+    def _mq_fd(self, t: Task) -> int:
         from mqsentry.fs.mqfs.file import QueueFD
 
         table = t.fd_table
@@ -591,7 +595,7 @@ class Fuzzer:
                 return self.rng.choice(fds)
         return self.fd(t)
 
-    def g_mq_open(self, t: Any) -> tuple[str, list[int]]:
+    def g_mq_open(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         oflag = rng.choice([O_RDONLY, O_WRONLY, O_RDWR, O_RDWR, 3]) | rng.choice(
             [0, O_CREAT, O_CREAT, O_CREAT | O_EXCL]) | rng.choice([0, O_NONBLOCK, O_NONBLOCK, O_CLOEXEC])
@@ -602,22 +606,22 @@ class Fuzzer:
             attr = self.struct_ptr(t, MQ_ATTR.pack(rng.choice([0, O_NONBLOCK]), maxmsg, msgsize, 0), S_B)
         return "mq_open", [self.name_ptr(t), oflag, rng.choice([0o600, 0o666, 0o000, 0o777, 0o170777]), attr]
 
-    def g_mq_unlink(self, t: Any) -> tuple[str, list[int]]:
+    def g_mq_unlink(self, t: Task) -> tuple[str, list[int]]:
         return "mq_unlink", [self.name_ptr(t)]
 
-    def g_mq_send(self, t: Any) -> tuple[str, list[int]]:
+    def g_mq_send(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         n = rng.choice([0, 1, 16, 100, 128, 129, 8192, 8193, rng.randrange(0, 200), MASK64])
         return "mq_timedsend", [self._mq_fd(t), self.ptr(t, min(n, 60000)), n,
                                 rng.choice([0, 1, 31, 32767, 32768, 0xFFFF_FFFF, 1 << 32]), self.timespec_ptr(t)]
 
-    def g_mq_receive(self, t: Any) -> tuple[str, list[int]]:
+    def g_mq_receive(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         n = rng.choice([0, 16, 127, 128, 8192, 60000, MASK64])
         prio = rng.choice([0, self.struct_ptr(t, b"\0" * 4, S_C), self.ptr(t, 4)])
         return "mq_timedreceive", [self._mq_fd(t), self.ptr(t, min(n, 60000)), n, prio, self.timespec_ptr(t)]
 
-    def g_mq_notify(self, t: Any) -> tuple[str, list[int]]:
+    def g_mq_notify(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         if rng.random() < 0.25:
             return "mq_notify", [self._mq_fd(t), 0]
@@ -630,7 +634,7 @@ class Fuzzer:
         sev = SIGEVENT.pack(value, signo, notify, 0, 0)
         return "mq_notify", [self._mq_fd(t), self.struct_ptr(t, sev, S_B)]
 
-    def g_mq_getsetattr(self, t: Any) -> tuple[str, list[int]]:
+    def g_mq_getsetattr(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         new = 0
         if rng.random() < 0.5:
@@ -639,7 +643,7 @@ class Fuzzer:
         old = rng.choice([0, self.mems[id(t.mm)].st + S_OUT, self.ptr(t, 64)])
         return "mq_getsetattr", [self._mq_fd(t), new, old]
 
-    def g_fdops(self, t: Any) -> tuple[str, list[int]]:
+    def g_fdops(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         fd = self._mq_fd(t)
         m = self.mems[id(t.mm)]
@@ -670,7 +674,7 @@ class Fuzzer:
             return "socket", [rng.choice([AF_NETLINK, AF_NETLINK, 1]), typ, rng.choice([0, 15, 32])]
         return "recvfrom", [fd, self.ptr(t, 64), rng.choice([0, 32, 64]), MSG_DONTWAIT, 0, 0]
 
-    def g_signals(self, t: Any) -> tuple[str, list[int]]:
+    def g_signals(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         c = rng.randrange(6)
         sig = rng.choice([SIGUSR1, SIGUSR1, SIGUSR2, SIGRTMIN, SIGRTMIN + 3, SIGCHLD, SIGCONT, SIGALRM, 0, 65,
@@ -700,7 +704,7 @@ class Fuzzer:
         return "rt_sigprocmask", [rng.choice([0, 1, 2, 2, 3]), self.struct_ptr(t, _U64.pack(mask), S_C),
                                   rng.choice([0, self.ptr(t, 8)]), rng.choice([8, 8, 8, 7])]
 
-    def g_misc(self, t: Any) -> tuple[str, list[int]]:
+    def g_misc(self, t: Task) -> tuple[str, list[int]]:
         rng = self.rng
         c = rng.randrange(8)
         if c == 0:
@@ -745,7 +749,7 @@ class Fuzzer:
     _weights = [6, 14, 12, 8, 6, 2, 10, 8, 4, 3, 10, 8, 3]
 
     # -- making calls safe to make from one thread ----------------------------------------------------------
-    def _defuse(self, t: Any, name: str, a: list[int]) -> bool:
+    def _defuse(self, t: Task, name: str, a: list[int]) -> bool:
         """Turn a call that could sleep indefinitely into one that cannot; True to skip the call."""
         m = self.mems[id(t.mm)]
         if name == "msgsnd":
@@ -769,14 +773,14 @@ class Fuzzer:
             return self._would_block_read(t, a[0])
         return False
 
-    def _future(self, t: Any, addr: int) -> bool:
+    def _future(self, t: Task, addr: int) -> bool:
         try:
             sec, nsec = _TS.unpack(t.mm.read(addr, 16))
         except Exception:
             return False
-        return sec >= 0 and 0 <= nsec < 10**9 and sec * 10**9 + nsec > self.k.clock.now_ns() + 5_000_000
+        return bool(sec >= 0 and 0 <= nsec < 10**9 and sec * 10**9 + nsec > self.k.clock.now_ns() + 5_000_000)
 
-    def _would_block_read(self, t: Any, fd: int) -> bool:
+    def _would_block_read(self, t: Task, fd: int) -> bool:
         from mqsentry.syscalls.linux.sys_socket import NetlinkSocket
 
         table = t.fd_table
@@ -786,7 +790,7 @@ class Fuzzer:
         return isinstance(d, NetlinkSocket) and not d.flags & O_NONBLOCK and not d._rq
 
     # -- the call and its checks ---------------------------------------------------------------------------
-    def _snapshot_msq(self, t: Any, msqid: int) -> tuple[Any, int, int, int] | None:
+    def _snapshot_msq(self, t: Task, msqid: int) -> tuple[Any, int, int, int] | None:
         ids = t.ipc_ns.msgqueues.ids
         i = msqid & 0xFFFF_FFFF
         if i & 0x8000_0000:
@@ -796,7 +800,7 @@ class Fuzzer:
             return None
         return q, q.store.qnum, q.store.cbytes, q.qbytes
 
-    def _call(self, t: Any, nr: int, name: str, a: list[int], index: int) -> None:
+    def _call(self, t: Task, nr: int, name: str, a: list[int], index: int) -> None:
         rep = self.report
         desc = f"{t!r} {name}(" + ", ".join(hex(x) if x > 4096 else str(x) for x in a) + ")"
         pre = None
@@ -875,7 +879,7 @@ class Fuzzer:
         if bad:
             self._violate("invariant", "; ".join(bad[:5]), index, desc)
 
-    def _quick_check(self, t: Any, name: str, a: list[int]) -> list[str]:
+    def _quick_check(self, t: Task, name: str, a: list[int]) -> list[str]:
         """The invariants of the object the call touched (the full check runs every --check-every)."""
         if name.startswith("msg"):
             ids = t.ipc_ns.msgqueues.ids

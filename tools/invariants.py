@@ -17,7 +17,7 @@ Each ``check_*`` function returns a list of human-readable violation strings (em
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, cast
 
 from mqsentry.abi.linux.ipc import IPC_PRIVATE, IPCMNI, IPCMNI_SEQ_MAX, IPCMNI_SHIFT
 from mqsentry.abi.linux.mqueue import MQ_PRIO_MAX
@@ -78,7 +78,7 @@ def id_table(ids: Any) -> dict[int, Any]:
     """The index -> object table of a :class:`kernel.ipc.Registry` (``by_idx``; ``_by_idx`` before it
     was made public for the lock-free fast path)."""
     table = getattr(ids, "by_idx", None)
-    return table if table is not None else ids._by_idx
+    return cast("dict[int, Any]", table if table is not None else ids._by_idx)
 
 
 # -- SysV ------------------------------------------------------------------------------------------------

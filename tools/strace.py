@@ -420,7 +420,9 @@ _MSQID_FIELDS = {name: i for i, name in enumerate(MSQID64_DS.fields)}
 
 
 def _msqid_ds(v: tuple[Any, ...]) -> str:
-    g = lambda name: v[_MSQID_FIELDS[name]]  # noqa: E731 - local accessor keeps the format readable
+    def g(name: str) -> Any:
+        return v[_MSQID_FIELDS[name]]
+
     return (f"{{msg_perm={{uid={g('perm.uid')}, gid={g('perm.gid')}, mode={mode(g('perm.mode'))}, "
             f"key={g('perm.key')}, cuid={g('perm.cuid')}, cgid={g('perm.cgid')}}}, "
             f"msg_stime={g('stime')}, msg_rtime={g('rtime')}, msg_ctime={g('ctime')}, "
@@ -616,7 +618,7 @@ class Strace:
                  strsize: int = 32) -> None:
         if out is None:
             out = sys.stdout
-        self._write: Callable[[str], Any] = out.write if hasattr(out, "write") else out  # type: ignore[union-attr]
+        self._write: Callable[[str], Any] = out.write if hasattr(out, "write") else out
         self.structs = structs
         self.strsize = strsize
         self._mu = threading.Lock()

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mqsentry.kernel.task import Task
 from mqsentry.abi.linux.errno import EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ETIMEDOUT
 from mqsentry.abi.linux.file import O_CREAT, O_NONBLOCK, O_RDWR
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
@@ -39,6 +40,7 @@ from mqsentry.abi.linux.mqueue import MQ_ATTR
 from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSQID64_DS
 from mqsentry.abi.linux.signal import SA_RESTART, SA_RESTORER, SA_SIGINFO, SIGACTION
 from mqsentry.boot import Kernel
+from mqsentry.fs.mqfs import QueueFD
 from mqsentry.tools import invariants
 
 SIGUSR1, SIGUSR2 = 10, 12
@@ -111,7 +113,7 @@ class Stress:
         self._setup(sysv_queues)
 
     # -- helpers ------------------------------------------------------------------------------------------
-    def sys(self, t: Any, name: str, *a: int) -> int:
+    def sys(self, t: Task, name: str, *a: int) -> int:
         ret = t.syscall(self.nr(name), *a)
         if type(ret) is not int or (ret < 0 and not 1 <= -ret <= 133):
             self.violate(f"{name} returned {ret!r}")
@@ -140,7 +142,7 @@ class Stress:
         for name in self.mq_names:
             self._create_mq(r, scratch, name)
 
-    def _new_sysv(self, t: Any, scratch: int) -> int:
+    def _new_sysv(self, t: Task, scratch: int) -> int:
         q = self.sys(t, "msgget", IPC_PRIVATE, IPC_CREAT | 0o600)
         if q < 0:
             raise RuntimeError(f"msgget: {q}")
@@ -156,7 +158,7 @@ class Stress:
             self.sysv_objs.append(obj)
         return q
 
-    def _create_mq(self, t: Any, scratch: int, name: bytes) -> None:
+    def _create_mq(self, t: Task, scratch: int, name: bytes) -> None:
         t.mm.write(scratch + 512, name + b"\0")
         t.mm.write(scratch + 256, MQ_ATTR.pack(0, MQ_MAXMSG, MQ_MSGSIZE, 0))
         fd = self.sys(t, "mq_open", scratch + 512, O_RDWR | O_CREAT, 0o600, scratch + 256)
@@ -164,13 +166,15 @@ class Stress:
             self._remember_mq(t, fd)
             self.sys(t, "close", fd)
 
-    def _remember_mq(self, t: Any, fd: int) -> None:
-        q = t.fd_table.get(fd).queue
+    def _remember_mq(self, t: Task, fd: int) -> None:
+        desc = t.fd_table.get(fd)
+        assert isinstance(desc, QueueFD)
+        q = desc.queue
         with self.mu:
             self.mq_objs[id(q)] = q
 
     # -- roles ----------------------------------------------------------------------------------------------
-    def sysv_sender(self, t: Any, rng: random.Random, buf: int) -> None:
+    def sysv_sender(self, t: Task, rng: random.Random, buf: int) -> None:
         while not self.stop.is_set():
             with self.mu:
                 q = rng.choice(self.sysv)
@@ -188,7 +192,7 @@ class Stress:
             elif -ret not in ((EAGAIN, EIDRM, EINVAL) if nowait else (EINTR, EIDRM, EINVAL)):
                 self.violate(f"msgsnd(nowait={nowait}) gave {ret}")
 
-    def sysv_receiver(self, t: Any, rng: random.Random, buf: int) -> None:
+    def sysv_receiver(self, t: Task, rng: random.Random, buf: int) -> None:
         while not self.stop.is_set():
             with self.mu:
                 q = rng.choice(self.sysv)
@@ -209,7 +213,7 @@ class Stress:
             elif -ret not in ((ENOMSG, EIDRM, EINVAL) if nowait else (EINTR, EIDRM, EINVAL)):
                 self.violate(f"msgrcv(nowait={nowait}) gave {ret}")
 
-    def copy_reader(self, t: Any, rng: random.Random, buf: int) -> None:
+    def copy_reader(self, t: Task, rng: random.Random, buf: int) -> None:
         while not self.stop.is_set():
             with self.mu:
                 q = rng.choice(self.sysv)
@@ -229,7 +233,7 @@ class Stress:
         if len(self.res.violations) < 100:
             self.res.violations.append(msg)
 
-    def _open_all(self, t: Any, buf: int, nonblock: bool) -> list[int]:
+    def _open_all(self, t: Task, buf: int, nonblock: bool) -> list[int]:
         fds = []
         for name in self.mq_names:
             t.mm.write(buf + 512, name + b"\0")
@@ -239,7 +243,7 @@ class Stress:
                 fds.append(fd)
         return fds
 
-    def _deadline(self, t: Any, rng: random.Random, buf: int) -> tuple[int, int | None]:
+    def _deadline(self, t: Task, rng: random.Random, buf: int) -> tuple[int, int | None]:
         """(timespec pointer or 0, absolute deadline ns or None)."""
         if rng.random() < 0.2:
             return 0, None
@@ -247,14 +251,14 @@ class Stress:
         t.mm.write(buf + 256, _TS.pack(dl // 10**9, dl % 10**9))
         return buf + 256, dl
 
-    def _pick_fd(self, t: Any, rng: random.Random, buf: int, fds: dict[bool, list[int]], nonblock: bool) -> int | None:
+    def _pick_fd(self, t: Task, rng: random.Random, buf: int, fds: dict[bool, list[int]], nonblock: bool) -> int | None:
         """A random descriptor of the wanted blocking mode, now and then re-opening every queue so
         that queues re-created after an unlink are used too; None when no queue exists right now."""
         if not fds[nonblock] or rng.random() < 0.02:
             fds[nonblock] = (fds[nonblock] + self._open_all(t, buf, nonblock))[-12:]
         return rng.choice(fds[nonblock]) if fds[nonblock] else None
 
-    def mq_sender(self, t: Any, rng: random.Random, buf: int) -> None:
+    def mq_sender(self, t: Task, rng: random.Random, buf: int) -> None:
         fds = {False: self._open_all(t, buf, False), True: self._open_all(t, buf, True)}
         while not self.stop.is_set():
             nonblock = rng.random() < 0.3
@@ -280,7 +284,7 @@ class Stress:
             elif -ret not in ((EAGAIN,) if nonblock else (EINTR,)):
                 self.violate(f"mq_timedsend(nonblock={nonblock}, deadline={ts != 0}) gave {ret}")
 
-    def mq_receiver(self, t: Any, rng: random.Random, buf: int) -> None:
+    def mq_receiver(self, t: Task, rng: random.Random, buf: int) -> None:
         fds = {False: self._open_all(t, buf, False), True: self._open_all(t, buf, True)}
         while not self.stop.is_set():
             nonblock = rng.random() < 0.3
@@ -313,7 +317,7 @@ class Stress:
         elif info is not None and (info[0] != kind or info[2] != typ):
             self.violate(f"message {mid} sent as {info} arrived as {kind} type/prio {typ}")
 
-    def chaos(self, t: Any, rng: random.Random, buf: int) -> None:
+    def chaos(self, t: Task, rng: random.Random, buf: int) -> None:
         """Signals to sleeping workers, IPC_RMID of SysV queues, mq_unlink + re-create of POSIX queues."""
         while not self.stop.wait(0.002):
             r = rng.random()
@@ -343,7 +347,7 @@ class Stress:
                 self.outcome("msgctl/rmid", ret)
                 if ret == 0:
                     # freeque swapped in a fresh store: the old one holds exactly what was destroyed.
-                    if old_store is None or obj.store is old_store:
+                    if old_store is None or obj is None or obj.store is old_store:
                         self.violate("cannot account for the messages IPC_RMID destroyed")
                     else:
                         lost = [_ID.unpack_from(b, 8)[0] for b in old_store]
@@ -354,14 +358,14 @@ class Stress:
                     with self.mu:
                         self.sysv[i] = newq
             else:
-                name = rng.choice(self.mq_names)
-                t.mm.write(buf + 512, name + b"\0")
+                qname = rng.choice(self.mq_names)
+                t.mm.write(buf + 512, qname + b"\0")
                 ret = self.sys(t, "mq_unlink", buf + 512)
                 self.outcome("mq_unlink", ret)
                 if ret == 0:
                     with self.mu:
                         self.res.unlinks += 1
-                self._create_mq(t, buf, name)
+                self._create_mq(t, buf, qname)
 
     # -- the run ----------------------------------------------------------------------------------------------
     def run(self) -> Result:
@@ -406,7 +410,7 @@ class Stress:
         self._final(tasks + [("chaos", chaos)])
         return res
 
-    def _guard(self, fn: Any, t: Any, rng: random.Random, buf: int, role: str) -> None:
+    def _guard(self, fn: Any, t: Task, rng: random.Random, buf: int, role: str) -> None:
         try:
             fn(t, rng, buf)
         except BaseException as e:  # noqa: BLE001 - a worker crash is a finding, not a harness abort

@@ -87,7 +87,7 @@ class Layout:
 
     def build(self, **values: Any) -> bytes:
         """Build with construct from keyword values; for cold paths and tests."""
-        return self.compiled.build(values)
+        return bytes(self.compiled.build(values))
 
     def to_dict(self, data: bytes) -> dict[str, Any]:
         """Unpack ``data`` into a flat ``{dotted_field: value}`` dict."""

@@ -116,7 +116,7 @@ class RootDir(Inode):
         try:
             return self._create(t, name, mode, flags)
         except SysError as e:
-            if e.errno != EMFILE or not reap_dead_namespaces(fs.kernel):
+            if e.errno != EMFILE or not fs.kernel.reap_dead_mqueue_namespaces():
                 raise
         return self._create(t, name, mode, flags)
 
@@ -181,7 +181,7 @@ class MqueueFilesystem(Filesystem):
         self.mu = threading.Lock()
         self.queues_count = 0
         # mqueue_fill_super runs as the namespace's creator (current_fsuid at creation).
-        self.root = RootDir(self, creator_uid, 0, kernel.clock.now_ns())
+        self.root: RootDir = RootDir(self, creator_uid, 0, kernel.clock.now_ns())
 
     def statfs(self, t: "TaskContext") -> StatFS:
         # simple_statfs: f_bsize PAGE_SIZE, f_namelen NAME_MAX, everything else zero.
@@ -195,13 +195,13 @@ class MqueueFilesystem(Filesystem):
         return self.kernel.ipc_ns_alive(self.ns)
 
     def has_names(self) -> bool:
-        return bool(self.root.children)  # type: ignore[attr-defined]
+        return bool(self.root.children)
 
     # -- creation (caller holds mu) ---------------------------------------------------------------------
     def create_locked(self, t: "TaskContext", name: str, mode: int, attr: tuple[int, int] | None) -> QueueInode:
         """``vfs_mkobj`` + ``mqueue_create_attr`` + ``mqueue_get_inode``: ``mode`` is the permission
         part with the umask already applied; ``attr`` (maxmsg, msgsize) or None for the defaults."""
-        root: RootDir = self.root  # type: ignore[assignment]
+        root = self.root
         may_create(t, root)
         if not self.ns_alive():
             raise SysError(EACCES)
@@ -245,7 +245,7 @@ class MqueueFilesystem(Filesystem):
 
     def _open_queue(self, t: "TaskContext", name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
                     umask: int) -> "QueueFD":
-        root: RootDir = self.root  # type: ignore[assignment]
+        root = self.root
         with self.mu:
             ino = root.children.get(name)
             if ino is None:
@@ -264,7 +264,7 @@ class MqueueFilesystem(Filesystem):
     def drop_all_names(self) -> None:
         """The namespace died and no mount shows the tree any more (``kill_litter_super``): every
         name goes; queues still open stay until their last close."""
-        root: RootDir = self.root  # type: ignore[assignment]
+        root = self.root
         doomed = []
         with self.mu:
             for ino in root.children.values():
@@ -280,7 +280,7 @@ class MqueueFilesystem(Filesystem):
     def unlink_queue(self, t: "TaskContext", name: str) -> None:
         """``mq_unlink`` / unlink(2) in a mount: the sticky-directory rule gives EPERM."""
         check_name(name)
-        root: RootDir = self.root  # type: ignore[assignment]
+        root = self.root
         doomed = None
         with self.mu:
             ino = root.children.get(name)

@@ -298,14 +298,15 @@ def do_poll(t: "TaskContext", table: "FDTable", fds: list[tuple[int, int]], dead
                 descs.append(None)
                 continue
             try:
-                d = table.get_ref(fd)
+                ref = table.get_ref(fd)
             except SysError:
                 descs.append(None)
                 continue
-            if d.is_path:
-                d.decref()
-                d = None
-            descs.append(d)
+            if ref.is_path:
+                ref.decref()
+                descs.append(None)
+                continue
+            descs.append(ref)
         filters = [(ev & 0xFFFF) | EPOLLERR | EPOLLHUP for _, ev in fds]
 
         def scan() -> tuple[list[int], int]:

@@ -14,6 +14,7 @@ by, so ".." works without parent pointers in inodes. Mounts are keyed by where t
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from mqsentry.fs.vfs.inode import Filesystem, Inode
 
 
@@ -138,7 +139,7 @@ class MountNamespace:
                 cur = todo.pop()
                 cur.attached = False
                 key = (cur.parent, cur.mountpoint.inode) if cur.parent is not None and cur.mountpoint else None
-                if key is not None:
+                if key is not None and cur.parent is not None:
                     stack = self._mounts.get(key)
                     if stack and cur in stack:
                         stack.remove(cur)

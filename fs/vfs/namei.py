@@ -11,7 +11,7 @@ The sentry has no symbolic links, so there is nothing to follow; ``O_NOFOLLOW`` 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from mqsentry.abi.linux.errno import EBADF, ENAMETOOLONG, ENOENT, ENOTDIR
 from mqsentry.abi.linux.file import AT_FDCWD, NAME_MAX, PATH_MAX
@@ -52,7 +52,7 @@ def _start(t: "VFSTask", dirfd: int, path: str) -> Path:
     return p
 
 
-def _ebadf() -> "object":
+def _ebadf() -> NoReturn:
     raise SysError(EBADF)
 
 

@@ -17,7 +17,8 @@ Id allocation follows ``ipc_idr_alloc`` exactly:
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Generic, TypeVar
 
 from mqsentry.abi.linux.errno import EINVAL, ENOSPC
 from mqsentry.abi.linux.ipc import IPC_PRIVATE, IPCMNI, IPCMNI_SEQ_MAX, IPCMNI_SHIFT
@@ -136,7 +137,7 @@ class Registry(Generic[T]):
         obj.deleted = True
 
 
-def _first_free(used: dict[int, object], start: int, end: int) -> int:
+def _first_free(used: Mapping[int, object], start: int, end: int) -> int:
     """The first index in ``[start, end)`` not in ``used``, or -1."""
     idx = start
     while idx < end:

@@ -124,7 +124,7 @@ class Queue:
         r.waker.wake()
 
     # -- send ------------------------------------------------------------------------------------------
-    def send(self, t: "TaskContext", data: bytes, prio: int, nonblock: bool, waker: waiter.Waker | None = None) -> Waiter | None:
+    def send(self, t: "TaskContext", data: bytes, prio: int, nonblock: int, waker: waiter.Waker | None = None) -> Waiter | None:
         """Queue ``data`` at ``prio`` on behalf of ``t``.
 
         Returns None when the message was delivered. A full queue gives SysError(EAGAIN) if
@@ -219,14 +219,14 @@ class Queue:
                     return
                 raise SysError(ERESTARTSYS if t.sigpending or err != ETIMEDOUT else ETIMEDOUT)
 
-    def timed_send(self, t: "TaskContext", data: bytes, prio: int, nonblock: bool, deadline_ns: int | None) -> None:
+    def timed_send(self, t: "TaskContext", data: bytes, prio: int, nonblock: int, deadline_ns: int | None) -> None:
         """The whole of mq_timedsend's queue part for an in-process task."""
         w = self.send(t, data, prio, nonblock)
         if w is not None:
             self.wait_send(t, w, deadline_ns)
 
     # -- receive ---------------------------------------------------------------------------------------
-    def receive(self, t: "TaskContext", nonblock: bool, waker: waiter.Waker | None = None) -> tuple[bytes, int] | Waiter:
+    def receive(self, t: "TaskContext", nonblock: int, waker: waiter.Waker | None = None) -> tuple[bytes, int] | Waiter:
         """Take the oldest message of the highest priority: ``(data, prio)``.
 
         An empty queue gives SysError(EAGAIN) if ``nonblock``; otherwise a registered
@@ -319,11 +319,11 @@ class Queue:
                     return w.msg, w.prio
                 raise SysError(ERESTARTSYS if t.sigpending or err != ETIMEDOUT else ETIMEDOUT)
 
-    def timed_receive(self, t: "TaskContext", nonblock: bool, deadline_ns: int | None) -> tuple[bytes, int]:
+    def timed_receive(self, t: "TaskContext", nonblock: int, deadline_ns: int | None) -> tuple[bytes, int]:
         """The whole of mq_timedreceive's queue part for an in-process task."""
         r = self.receive(t, nonblock)
         if r.__class__ is Waiter:
-            return self.wait_receive(t, r, deadline_ns)  # type: ignore[arg-type]
+            return self.wait_receive(t, r, deadline_ns)
         return r  # type: ignore[return-value]
 
     # -- notification ----------------------------------------------------------------------------------

@@ -205,7 +205,7 @@ class Queue(Object):
         if type(rec) is Receiver:
             self.receivers.pop(rec, None)
         else:
-            self.senders.pop(rec, None)  # type: ignore[call-overload]
+            self.senders.pop(rec, None)  # type: ignore[arg-type]  # narrowed by the type() test above
 
     def ss_wakeup_locked(self) -> None:
         """``ss_wakeup``: poke, in FIFO order, the senders whose message now fits; move the others to
@@ -294,15 +294,15 @@ class Queue(Object):
             if (euid == self.uid or euid == self.cuid) and self.mode & 0o400 and s.qnum and not self.deleted:
                 seq = s.base + s.head if mode == SEARCH_ANY else s.find(msgtyp, mode)
                 if seq >= 0:
-                    blob = s.slots[seq - s.base]
-                    msgsz = len(blob) - 8  # type: ignore[arg-type]
+                    blob: bytes = s.slots[seq - s.base]  # type: ignore[assignment]  # a live seq's slot is set
+                    msgsz = len(blob) - 8
                     if bufsz >= msgsz or msgflg & MSG_NOERROR:
                         s.remove(seq, msgtyp if mode == SEARCH_EQUAL else _mtype_of(blob)[0], msgsz)
                         self.rtime = t.kernel.clock.now_s()
                         self.lrpid = t.tg.tgid
                         if self.senders:
                             self.ss_wakeup_locked()
-                        return blob  # type: ignore[return-value]
+                        return blob
         return self._receive_slow(t, bufsz, msgtyp, mode, msgflg)
 
     def _receive_slow(self, t: "TaskContext", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:

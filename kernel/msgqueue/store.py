@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Iterator
+from typing import Iterator, cast
 
 from mqsentry.abi.linux.msgqueue import MTYPE
 
@@ -259,7 +259,7 @@ class MessageStore:
             if fifo is None:
                 fifo = fifos[mtype] = deque()
             fifo.append(seq)
-        self.slots = live
+        self.slots = cast("list[bytes | None]", live)  # a new list: no alias of it holds None
         self.base = base
         self.head = 0
         self.fifos = fifos

@@ -302,7 +302,8 @@ class Platform:
         ctx.nid = n.id
         ctx.nr = nr
         ctx.validate = self.listener.id_valid
-        ctx.post = post = []
+        post: list[Callable[[], None]] = []
+        ctx.post = post
         fn = self.handlers.get(nr)
         a = n.args
         prep = self.prepare.get(nr)

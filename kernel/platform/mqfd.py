@@ -32,6 +32,7 @@ from typing import Any, Callable
 from mqsentry.abi.linux.file import O_ACCMODE, O_CLOEXEC, O_NONBLOCK
 from mqsentry.abi.linux.limits import RLIMIT_MSGQUEUE, RLIMIT_NOFILE
 from mqsentry.abi.linux.signal import SIGEV_THREAD
+from mqsentry.fs.mqfs import QueueFD
 from mqsentry.fs.vfs.context import fd_table
 from mqsentry.fs.vfs.file import FileDescription
 from mqsentry.kernel import waiter
@@ -108,10 +109,10 @@ class MqFiles:
         self.backend: Any = None
 
     # -- FUSE hooks ------------------------------------------------------------------------------------
-    def read(self, desc: Any) -> bytes:
+    def read(self, desc: QueueFD) -> bytes:
         return desc.queue.status().encode()
 
-    def poll(self, desc: Any, events: int) -> int:
+    def poll(self, desc: QueueFD, events: int) -> int:
         return desc.queue.readiness(events)
 
     def attr(self, desc: Any) -> tuple[int, int, int, int, int, int, int]:
@@ -246,7 +247,7 @@ class MqFiles:
             plat.listener.addfd(n.id, host_fd, O_CLOEXEC, send=True)
         except OSError as e:
             if e.errno != errno.ENOENT:
-                plat.listener.send(n.id, 0, -e.errno)  # EMFILE: the queue (if created) stays
+                plat.listener.send(n.id, 0, -(e.errno or errno.EIO))  # EMFILE: the queue (if created) stays
             else:
                 plat.stats["lost_replies"] += 1
         finally:
@@ -348,7 +349,7 @@ def attach(plat: Platform, use_fuse: bool = True) -> MqFiles | None:
 
         backend = SocketBackend(files)
     files.backend = backend
-    plat.prepare[NR_MQ_OPEN] = files.prepare_open  # type: ignore[assignment]
+    plat.prepare[NR_MQ_OPEN] = files.prepare_open
     plat.replies[NR_MQ_OPEN] = files.reply_open
     plat.prepare[NR_MQ_TIMEDSEND] = files.prepare_fd
     plat.prepare[NR_MQ_TIMEDRECEIVE] = files.prepare_fd

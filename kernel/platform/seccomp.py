@@ -255,7 +255,7 @@ class Listener:
         ret = _ioctl(self.fd, SECCOMP_IOCTL_NOTIF_ADDFD, buf)
         if ret < 0:
             raise _err("SECCOMP_IOCTL_NOTIF_ADDFD")
-        return ret
+        return int(ret)
 
 
 # -- small syscall wrappers the platform needs ----------------------------------------------------------

@@ -591,7 +591,7 @@ class _SigmaskSwap:
         if self.old is None:
             return
         if interrupted and hasattr(self.t, "saved_sig_mask"):
-            self.t.saved_sig_mask = self.old  # type: ignore[attr-defined]
+            self.t.saved_sig_mask = self.old
         else:
             self.t.set_sig_mask(self.old)
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mqsentry.kernel.mq.queue import Queue
 
 
-_TS = TIMESPEC.codec.unpack
+_TS: Callable[[bytes], tuple[int, int]] = TIMESPEC.codec.unpack
 _MQ_ATTR_UNPACK = MQ_ATTR.codec.unpack
 _MQ_ATTR_PACK = MQ_ATTR.codec.pack
 _SIGEVENT_UNPACK = SIGEVENT.codec.unpack
@@ -63,7 +63,7 @@ def _queue_fd(t: Task, mqdes: int) -> QueueFD:
     desc = t.fd_table.files.get(mqdes & _MASK32)
     if type(desc) is not QueueFD and not isinstance(desc, QueueFD):
         raise SysError(EBADF)
-    return desc  # type: ignore[return-value]
+    return desc
 
 
 def _name(t: Task, addr: int) -> str:
@@ -143,7 +143,7 @@ def mq_timedreceive(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: i
         raise SysError(EMSGSIZE)
     r = q.receive(t, flags & O_NONBLOCK)
     if r.__class__ is tuple:
-        data, prio = r  # type: ignore[misc]
+        data, prio = r
     else:
         data, prio = q.wait_receive(t, r, deadline)  # type: ignore[arg-type]
     undo = t.undo

@@ -48,7 +48,7 @@ _SEQ_SHIFT = IPCMNI_SHIFT
 
 
 def msgget(t: Task, key: int, msgflg: int, *_: int) -> int:
-    return t.ipc_ns.msgqueues.get(t, int32(key), int32(msgflg))  # type: ignore[no-any-return]
+    return t.ipc_ns.msgqueues.get(t, int32(key), int32(msgflg))
 
 
 def msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, *_: int) -> int:
@@ -142,11 +142,11 @@ def msgctl(t: Task, msqid: int, cmd: int, buf: int, *_: int) -> int:
     if cmd == IPC_INFO or cmd == MSG_INFO:
         ret, fields = reg.info(cmd)
         t.copy_out(uint64(buf), MSGINFO.pack(*fields))
-        return ret  # type: ignore[no-any-return]
+        return ret
     if cmd == IPC_STAT or cmd == MSG_STAT or cmd == MSG_STAT_ANY:
         ret, fields = reg.stat(t, msqid, cmd)
         t.copy_out(uint64(buf), MSQID64_DS.pack(*fields))
-        return ret  # type: ignore[no-any-return]
+        return ret
     if cmd == IPC_SET:
         ds = MSQID64_DS.unpack(t.copy_in(uint64(buf), _MSQID_SIZE))
         reg.set(t, msqid, ds[_I_UID], ds[_I_GID], ds[_I_MODE], ds[_I_QBYTES])

@@ -27,6 +27,7 @@ from mqsentry.abi.linux.socket import (AF_MAX, AF_NETLINK, IOVEC, MSG_DONTWAIT, 
 from mqsentry.fs.vfs.context import fd_table
 from mqsentry.fs.vfs.file import FileDescription, anon_inode_dev
 from mqsentry.kernel import waiter
+from mqsentry.kernel.context import TaskContext
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.task import Task
 from mqsentry.syscalls.linux.args import int32, uint32, uint64
@@ -80,7 +81,7 @@ class NetlinkSocket(FileDescription):
                 return None
             return self._rq[0] if peek else self._rq.popleft()
 
-    def recv(self, t: Task, flags: int) -> bytes:
+    def recv(self, t: TaskContext, flags: int) -> bytes:
         """The next datagram (``skb_recv_datagram``): EAGAIN when empty and non-blocking, otherwise
         sleep (ERESTARTSYS on a signal: no SO_RCVTIMEO, so the timeout is infinite)."""
         if flags & MSG_OOB:
@@ -104,7 +105,7 @@ class NetlinkSocket(FileDescription):
         finally:
             self._waiters.unregister(e)
 
-    def read(self, t: Task, n: int, offset: int | None) -> bytes:
+    def read(self, t: TaskContext, n: int, offset: int | None) -> bytes:
         """read(2) = recv with no flags: a datagram, truncated to ``n`` (the rest is dropped)."""
         return self.recv(t, 0)[:n]
 
@@ -120,7 +121,7 @@ class NetlinkSocket(FileDescription):
     def event_unregister(self, e: waiter.Entry) -> None:
         self._waiters.unregister(e)
 
-    def stat(self, t: Task) -> "Stat":
+    def stat(self, t: TaskContext) -> "Stat":
         from mqsentry.fs.vfs.inode import Stat
 
         # sockfs: S_IFSOCK|0777 owned by the creator; the sentry reports root.

@@ -12,6 +12,8 @@ is what hypothesis shrinks towards.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hypothesis import strategies as st
 
 from mqsentry.abi.linux.capability import CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_OWNER, CAP_SYS_ADMIN
@@ -28,7 +30,7 @@ LONG_MAX = (1 << 63) - 1
 ACTOR = st.integers(0, 7)
 
 
-def pick(common: list, rare: list = (), weight: int = 4) -> st.SearchStrategy:  # type: ignore[type-arg]
+def pick(common: list, rare: Sequence = (), weight: int = 4) -> st.SearchStrategy:
     """One of ``common`` (each ``weight`` times as likely as a ``rare`` value); shrinks to common[0].
     The rare values sit in the middle: hypothesis favours both ends of a sampled list."""
     half = (weight + 1) // 2

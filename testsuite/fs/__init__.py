@@ -24,7 +24,7 @@ def reg(v: int) -> int:
 
 def scratch(target: Target, proc: Proc, name: str, mode: int = 0o777) -> str:
     """A fresh world-writable directory ``name`` inside the target's scratch directory."""
-    path = os.path.join(target.scratch_dir, name)  # type: ignore[attr-defined]
+    path = os.path.join(target.scratch_dir, name)
     proc.mkdir(path, 0o777)
     # mkdir applies the umask; chmod through an fd makes the mode exact.
     fd = proc.openat(path, 0)

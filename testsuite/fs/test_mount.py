@@ -46,7 +46,7 @@ def test_mount_tmpfs_statfs(target: Target, proc: Proc) -> None:
 
 def test_statfs_errors(target: Target, proc: Proc) -> None:
     with expect_errno(ENOENT):
-        proc.statfs(os.path.join(target.scratch_dir, "missing"))  # type: ignore[attr-defined]
+        proc.statfs(os.path.join(target.scratch_dir, "missing"))
     with expect_errno(14):  # EFAULT
         proc.call("statfs", target.bad_addr, proc.alloc(120))
     with expect_errno(9):  # EBADF

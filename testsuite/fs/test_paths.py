@@ -134,7 +134,7 @@ def test_dirfd_relative(target: Target, proc: Proc) -> None:
     with expect_errno(ENOENT):
         proc.stat_path(os.path.join(d, "f"))
     # ".." from the directory reaches its parent.
-    assert proc.stat_path(os.path.join(d, "..")).ino == proc.stat_path(target.scratch_dir).ino  # type: ignore[attr-defined]
+    assert proc.stat_path(os.path.join(d, "..")).ino == proc.stat_path(target.scratch_dir).ino
 
 
 def test_umask(target: Target, proc: Proc) -> None:
@@ -196,7 +196,7 @@ def test_mkdir_rmdir_unlink_errors(target: Target, proc: Proc) -> None:
 def test_sticky_and_permissions(target: Target, proc: Proc) -> None:
     d = scratch(target, proc, "sticky", 0o1777)
     # The scratch dir itself must be searchable by the unprivileged users.
-    top = proc.openat(target.scratch_dir, O_RDONLY)  # type: ignore[attr-defined]
+    top = proc.openat(target.scratch_dir, O_RDONLY)
     proc.fchmod(top, 0o755)
     f = os.path.join(d, "owned")
     touch(proc, f)
@@ -282,7 +282,7 @@ def test_lseek_noop_on_epoll(proc: Proc) -> None:
 
 def test_fchmod_fchown(target: Target, proc: Proc) -> None:
     d = scratch(target, proc, "attr")
-    top = proc.openat(target.scratch_dir, O_RDONLY)  # type: ignore[attr-defined]
+    top = proc.openat(target.scratch_dir, O_RDONLY)
     proc.fchmod(top, 0o755)
     f = os.path.join(d, "file")
     touch(proc, f)

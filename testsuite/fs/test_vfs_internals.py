@@ -13,6 +13,7 @@ import pytest
 from mqsentry.abi.linux.file import EPOLL_CTL_ADD, EPOLLIN
 from mqsentry.fs.vfs import FileDescription, fd_table
 from mqsentry.fs.vfs.epoll import EpollInstance
+from mqsentry.kernel.context import TaskContext
 from mqsentry.kernel.task import Task
 from mqsentry.testsuite.targets.base import Target
 
@@ -29,8 +30,8 @@ class Probe(FileDescription):
         self.flushed_by: list[int] = []
         self.released = 0
 
-    def flush(self, t: Task) -> None:
-        self.flushed_by.append(t.pid)
+    def flush(self, t: TaskContext) -> None:
+        self.flushed_by.append(t.tg.tgid)
 
     def release(self) -> None:
         self.released += 1

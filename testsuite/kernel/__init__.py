@@ -24,13 +24,13 @@ NO_SUCH_PID = 0x3FFF_FFFF
 def getresuid(p: Proc) -> tuple[int, int, int]:
     ptrs = [p.alloc(4) for _ in range(3)]
     p.call("getresuid", *ptrs)
-    return tuple(struct.unpack("<I", p.read(a, 4))[0] for a in ptrs)  # type: ignore[return-value]
+    return tuple(struct.unpack("<I", p.read(a, 4))[0] for a in ptrs)
 
 
 def getresgid(p: Proc) -> tuple[int, int, int]:
     ptrs = [p.alloc(4) for _ in range(3)]
     p.call("getresgid", *ptrs)
-    return tuple(struct.unpack("<I", p.read(a, 4))[0] for a in ptrs)  # type: ignore[return-value]
+    return tuple(struct.unpack("<I", p.read(a, 4))[0] for a in ptrs)
 
 
 def getgroups(p: Proc) -> list[int]:

@@ -130,7 +130,7 @@ class ProcCore:
         self.call("capget", hdr, data)
         raw = self.read(data, 2 * CAP_DATA.size)
         lo, hi = CAP_DATA.unpack_from(raw, 0), CAP_DATA.unpack_from(raw, CAP_DATA.size)
-        return tuple(lo[i] | hi[i] << 32 for i in range(3))  # type: ignore[return-value]
+        return tuple(lo[i] | hi[i] << 32 for i in range(3))
 
     def capset(self, effective: int, permitted: int, inheritable: int = 0) -> None:
         hdr = self.buf(struct.pack("<Ii", LINUX_CAPABILITY_VERSION_3, 0))

@@ -10,6 +10,7 @@ InterruptSend (whose relative-timeout reading of abs_timeout is a flaw fixed her
 
 from __future__ import annotations
 
+import functools
 import time
 
 from mqsentry.abi.linux.errno import EAGAIN, EINTR, ETIMEDOUT
@@ -153,9 +154,9 @@ def test_general(proc: Proc) -> None:
     fd = create(proc)
     n = 5
     receivers = [proc.thread() for _ in range(n)]
-    futs = [start_blocked(r, lambda r=r: r.mq_receive(fd, MSGSIZE)) for r in receivers]
+    futs = [start_blocked(r, functools.partial(r.mq_receive, fd, MSGSIZE)) for r in receivers]
     senders = [proc.thread() for _ in range(n)]
-    sfuts = [background(lambda s=s: s.mq_send(fd, MSG, 1)) for s in senders]
+    sfuts = [background(functools.partial(s.mq_send, fd, MSG, 1)) for s in senders]
     for f in sfuts:
         assert f.result(WAIT) is None
     for f in futs:

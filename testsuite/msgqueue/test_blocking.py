@@ -10,6 +10,7 @@ MsgSndRmWhileBlocking, MsgRcvRmWhileBlocking, MsgOpGeneral, InterruptRecv, Inter
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 from typing import Any
 
 import pytest
@@ -87,8 +88,8 @@ def test_op_general(proc: Proc) -> None:
     types = [1, 2, 3, 4, 5] * 2
     receivers = [proc.thread() for _ in types]
     senders = [proc.thread() for _ in types]
-    rfuts = [background(lambda r=r, t=t: r.msgrcv(q, MSG_SIZE + 1, t)) for r, t in zip(receivers, types)]
-    sfuts = [background(lambda s=s, t=t: s.msgsnd(q, t, text(t))) for s, t in zip(senders, types)]
+    rfuts = [background(functools.partial(r.msgrcv, q, MSG_SIZE + 1, t)) for r, t in zip(receivers, types)]
+    sfuts = [background(functools.partial(s.msgsnd, q, t, text(t))) for s, t in zip(senders, types)]
     for f in sfuts:
         assert f.result(WAIT) is None
     for f, t in zip(rfuts, types):

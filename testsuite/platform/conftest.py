@@ -15,7 +15,7 @@ def platform_ok() -> None:
 
 
 @pytest.fixture(scope="session")
-def cprog(platform_ok: None, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def cprog(platform_ok: None, tmp_path_factory: pytest.TempPathFactory):
     """``cprog(name)``: the path of testsuite/platform/c/<name>.c compiled for this session."""
     outdir = str(tmp_path_factory.mktemp("platform-c"))
 

@@ -63,7 +63,7 @@ class Sentry:
         return struct.unpack_from("<q", raw)[0], raw[8:]
 
     def drain(self) -> list[tuple[int, bytes] | int]:
-        out = []
+        out: list[tuple[int, bytes] | int] = []
         while True:
             r = self.recv()
             if r == ENOMSG:
@@ -242,7 +242,7 @@ class Caller:
         return err if err else val
 
     def put(self, mtype: int, text: bytes) -> None:
-        self.buf[:8 + len(text)] = _msg(mtype, text)
+        ctypes.memmove(self.buf, _msg(mtype, text), 8 + len(text))
 
 
 def test_failed_send_puts_the_message_back(plat: Any) -> None:
@@ -258,7 +258,7 @@ def test_failed_send_puts_the_message_back(plat: Any) -> None:
     assert task.undo == []
     q = task.ipc_ns.msgqueues.by_idx[qid & 0x7FFF]
     assert q.store.qnum == 1
-    c.buf[:16] = b"\0" * 16
+    ctypes.memset(c.buf, 0, 16)
     assert c.call(4, MSGRCV, qid, c.addr, 64, 0, IPC_NOWAIT) == 8
     assert c.buf.raw[:16] == _msg(3, b"precious")
     assert q.store.qnum == 0

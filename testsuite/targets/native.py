@@ -617,6 +617,7 @@ class _NativeProcess:
 
 
 class NativeTask(TaskHandle):
+    target: "NativeTarget"
     """One thread of a test process on the host kernel."""
 
     def __init__(self, target: "NativeTarget", proc: _NativeProcess, chan: _Channel, pid: int, tid: int,
