@@ -4,7 +4,8 @@ The repository root is this package's directory: ``kernel/``, ``syscalls/``, ``a
 ``testsuite/`` and ``tools/`` install as ``mqsentry.kernel``, ``mqsentry.syscalls`` and so on.
 
 ``from mqsentry import Kernel`` gives a fully wired kernel (syscall tables, filesystems, IPC
-engines), built by the composition root :mod:`mqsentry.boot`. The names are resolved lazily (PEP 562) so that importing one leaf module, such as
+engines), built by the composition root :mod:`mqsentry.boot`. The names are resolved lazily (PEP 562)
+so that importing one leaf module, such as
 ``mqsentry.abi.linux.errno``, does not import the whole sentry.
 
 Linux counterpart: none (packaging). gVisor counterpart: the ``runsc`` binary, whose ``boot`` package

@@ -35,7 +35,7 @@ class IPCNamespace(IPCSysctls):
     once, by :meth:`Kernel.ipc_ns_released <mqsentry.kernel.kernel.Kernel.ipc_ns_released>`.
     """
 
-    def __init__(self, kernel: "Kernel", creator_uid: int, posix_registry: PosixRegistryFactory) -> None:
+    def __init__(self, kernel: Kernel, creator_uid: int, posix_registry: PosixRegistryFactory) -> None:
         super().__init__()
         self.kernel = kernel
         self.creator_uid = creator_uid

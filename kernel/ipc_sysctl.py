@@ -16,8 +16,17 @@ import threading
 from dataclasses import dataclass
 
 from mqsentry.abi.linux.errno import EACCES, EINVAL
-from mqsentry.abi.linux.mqueue import (DFLT_MSG, DFLT_MSGMAX, DFLT_MSGSIZE, DFLT_MSGSIZEMAX, DFLT_QUEUESMAX,
-                                       HARD_MSGMAX, HARD_MSGSIZEMAX, MIN_MSGMAX, MIN_MSGSIZEMAX)
+from mqsentry.abi.linux.mqueue import (
+    DFLT_MSG,
+    DFLT_MSGMAX,
+    DFLT_MSGSIZE,
+    DFLT_MSGSIZEMAX,
+    DFLT_QUEUESMAX,
+    HARD_MSGMAX,
+    HARD_MSGSIZEMAX,
+    MIN_MSGMAX,
+    MIN_MSGSIZEMAX,
+)
 from mqsentry.abi.linux.msgqueue import MSGMAX, MSGMNB, MSGMNI
 from mqsentry.kernel.errors import SysError
 

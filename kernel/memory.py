@@ -45,7 +45,8 @@ class AddressSpace:
     (MemoryError-free: :meth:`alloc` raises ``MemoryFault`` when the cap would be passed).
 
     Guarded by ``_mu``: writes of ``snapshot`` (read lock-free: it is replaced, never mutated),
-    ``_next``, ``mapped``. Region contents are not guarded: concurrent syscalls of one process touching the same buffer race as they do on Linux.
+    ``_next``, ``mapped``. Region contents are not guarded: concurrent syscalls of one process touching
+    the same buffer race as they do on Linux.
     """
 
     def __init__(self, base: int = DEFAULT_BASE, limit: int = 1 << 30) -> None:
@@ -88,7 +89,7 @@ class AddressSpace:
             self.mapped -= len(regions[i])
             self.snapshot = (starts[:i] + starts[i + 1:], regions[:i] + regions[i + 1:], views[:i] + views[i + 1:])
 
-    def fork(self) -> "AddressSpace":
+    def fork(self) -> AddressSpace:
         """A copy-on-fork duplicate (eagerly copied)."""
         other = AddressSpace(limit=self.limit)
         with self._mu:

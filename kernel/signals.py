@@ -20,10 +20,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mqsentry.abi.linux.errno import (EINTR, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS)
-from mqsentry.abi.linux.signal import (DEFAULT_IGNORE, DEFAULT_STOP, NSIG, SA_NODEFER, SA_RESETHAND, SA_RESTART,
-                              SIG_DFL, SIG_IGN, SIGCONT, SIGINFO, SIGKILL, SIGRTMIN, SIGSTOP, UNBLOCKABLE,
-                              sigmask)
+from mqsentry.abi.linux.errno import EINTR, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS
+from mqsentry.abi.linux.signal import (
+    DEFAULT_IGNORE,
+    DEFAULT_STOP,
+    NSIG,
+    SA_NODEFER,
+    SA_RESETHAND,
+    SA_RESTART,
+    SIG_DFL,
+    SIG_IGN,
+    SIGCONT,
+    SIGINFO,
+    SIGKILL,
+    SIGRTMIN,
+    SIGSTOP,
+    UNBLOCKABLE,
+    sigmask,
+)
 
 if TYPE_CHECKING:
     from mqsentry.kernel.task import Task, ThreadGroup
@@ -56,7 +70,7 @@ class SigInfo:
                             self.value & 0xFFFF_FFFF_FFFF_FFFF)
 
     @classmethod
-    def unpack(cls, data: bytes) -> "SigInfo":
+    def unpack(cls, data: bytes) -> SigInfo:
         signo, err, code, pid, uid, value = SIGINFO.unpack(data)
         return cls(signo=signo, code=code, pid=pid, uid=uid, value=value, errno=err)
 
@@ -136,7 +150,7 @@ def valid_signal(sig: int) -> bool:
 
 # -- sending (callers hold Kernel.sig_mu) -----------------------------------------------------------
 
-def prepare_signal(tg: "ThreadGroup", sig: int) -> None:
+def prepare_signal(tg: ThreadGroup, sig: int) -> None:
     """Side effects of generating ``sig`` that happen even when it is then ignored: SIGCONT resumes a
     stopped group and discards pending stop signals; a stop signal discards a pending SIGCONT."""
     if sig == SIGCONT:
@@ -153,14 +167,14 @@ def prepare_signal(tg: "ThreadGroup", sig: int) -> None:
             t.pending.discard(sigmask(SIGCONT))
 
 
-def sig_ignored(t: "Task", sig: int) -> bool:
+def sig_ignored(t: Task, sig: int) -> bool:
     """``sig_ignored``: blocked signals are never ignored (the handler may change before unblock)."""
     if t.sig_mask & sigmask(sig):
         return False
     return handler_ignores(t.tg.actions[sig], sig)
 
 
-def wants_signal(sig: int, t: "Task") -> bool:
+def wants_signal(sig: int, t: Task) -> bool:
     """``wants_signal``: may ``t`` take ``sig`` now?"""
     if t.sig_mask & sigmask(sig) or t.exited:
         return False
@@ -171,7 +185,7 @@ def wants_signal(sig: int, t: "Task") -> bool:
     return t.state != "R" or not t.sigpending
 
 
-def send_locked(target: "Task", info: SigInfo, group: bool) -> None:
+def send_locked(target: Task, info: SigInfo, group: bool) -> None:
     """Generate a signal (``__send_signal_locked`` + ``complete_signal``).
 
     ``target`` is the thread for a thread-directed signal, or the task found by pid (normally the

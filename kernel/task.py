@@ -21,17 +21,35 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect as _bisect
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from mqsentry.abi.linux.errno import EFAULT, EINTR, ENOSYS, ESRCH, ETIMEDOUT
-from mqsentry.abi.linux.limits import (DEFAULT_MSGQUEUE, DEFAULT_NOFILE, RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_MSGQUEUE,
-                              RLIMIT_NOFILE, RLIMIT_SIGPENDING, RLIMIT_STACK)
+from mqsentry.abi.linux.limits import (
+    DEFAULT_MSGQUEUE,
+    DEFAULT_NOFILE,
+    RLIM_INFINITY,
+    RLIM_NLIMITS,
+    RLIMIT_MSGQUEUE,
+    RLIMIT_NOFILE,
+    RLIMIT_SIGPENDING,
+    RLIMIT_STACK,
+)
 from mqsentry.abi.linux.signal import NSIG, SA_RESETHAND, SIG_DFL, SIG_IGN, UNBLOCKABLE, sigmask
 from mqsentry.kernel.auth.credentials import Credentials
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.memory import AddressSpace, MemoryFault
-from mqsentry.kernel.signals import (DeliveredSignal, PendingSet, SigAction, SigInfo, default_ignored, default_stops,
-                            handler_mask, restart_effect, send_locked)
+from mqsentry.kernel.signals import (
+    DeliveredSignal,
+    PendingSet,
+    SigAction,
+    SigInfo,
+    default_ignored,
+    default_stops,
+    handler_mask,
+    restart_effect,
+    send_locked,
+)
 
 if TYPE_CHECKING:
     from mqsentry.fs.vfs.context import FSContext, KernelVFS
@@ -63,7 +81,7 @@ class ThreadGroup:
     ``exit_hooks`` run once when the last thread exits (fd tables hang their cleanup there).
     """
 
-    def __init__(self, kernel: "Kernel", tgid: int, mm: Any, parent: "ThreadGroup | None") -> None:
+    def __init__(self, kernel: Kernel, tgid: int, mm: Any, parent: ThreadGroup | None) -> None:
         self.kernel = kernel
         self.tgid = tgid
         self.parent = parent
@@ -86,7 +104,7 @@ class ThreadGroup:
         self.signal_sink: Callable[[Task, SigInfo, bool], None] | None = None
 
     @property
-    def leader(self) -> "Task | None":
+    def leader(self) -> Task | None:
         return self.tasks[0] if self.tasks else None
 
     def begin_exit(self, sig: int) -> None:
@@ -117,8 +135,8 @@ class Task:
     a syscall, "T" stopped), and read by others for diagnostics.
     """
 
-    def __init__(self, kernel: "Kernel", tid: int, tg: ThreadGroup, creds: Credentials, ipc_ns: "IPCNamespace",
-                 fd_table: "FDTable", fs_context: "FSContext", mnt_ns: "MountNamespace") -> None:
+    def __init__(self, kernel: Kernel, tid: int, tg: ThreadGroup, creds: Credentials, ipc_ns: IPCNamespace,
+                 fd_table: FDTable, fs_context: FSContext, mnt_ns: MountNamespace) -> None:
         self.kernel = kernel
         self.tid = tid
         self.tg = tg
@@ -166,7 +184,7 @@ class Task:
         return self.tg.mm
 
     @property
-    def vfs(self) -> "KernelVFS":
+    def vfs(self) -> KernelVFS:
         """The kernel's VFS (mount(2)'s filesystem types, the initial mount namespace)."""
         return self.kernel.vfs
 
@@ -527,12 +545,12 @@ class Task:
             self.kernel.task_exited_locked(self)
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def fork(self, mm: Any = None, tid: int | None = None) -> "Task":
+    def fork(self, mm: Any = None, tid: int | None = None) -> Task:
         """A new process that copies this one (memory, signal actions and mask, creds, rlimits), in the
         same IPC namespace. ``mm`` replaces the copied memory (hosts supply their own)."""
         return self.kernel.fork_task(self, mm=mm, tid=tid)
 
-    def clone_thread(self, tid: int | None = None) -> "Task":
+    def clone_thread(self, tid: int | None = None) -> Task:
         """A new thread in this process (shares memory, fds, signal actions; copies creds and mask)."""
         return self.kernel.clone_thread(self, tid=tid)
 

@@ -14,7 +14,8 @@ same engine code serves both.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 # Event masks (the poll bits, as gVisor's waiter.EventMask).
 EVENT_IN = 0x001

@@ -5,20 +5,21 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: Generous bound for anything a test waits on; a correct run takes milliseconds.
 WAIT = 20.0
 
 
-def background(fn: Callable[[], Any]) -> "concurrent.futures.Future[Any]":
+def background(fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
     """Run ``fn`` on a new daemon thread; the future holds its result or exception."""
     fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
     def run() -> None:
         try:
             fut.set_result(fn())
-        except BaseException as e:  # noqa: BLE001 - handed to the test
+        except BaseException as e:
             fut.set_exception(e)
 
     threading.Thread(target=run, daemon=True).start()
@@ -36,7 +37,7 @@ def wait_until(pred: Callable[[], bool], timeout: float = WAIT, what: str = "con
         delay = min(delay * 2, 0.02)
 
 
-def start_blocked(proc: Any, fn: Callable[[], Any]) -> "concurrent.futures.Future[Any]":
+def start_blocked(proc: Any, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
     """Run ``fn`` (a call on ``proc``) in the background and wait until ``proc`` sleeps in it."""
     fut = background(fn)
     wait_until(lambda: fut.done() or proc.is_blocked(), what=f"task {proc.tid} to block")
@@ -45,7 +46,7 @@ def start_blocked(proc: Any, fn: Callable[[], Any]) -> "concurrent.futures.Futur
     return fut
 
 
-def errno_of(fut: "concurrent.futures.Future[Any]") -> int:
+def errno_of(fut: concurrent.futures.Future[Any]) -> int:
     """The LinuxError errno a background call ended with (it must fail)."""
     from mqsentry.testsuite.libc.errors import LinuxError
 

@@ -25,13 +25,14 @@ import platform
 import pstats
 import statistics
 import struct
+import subprocess
 import sys
 import threading
-import subprocess
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_RDWR
@@ -86,7 +87,8 @@ class Row:
         return "PASS" if self.value <= self.target else "MISS"
 
     def render(self) -> str:
-        fmt: Callable[[float], str] = (lambda v: f"{v:.2f}x") if self.unit == "x" else (lambda v: f"{v:.0f} {self.unit}")
+        fmt: Callable[[float], str] = ((lambda v: f"{v:.2f}x") if self.unit == "x"
+                                       else (lambda v: f"{v:.0f} {self.unit}"))
         val = fmt(self.value) if self.value is not None else "n/a"
         tgt = "<= " + fmt(self.target)
         line = f"{self.label:<50} {self.sentry:>11} {self.base:>11} {val:>9} {tgt:>10}  {self.verdict()}"

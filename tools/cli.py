@@ -13,11 +13,11 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Sequence
-
+from collections.abc import Sequence
 
 #: Modules that add a subcommand: ``add_parser(subparsers) -> parser`` and ``run(args) -> int``.
-PLUGINS = ("mqsentry.tools.run", "mqsentry.tools.fuzz", "mqsentry.tools.stress", "mqsentry.tools.difftest", "mqsentry.tools.permmatrix")
+PLUGINS = ("mqsentry.tools.run", "mqsentry.tools.fuzz", "mqsentry.tools.stress", "mqsentry.tools.difftest",
+           "mqsentry.tools.permmatrix")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,8 @@ import struct
 import sys
 import threading
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.errno import EAGAIN, EINVAL, ENOSYS, ETIMEDOUT
@@ -23,7 +24,16 @@ from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_NONBLOCK, O_RDWR, O_WRONL
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_STAT
 from mqsentry.abi.linux.mqueue import MQ_ATTR
 from mqsentry.abi.linux.msgqueue import MSG_NOERROR, MSQID64_DS
-from mqsentry.abi.linux.signal import SA_RESTORER, SA_SIGINFO, SI_MESGQ, SIGACTION, SIGEV_SIGNAL, SIGEVENT, SIGSET_SIZE, SIGUSR1
+from mqsentry.abi.linux.signal import (
+    SA_RESTORER,
+    SA_SIGINFO,
+    SI_MESGQ,
+    SIGACTION,
+    SIGEV_SIGNAL,
+    SIGEVENT,
+    SIGSET_SIZE,
+    SIGUSR1,
+)
 from mqsentry.abi.linux.time import TIMESPEC
 from mqsentry.boot import Kernel
 from mqsentry.kernel.ktime import ManualClock

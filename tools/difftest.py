@@ -13,7 +13,7 @@ import sys
 import time
 
 
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "difftest", help="compare the sentry with the host kernel on generated sequences",
         description="Run hypothesis-generated sequences of SysV and POSIX message-queue operations by "

@@ -41,27 +41,68 @@ import threading
 import time
 import tracemalloc
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, ClassVar
 
-from mqsentry.kernel.task import Task
 from mqsentry.abi.linux import sysno
-from mqsentry.abi.linux.capability import (ALL_CAPS, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_OWNER, CAP_KILL, CAP_SETGID,
-                                  CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE)
+from mqsentry.abi.linux.capability import (
+    ALL_CAPS,
+    CAP_DAC_OVERRIDE,
+    CAP_FOWNER,
+    CAP_IPC_OWNER,
+    CAP_KILL,
+    CAP_SETGID,
+    CAP_SETUID,
+    CAP_SYS_ADMIN,
+    CAP_SYS_RESOURCE,
+)
 from mqsentry.abi.linux.errno import ENOSYS, ESRCH
-from mqsentry.abi.linux.file import (F_DUPFD, F_GETFD, F_GETFL, F_SETFD, F_SETFL, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
-                            O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, POLLIN, POLLOUT)
+from mqsentry.abi.linux.file import (
+    F_DUPFD,
+    F_GETFD,
+    F_GETFL,
+    F_SETFD,
+    F_SETFL,
+    O_CLOEXEC,
+    O_CREAT,
+    O_DIRECTORY,
+    O_EXCL,
+    O_NONBLOCK,
+    O_RDONLY,
+    O_RDWR,
+    O_WRONLY,
+    POLLIN,
+    POLLOUT,
+)
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
-from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY, MSQID64_DS
 from mqsentry.abi.linux.mqueue import MQ_ATTR
+from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY, MSQID64_DS
 from mqsentry.abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS
-from mqsentry.abi.linux.signal import (SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_DFL, SIG_IGN,
-                              SIGCONT, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEVENT, SIGACTION, SIGKILL,
-                              SIGRTMIN, SIGSTOP, SIGTERM)
+from mqsentry.abi.linux.signal import (
+    SA_NODEFER,
+    SA_RESETHAND,
+    SA_RESTART,
+    SA_RESTORER,
+    SA_SIGINFO,
+    SIG_DFL,
+    SIG_IGN,
+    SIGACTION,
+    SIGCONT,
+    SIGEV_NONE,
+    SIGEV_SIGNAL,
+    SIGEV_THREAD,
+    SIGEVENT,
+    SIGKILL,
+    SIGRTMIN,
+    SIGSTOP,
+    SIGTERM,
+)
 from mqsentry.abi.linux.socket import AF_NETLINK, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW
 from mqsentry.boot import Kernel
 from mqsentry.kernel.memory import AddressSpace
 from mqsentry.kernel.signals import SigInfo, send_locked
+from mqsentry.kernel.task import Task
 from mqsentry.tools import invariants
 
 SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM = 10, 12, 17, 14
@@ -78,14 +119,14 @@ _U64 = struct.Struct("<Q")
 
 #: Credential profiles of the task pool: (label, new_task kwargs).
 PROFILES: list[tuple[str, dict[str, Any]]] = [
-    ("root", dict(uid=0, gid=0)),
-    ("root-nocaps", dict(uid=0, gid=0, caps=ALL_CAPS & ~((1 << CAP_SYS_ADMIN) | (1 << CAP_IPC_OWNER)
+    ("root", {"uid": 0, "gid": 0}),
+    ("root-nocaps", {"uid": 0, "gid": 0, "caps": ALL_CAPS & ~((1 << CAP_SYS_ADMIN) | (1 << CAP_IPC_OWNER)
                                                          | (1 << CAP_SYS_RESOURCE) | (1 << CAP_DAC_OVERRIDE)
-                                                         | (1 << CAP_FOWNER) | (1 << CAP_KILL)))),
-    ("user1000", dict(uid=1000, gid=1000, groups=(100,))),
-    ("user1001", dict(uid=1001, gid=100)),
-    ("user1002+ipc_owner", dict(uid=1002, gid=1002, caps=(1 << CAP_IPC_OWNER) | (1 << CAP_SETUID)
-                                | (1 << CAP_SETGID))),
+                                                         | (1 << CAP_FOWNER) | (1 << CAP_KILL))}),
+    ("user1000", {"uid": 1000, "gid": 1000, "groups": (100,)}),
+    ("user1001", {"uid": 1001, "gid": 100}),
+    ("user1002+ipc_owner", {"uid": 1002, "gid": 1002, "caps": (1 << CAP_IPC_OWNER) | (1 << CAP_SETUID)
+                                | (1 << CAP_SETGID)}),
 ]
 
 INTERESTING = [0, 1, 2, 3, 7, 8, 15, 16, 63, 64, 127, 128, 255, 256, 4095, 4096, 8191, 8192, 8193, 16384,
@@ -176,7 +217,7 @@ class WatchedAddressSpace(AddressSpace):
             self.largest = maxlen
         return super().read_cstring(addr, maxlen)
 
-    def fork(self) -> "WatchedAddressSpace":
+    def fork(self) -> WatchedAddressSpace:
         other = super().fork()
         other.__class__ = WatchedAddressSpace  # same state, plus the recording accessors
         return other  # type: ignore[return-value]
@@ -194,7 +235,7 @@ class Mem:
         self.st: int = mm.alloc(4 * PAGE)
         self.names: int = mm.alloc(PAGE)
 
-    def copy(self) -> "Mem":
+    def copy(self) -> Mem:
         other = object.__new__(Mem)
         other.__dict__.update(self.__dict__)
         return other
@@ -312,7 +353,7 @@ class Fuzzer:
         self.focus_nrs = [self.nr(n) for n in FOCUS if self.nr(n) in self.table]
         self.other_nrs = [n for n in implemented if n not in self.focus_nrs]
         self.unknown_nrs = sorted(set(sysno.NUMBERS["amd64"].values()) - set(self.table))
-        for label, kw in PROFILES:
+        for _label, kw in PROFILES:
             self._spawn(kw)
         for _ in range(2):
             self._spawn_related()
@@ -387,7 +428,7 @@ class Fuzzer:
         if any(t.exited for t in tasks):
             tasks[:] = [t for t in tasks if not t.exited]
         while len(tasks) < 5:
-            label, kw = self.rng.choice(PROFILES)
+            _label, kw = self.rng.choice(PROFILES)
             self._spawn(kw)
         if len(tasks) < 12 and self.rng.random() < 0.002:
             self._spawn_related()
@@ -744,9 +785,10 @@ class Fuzzer:
             return "epoll_ctl", [self.fd(t), rng.choice([1, 2, 3, 0, 4]), self._mq_fd(t), ev]
         return "epoll_wait", [self.fd(t), self.ptr(t, 12 * 4), rng.choice([0, 1, 4, MASK64]), 0]
 
-    _generators = [g_msgget, g_msgsnd, g_msgrcv, g_msgctl, g_mq_open, g_mq_unlink, g_mq_send, g_mq_receive,
-                   g_mq_notify, g_mq_getsetattr, g_fdops, g_signals, g_misc]
-    _weights = [6, 14, 12, 8, 6, 2, 10, 8, 4, 3, 10, 8, 3]
+    _generators: ClassVar[list[Callable[[Fuzzer, Task], tuple[str, list[int]]]]] = [
+        g_msgget, g_msgsnd, g_msgrcv, g_msgctl, g_mq_open, g_mq_unlink, g_mq_send, g_mq_receive, g_mq_notify,
+        g_mq_getsetattr, g_fdops, g_signals, g_misc]
+    _weights: ClassVar[list[int]] = [6, 14, 12, 8, 6, 2, 10, 8, 4, 3, 10, 8, 3]
 
     # -- making calls safe to make from one thread ----------------------------------------------------------
     def _defuse(self, t: Task, name: str, a: list[int]) -> bool:
@@ -819,14 +861,14 @@ class Fuzzer:
         self._in_call = (t, time.monotonic())
         try:
             ret = t.syscall(nr, *a)
-        except BaseException as e:  # noqa: BLE001 - exactly what must never happen
+        except BaseException as e:
             self._in_call = None
             self._recent.append(desc + " -> RAISED")
             self._violate("exception", f"Task.syscall raised {type(e).__name__}: {e}", index, desc)
             return
         self._in_call = None
         if self.mem_check:
-            cur, peak = tracemalloc.get_traced_memory()
+            _cur, peak = tracemalloc.get_traced_memory()
             grown = peak - base
             if grown > rep.max_call_alloc:
                 rep.max_call_alloc = grown
@@ -950,7 +992,7 @@ class Fuzzer:
 
 
 # -- CLI ---------------------------------------------------------------------------------------------------
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "fuzz", help="fuzz the raw syscall dispatch and check invariants after every call",
         description="Issue random syscalls (typed message-queue traffic, raw registers with hostile pointers "

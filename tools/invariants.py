@@ -17,7 +17,8 @@ Each ``check_*`` function returns a list of human-readable violation strings (em
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, cast
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 from mqsentry.abi.linux.ipc import IPC_PRIVATE, IPCMNI, IPCMNI_SEQ_MAX, IPCMNI_SHIFT
 from mqsentry.abi.linux.mqueue import MQ_PRIO_MAX
@@ -54,8 +55,8 @@ def _hold(lock: Any, what: str, out: list[str], quiescent: bool) -> Iterator[boo
 
 
 # -- namespaces ------------------------------------------------------------------------------------------
-def namespaces(k: "Kernel", extra: Iterable["IPCNamespace"] = (), descs: list[Any] | None = None
-               ) -> list["IPCNamespace"]:
+def namespaces(k: Kernel, extra: Iterable[IPCNamespace] = (), descs: list[Any] | None = None
+               ) -> list[IPCNamespace]:
     """Every IPC namespace reachable from the kernel: the root, every task's, every namespace an open
     queue descriptor still pins, plus ``extra`` (namespaces the caller created)."""
     seen: dict[int, IPCNamespace] = {id(k.root_ipc_ns): k.root_ipc_ns}
@@ -123,7 +124,7 @@ def check_sysv_store(q: Any, where: str) -> list[str]:
     return out
 
 
-def check_sysv_registry(ns: "IPCNamespace", quiescent: bool = True, label: str = "ns") -> list[str]:
+def check_sysv_registry(ns: IPCNamespace, quiescent: bool = True, label: str = "ns") -> list[str]:
     """One namespace's SysV queues: id table, key table, allocator state and every queue."""
     out: list[str] = []
     reg = getattr(ns, "msgqueues", None)
@@ -227,7 +228,7 @@ def check_posix_queue(q: Any, where: str, quiescent: bool) -> list[str]:
     return out
 
 
-def check_posix(k: "Kernel", nss: list["IPCNamespace"], quiescent: bool = True,
+def check_posix(k: Kernel, nss: list[IPCNamespace], quiescent: bool = True,
                 descs: list[Any] | None = None) -> list[str]:
     """Every mqueue filesystem: queue counts, open counts, queues and the RLIMIT_MSGQUEUE charges."""
     out: list[str] = []
@@ -287,7 +288,7 @@ def _name_of(children: dict[str, Any], ino: Any) -> str:
 
 
 # -- fd tables -------------------------------------------------------------------------------------------
-def _tables(k: "Kernel") -> list[tuple[Any, Any]]:
+def _tables(k: Kernel) -> list[tuple[Any, Any]]:
     """(thread group, fd table) once per distinct table."""
     seen: dict[int, tuple[Any, Any]] = {}
     for tg in list(k.thread_groups.values()):
@@ -298,7 +299,7 @@ def _tables(k: "Kernel") -> list[tuple[Any, Any]]:
     return list(seen.values())
 
 
-def _all_descriptions(k: "Kernel") -> list[Any]:
+def _all_descriptions(k: Kernel) -> list[Any]:
     """Every distinct description referenced by any fd table."""
     descs: dict[int, Any] = {}
     for _, table in _tables(k):
@@ -308,7 +309,7 @@ def _all_descriptions(k: "Kernel") -> list[Any]:
     return list(descs.values())
 
 
-def check_fds(k: "Kernel", quiescent: bool = True, nss: list["IPCNamespace"] | None = None) -> list[str]:
+def check_fds(k: Kernel, quiescent: bool = True, nss: list[IPCNamespace] | None = None) -> list[str]:
     """fd tables against description reference counts, and dead processes' tables."""
     out: list[str] = []
     counts: dict[int, int] = {}
@@ -348,11 +349,11 @@ def check_fds(k: "Kernel", quiescent: bool = True, nss: list["IPCNamespace"] | N
             out.append(f"{type(desc).__name__} referenced by {counts[key]} fds has refcount {refs}")
         elif quiescent and refs != want:
             out.append(f"{type(desc).__name__} has refcount {refs} but {counts[key]} fds"
-                       f"{' + %d notifications' % extra[key] if key in extra else ''} refer to it")
+                       f"{f' + {extra[key]} notifications' if key in extra else ''} refer to it")
     return out
 
 
-def _notification_socket_refs(k: "Kernel", nss: list["IPCNamespace"], descs: list[Any]) -> dict[int, int]:
+def _notification_socket_refs(k: Kernel, nss: list[IPCNamespace], descs: list[Any]) -> dict[int, int]:
     """References mq_notify(SIGEV_THREAD) registrations hold on netlink sockets, by description."""
     refs: dict[int, int] = {}
     queues = [q for q in (getattr(d, "queue", None) for d in descs) if q is not None]
@@ -369,7 +370,7 @@ def _notification_socket_refs(k: "Kernel", nss: list["IPCNamespace"], descs: lis
 
 
 # -- tasks -------------------------------------------------------------------------------------------------
-def check_tasks(k: "Kernel", quiescent: bool = True) -> list[str]:
+def check_tasks(k: Kernel, quiescent: bool = True) -> list[str]:
     """Task bookkeeping: no sleeper when nothing runs, signal flags consistent with pending sets."""
     out: list[str] = []
     for t in list(k.tasks.values()):
@@ -396,7 +397,7 @@ def check_tasks(k: "Kernel", quiescent: bool = True) -> list[str]:
 
 
 # -- everything --------------------------------------------------------------------------------------------
-def check_kernel(k: "Kernel", extra_namespaces: Iterable["IPCNamespace"] = (), quiescent: bool = True,
+def check_kernel(k: Kernel, extra_namespaces: Iterable[IPCNamespace] = (), quiescent: bool = True,
                  tasks: bool = True) -> list[str]:
     """Every check above over the whole kernel. ``quiescent``: no syscall is in flight."""
     out: list[str] = []

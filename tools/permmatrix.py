@@ -13,7 +13,7 @@ import sys
 import time
 
 
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "permmatrix", help="compare message-queue permission checks of the sentry with the host kernel",
         description="Run every SysV/POSIX message-queue operation for every caller class (owner, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     from mqsentry.kernel.platform.run import add_arguments
 
     p = subparsers.add_parser(

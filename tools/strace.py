@@ -19,20 +19,78 @@ from __future__ import annotations
 import struct
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mqsentry.abi.linux.errno import ERRNO_NAMES
-from mqsentry.abi.linux.file import (O_ACCMODE, O_APPEND, O_ASYNC, O_CLOEXEC, O_CREAT, O_DSYNC, O_EXCL, O_NOATIME,
-                            O_NOCTTY, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY)
-from mqsentry.abi.linux.ipc import IPC_64, IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
+from mqsentry.abi.linux.file import (
+    O_ACCMODE,
+    O_APPEND,
+    O_ASYNC,
+    O_CLOEXEC,
+    O_CREAT,
+    O_DSYNC,
+    O_EXCL,
+    O_NOATIME,
+    O_NOCTTY,
+    O_NONBLOCK,
+    O_PATH,
+    O_RDONLY,
+    O_RDWR,
+    O_TRUNC,
+    O_WRONLY,
+)
+from mqsentry.abi.linux.ipc import (
+    IPC_64,
+    IPC_CREAT,
+    IPC_EXCL,
+    IPC_INFO,
+    IPC_NOWAIT,
+    IPC_PRIVATE,
+    IPC_RMID,
+    IPC_SET,
+    IPC_STAT,
+)
 from mqsentry.abi.linux.mqueue import MQ_ATTR, NAME_MAX
-from mqsentry.abi.linux.msgqueue import (MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY, MSGINFO,
-                                MSQID64_DS)
+from mqsentry.abi.linux.msgqueue import (
+    MSG_COPY,
+    MSG_EXCEPT,
+    MSG_INFO,
+    MSG_NOERROR,
+    MSG_STAT,
+    MSG_STAT_ANY,
+    MSGINFO,
+    MSQID64_DS,
+)
 from mqsentry.abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS, CLONE_NEWUSER
-from mqsentry.abi.linux.signal import (SA_NOCLDSTOP, SA_NOCLDWAIT, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART,
-                              SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGACTION, SIGEV_NONE,
-                              SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID, SIGEVENT, SIGNAL_NAMES, SI_ASYNCIO,
-                              SI_KERNEL, SI_MESGQ, SI_QUEUE, SI_SIGIO, SI_TIMER, SI_TKILL, SI_USER)
+from mqsentry.abi.linux.signal import (
+    SA_NOCLDSTOP,
+    SA_NOCLDWAIT,
+    SA_NODEFER,
+    SA_ONSTACK,
+    SA_RESETHAND,
+    SA_RESTART,
+    SA_RESTORER,
+    SA_SIGINFO,
+    SI_ASYNCIO,
+    SI_KERNEL,
+    SI_MESGQ,
+    SI_QUEUE,
+    SI_SIGIO,
+    SI_TIMER,
+    SI_TKILL,
+    SI_USER,
+    SIG_BLOCK,
+    SIG_SETMASK,
+    SIG_UNBLOCK,
+    SIGACTION,
+    SIGEV_NONE,
+    SIGEV_SIGNAL,
+    SIGEV_THREAD,
+    SIGEV_THREAD_ID,
+    SIGEVENT,
+    SIGNAL_NAMES,
+)
 from mqsentry.abi.linux.time import TIMESPEC
 
 if TYPE_CHECKING:
@@ -302,7 +360,7 @@ def quote(data: bytes, limit: int) -> str:
     return '"' + "".join(out) + '"' + ("..." if len(data) > limit else "")
 
 
-def siginfo_text(info: "SigInfo") -> str:
+def siginfo_text(info: SigInfo) -> str:
     """``{si_signo=SIGUSR1, si_code=SI_MESGQ, si_pid=2, si_uid=0, si_value={int=42, ptr=0x2a}}``."""
     code = _SI_CODES.get(info.code, str(info.code))
     val = info.value & _MASK64
@@ -317,7 +375,7 @@ class _Call:
 
     __slots__ = ("task", "a", "ret", "structs", "strsize")
 
-    def __init__(self, task: "Task", args: tuple[int, ...], ret: int | None, structs: bool, strsize: int) -> None:
+    def __init__(self, task: Task, args: tuple[int, ...], ret: int | None, structs: bool, strsize: int) -> None:
         self.task = task
         self.a = args
         self.ret = ret
@@ -394,7 +452,7 @@ def _timespec(v: tuple[Any, ...]) -> str:
 
 
 def _sigevent(v: tuple[Any, ...]) -> str:
-    value, signo, notify, tid, attribute = v
+    value, signo, notify, tid, _attribute = v
     how = _SIGEV.get(notify, str(notify))
     out = f"{{sigev_value={{sival_int={_s32(value)}, sival_ptr={value:#x}}}, "
     if notify in (SIGEV_SIGNAL, SIGEV_THREAD_ID):
@@ -624,14 +682,14 @@ class Strace:
         self._mu = threading.Lock()
         self._unfinished: dict[int, str] = {}
 
-    def install(self, kernel: "Kernel") -> "Strace":
+    def install(self, kernel: Kernel) -> Strace:
         """Trace every syscall of ``kernel`` and print signal deliveries to handlers."""
         kernel.tracer = self
         kernel.on_signal = self.signal
         return self
 
     # Formatting --------------------------------------------------------------------------------------------
-    def _decode(self, task: "Task", nr: int, args: tuple[int, ...], ret: int | None) -> tuple[str, list[str], int]:
+    def _decode(self, task: Task, nr: int, args: tuple[int, ...], ret: int | None) -> tuple[str, list[str], int]:
         name = task.kernel.syscall_table.name(nr)
         c = _Call(task, args, ret, self.structs, self.strsize)
         try:
@@ -640,12 +698,12 @@ class Strace:
             parts, out_from = _fallback(c)
         return name, parts, out_from
 
-    def format(self, task: "Task", nr: int, args: tuple[int, ...], ret: int) -> str:
+    def format(self, task: Task, nr: int, args: tuple[int, ...], ret: int) -> str:
         """The complete line (without newline) for a finished syscall."""
         name, parts, _ = self._decode(task, nr, args, ret)
         return f"[pid {task.tid}] {name}({', '.join(parts)}) {result_text(ret)}"
 
-    def __call__(self, task: "Task", nr: int, args: tuple[int, ...], ret: int) -> None:
+    def __call__(self, task: Task, nr: int, args: tuple[int, ...], ret: int) -> None:
         with self._mu:
             name = self._unfinished.pop(task.tid, None)
         if name is None:
@@ -656,7 +714,7 @@ class Strace:
             line = f"[pid {task.tid}] <... {name} resumed>{tail}) {result_text(ret)}"
         self._emit(line)
 
-    def unfinished(self, task: "Task", nr: int, args: tuple[int, ...]) -> None:
+    def unfinished(self, task: Task, nr: int, args: tuple[int, ...]) -> None:
         """Print the entry half of a syscall that is blocked (``... <unfinished ...>``); its result is
         printed as ``<... name resumed>`` when it returns. Call it once the task is seen asleep."""
         name, parts, out_from = self._decode(task, nr, args, None)
@@ -666,7 +724,7 @@ class Strace:
             self._unfinished[task.tid] = name
         self._emit(f"[pid {task.tid}] {name}({head}<unfinished ...>")
 
-    def signal(self, task: "Task", info: "SigInfo") -> None:
+    def signal(self, task: Task, info: SigInfo) -> None:
         """``Kernel.on_signal`` hook: ``--- SIGUSR1 {si_signo=...} ---`` when a handler runs."""
         self._emit(f"[pid {task.tid}] --- {signame(info.signo)} {siginfo_text(info)} ---")
 

@@ -32,7 +32,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqsentry.kernel.task import Task
 from mqsentry.abi.linux.errno import EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ETIMEDOUT
 from mqsentry.abi.linux.file import O_CREAT, O_NONBLOCK, O_RDWR
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
@@ -41,6 +40,7 @@ from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSQID64_DS
 from mqsentry.abi.linux.signal import SA_RESTART, SA_RESTORER, SA_SIGINFO, SIGACTION
 from mqsentry.boot import Kernel
 from mqsentry.fs.mqfs import QueueFD
+from mqsentry.kernel.task import Task
 from mqsentry.tools import invariants
 
 SIGUSR1, SIGUSR2 = 10, 12
@@ -322,7 +322,7 @@ class Stress:
         while not self.stop.wait(0.002):
             r = rng.random()
             if r < 0.75:
-                name, victim = rng.choice(self.workers)
+                _name, victim = rng.choice(self.workers)
                 sig = rng.choice((SIGUSR1, SIGUSR2))
                 self.sys(t, "tgkill", victim.pid, victim.tid, sig)
             elif r < 0.80:
@@ -413,7 +413,7 @@ class Stress:
     def _guard(self, fn: Any, t: Task, rng: random.Random, buf: int, role: str) -> None:
         try:
             fn(t, rng, buf)
-        except BaseException as e:  # noqa: BLE001 - a worker crash is a finding, not a harness abort
+        except BaseException as e:
             import traceback
 
             self.violate(f"{role} worker crashed: {type(e).__name__}: {e}\n{traceback.format_exc()}")
@@ -467,7 +467,7 @@ def stress(tasks: int = 16, seconds: float = 3.0, seed: int = 1, bound: float = 
 
 
 # -- CLI ----------------------------------------------------------------------------------------------------
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "stress", help="concurrency stress: tasks on threads over SysV and POSIX queues, exact accounting",
         description="Run TASKS tasks on real threads (senders, typed receivers, MSG_COPY readers, POSIX senders "

@@ -27,11 +27,11 @@ class QueueFD(FileDescription):
     the hot path: a single attribute read) and ``pos`` (the status text offset).
     """
 
-    def __init__(self, flags: int, inode: "QueueInode") -> None:
+    def __init__(self, flags: int, inode: QueueInode) -> None:
         super().__init__(flags, inode)
         self.queue = inode.queue
 
-    def read(self, t: "TaskContext", n: int, offset: int | None) -> bytes:
+    def read(self, t: TaskContext, n: int, offset: int | None) -> bytes:
         """``mqueue_read_file``: the status line, honouring the file position."""
         text = self.queue.status().encode()
         with self.mu:
@@ -48,7 +48,7 @@ class QueueFD(FileDescription):
                 ino.atime_ns = ino.ctime_ns = t.kernel.clock.now_ns()
         return data
 
-    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
+    def seek(self, t: TaskContext, offset: int, whence: int) -> int:
         """``default_llseek`` with i_size = FILENT_SIZE."""
         size = self.inode.size() if self.inode is not None else 0
         with self.mu:
@@ -64,13 +64,13 @@ class QueueFD(FileDescription):
     def event_unregister(self, e: waiter.Entry) -> None:
         self.queue.poll.unregister(e)
 
-    def flush(self, t: "TaskContext") -> None:
+    def flush(self, t: TaskContext) -> None:
         """``mqueue_flush_file``: any close by the owning process drops its notification."""
         if self.queue.notification is not None:
             self.queue.remove_notification(t.tg.tgid)
 
     def release(self) -> None:
-        fs: "MqueueFilesystem" = self.inode.fs  # type: ignore[union-attr,assignment]
+        fs: MqueueFilesystem = self.inode.fs  # type: ignore[union-attr,assignment]
         fs.fd_released(self.inode)  # type: ignore[arg-type]
 
 

@@ -21,12 +21,23 @@ from typing import TYPE_CHECKING, Protocol
 
 from mqsentry.abi.linux.capability import CAP_SYS_RESOURCE
 from mqsentry.abi.linux.errno import EACCES, EEXIST, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, ENOSPC
-from mqsentry.abi.linux.file import O_ACCMODE, O_CREAT, O_EXCL, O_NOCTTY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG, S_ISVTX
+from mqsentry.abi.linux.file import (
+    O_ACCMODE,
+    O_CREAT,
+    O_EXCL,
+    O_NOCTTY,
+    O_RDWR,
+    O_TRUNC,
+    O_WRONLY,
+    S_IFDIR,
+    S_IFREG,
+    S_ISVTX,
+)
 from mqsentry.abi.linux.limits import RLIMIT_MSGQUEUE
 from mqsentry.abi.linux.mqueue import MQUEUE_MAGIC, NAME_MAX
 from mqsentry.fs.vfs.inode import MAY_READ, MAY_WRITE, Filesystem, Inode, StatFS, may_create, may_delete
-from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.context import KernelContext
+from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.ipc_sysctl import IPCSysctls
 from mqsentry.kernel.mq.limits import UserBytes, default_attr, validate_attr
 from mqsentry.kernel.mq.queue import Queue
@@ -69,7 +80,7 @@ class QueueInode(Inode):
     The base ``mu`` guards the metadata as in :class:`Inode`.
     """
 
-    def __init__(self, fs: "MqueueFilesystem", mode: int, uid: int, gid: int, now_ns: int, queue: Queue,
+    def __init__(self, fs: MqueueFilesystem, mode: int, uid: int, gid: int, now_ns: int, queue: Queue,
                  cost: int, charged_uid: int) -> None:
         super().__init__(fs, mode, uid, gid, now_ns)
         self.queue = queue
@@ -82,7 +93,7 @@ class QueueInode(Inode):
     def size(self) -> int:
         return FILENT_SIZE
 
-    def open(self, t: "TaskContext", flags: int) -> "FileDescription":
+    def open(self, t: TaskContext, flags: int) -> FileDescription:
         """open(2) of a queue through a mount gives a real queue descriptor, as in Linux."""
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         with fs.mu:
@@ -93,14 +104,14 @@ class RootDir(Inode):
     """The root directory (01777, sticky). ``children`` (name -> QueueInode, oldest first) is
     guarded by the filesystem's ``mu``."""
 
-    def __init__(self, fs: "MqueueFilesystem", uid: int, gid: int, now_ns: int) -> None:
+    def __init__(self, fs: MqueueFilesystem, uid: int, gid: int, now_ns: int) -> None:
         super().__init__(fs, S_IFDIR | S_ISVTX | 0o777, uid, gid, now_ns, nlink=2)
         self.children: dict[str, QueueInode] = {}
 
     def size(self) -> int:
         return 2 * DIRENT_SIZE + DIRENT_SIZE * len(self.children)
 
-    def lookup(self, t: "TaskContext", name: str) -> Inode:
+    def lookup(self, t: TaskContext, name: str) -> Inode:
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         with fs.mu:
             ino = self.children.get(name)
@@ -110,7 +121,7 @@ class RootDir(Inode):
             raise SysError(ENOENT)
         return ino
 
-    def create(self, t: "TaskContext", name: str, mode: int, flags: int) -> "FileDescription":
+    def create(self, t: TaskContext, name: str, mode: int, flags: int) -> FileDescription:
         """open(O_CREAT) in a mount: a queue with the namespace's default attributes."""
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         try:
@@ -120,7 +131,7 @@ class RootDir(Inode):
                 raise
         return self._create(t, name, mode, flags)
 
-    def _create(self, t: "TaskContext", name: str, mode: int, flags: int) -> "FileDescription":
+    def _create(self, t: TaskContext, name: str, mode: int, flags: int) -> FileDescription:
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         with fs.mu:
             ino = self.children.get(name)
@@ -130,7 +141,7 @@ class RootDir(Inode):
                 raise SysError(EEXIST)
             return fs.new_fd_locked(ino, flags)
 
-    def unlink(self, t: "TaskContext", name: str) -> None:
+    def unlink(self, t: TaskContext, name: str) -> None:
         fs: MqueueFilesystem = self.fs  # type: ignore[assignment]
         fs.unlink_queue(t, name)
 
@@ -140,7 +151,7 @@ class RootDir(Inode):
             # dcache_readdir lists the newest dentry first.
             return list(reversed(self.children.items()))
 
-    def open(self, t: "TaskContext", flags: int) -> "FileDescription":
+    def open(self, t: TaskContext, flags: int) -> FileDescription:
         from mqsentry.fs.mqfs.file import RootDirFD
 
         return RootDirFD(flags, self)
@@ -174,7 +185,7 @@ class MqueueFilesystem(Filesystem):
     fs_type = "mqueue"
     magic = MQUEUE_MAGIC
 
-    def __init__(self, ns: IPCSysctls, kernel: "MqueueHost", creator_uid: int, dev: int) -> None:
+    def __init__(self, ns: IPCSysctls, kernel: MqueueHost, creator_uid: int, dev: int) -> None:
         super().__init__(dev)
         self.ns = ns
         self.kernel = kernel
@@ -183,7 +194,7 @@ class MqueueFilesystem(Filesystem):
         # mqueue_fill_super runs as the namespace's creator (current_fsuid at creation).
         self.root: RootDir = RootDir(self, creator_uid, 0, kernel.clock.now_ns())
 
-    def statfs(self, t: "TaskContext") -> StatFS:
+    def statfs(self, t: TaskContext) -> StatFS:
         # simple_statfs: f_bsize PAGE_SIZE, f_namelen NAME_MAX, everything else zero.
         return StatFS(type=MQUEUE_MAGIC, bsize=4096, blocks=0, bfree=0, bavail=0, files=0, ffree=0,
                       namelen=NAME_MAX, frsize=4096)
@@ -198,7 +209,7 @@ class MqueueFilesystem(Filesystem):
         return bool(self.root.children)
 
     # -- creation (caller holds mu) ---------------------------------------------------------------------
-    def create_locked(self, t: "TaskContext", name: str, mode: int, attr: tuple[int, int] | None) -> QueueInode:
+    def create_locked(self, t: TaskContext, name: str, mode: int, attr: tuple[int, int] | None) -> QueueInode:
         """``vfs_mkobj`` + ``mqueue_create_attr`` + ``mqueue_get_inode``: ``mode`` is the permission
         part with the umask already applied; ``attr`` (maxmsg, msgsize) or None for the defaults."""
         root = self.root
@@ -222,7 +233,7 @@ class MqueueFilesystem(Filesystem):
         root.mtime_ns = root.ctime_ns = now
         return ino
 
-    def new_fd_locked(self, ino: QueueInode, oflag: int) -> "QueueFD":
+    def new_fd_locked(self, ino: QueueInode, oflag: int) -> QueueFD:
         """``dentry_open``: a description with the open flags minus the open-only ones."""
         from mqsentry.fs.mqfs.file import QueueFD
 
@@ -230,8 +241,8 @@ class MqueueFilesystem(Filesystem):
         return QueueFD(oflag & 0xFFFF_FFFF & ~_OPEN_ONLY, ino)  # f_flags is unsigned
 
     # -- mq_open / mq_unlink ----------------------------------------------------------------------------
-    def open_queue(self, t: "TaskContext", name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
-                   umask: int) -> "QueueFD":
+    def open_queue(self, t: TaskContext, name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
+                   umask: int) -> QueueFD:
         """``do_mq_open`` after the fd is reserved: lookup, then create or check the existing queue."""
         check_name(name)
         try:
@@ -243,8 +254,8 @@ class MqueueFilesystem(Filesystem):
                 raise
         return self._open_queue(t, name, oflag, mode, attr, umask)
 
-    def _open_queue(self, t: "TaskContext", name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
-                    umask: int) -> "QueueFD":
+    def _open_queue(self, t: TaskContext, name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
+                    umask: int) -> QueueFD:
         root = self.root
         with self.mu:
             ino = root.children.get(name)
@@ -277,7 +288,7 @@ class MqueueFilesystem(Filesystem):
         for q in doomed:
             q.destroy()
 
-    def unlink_queue(self, t: "TaskContext", name: str) -> None:
+    def unlink_queue(self, t: TaskContext, name: str) -> None:
         """``mq_unlink`` / unlink(2) in a mount: the sticky-directory rule gives EPERM."""
         check_name(name)
         root = self.root

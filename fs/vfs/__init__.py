@@ -13,12 +13,30 @@ The interface other filesystems code against: :class:`FileDescription`, :class:`
 :data:`FilesystemType`, :class:`VFSTask`, :func:`current_umask`.
 """
 
-from mqsentry.fs.vfs.context import (FilesystemType, FSContext, KernelVFS, VFSTask, current_umask, fd_table, fs_context,
-                                     mount_ns)
+from mqsentry.fs.vfs.context import (
+                                     FilesystemType,
+                                     FSContext,
+                                     KernelVFS,
+                                     VFSTask,
+                                     current_umask,
+                                     fd_table,
+                                     fs_context,
+                                     mount_ns,
+)
 from mqsentry.fs.vfs.fdtable import FDTable
 from mqsentry.fs.vfs.file import DEFAULT_POLLMASK, FileDescription
-from mqsentry.fs.vfs.inode import (MAY_EXEC, MAY_READ, MAY_WRITE, Filesystem, Inode, Stat, StatFS, generic_permission,
-                                   may_create, may_delete)
+from mqsentry.fs.vfs.inode import (
+                                     MAY_EXEC,
+                                     MAY_READ,
+                                     MAY_WRITE,
+                                     Filesystem,
+                                     Inode,
+                                     Stat,
+                                     StatFS,
+                                     generic_permission,
+                                     may_create,
+                                     may_delete,
+)
 from mqsentry.fs.vfs.mount import Mount, MountNamespace, Path
 from mqsentry.fs.vfs.tmpfs import TmpfsFilesystem, new_tmpfs
 

@@ -39,11 +39,11 @@ class VFSTask(TaskContext, Protocol):
     """What the VFS needs of the calling task: its files, fs_struct, mount namespace and kernel VFS."""
 
     fd_table: FDTable
-    fs_context: "FSContext"
+    fs_context: FSContext
     mnt_ns: MountNamespace
 
     @property
-    def vfs(self) -> "KernelVFS": ...
+    def vfs(self) -> KernelVFS: ...
 
 
 #: A filesystem type mount(2) knows: fn(task, source, flags, data) returning the filesystem to mount (a
@@ -85,7 +85,7 @@ class FSContext:
         self.root = root
         self.cwd = cwd
 
-    def copy(self) -> "FSContext":
+    def copy(self) -> FSContext:
         with self.mu:
             return FSContext(self.umask, self.root, self.cwd)
 

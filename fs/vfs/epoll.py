@@ -15,9 +15,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mqsentry.abi.linux.errno import EEXIST, EINTR, EINVAL, ELOOP, ENOENT, ERESTARTNOHAND, ETIMEDOUT
-from mqsentry.abi.linux.file import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_PRIVATE_BITS, EPOLLERR,
-                            EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLONESHOT, EPOLLOUT, EPOLLRDNORM,
-                            EPOLLWAKEUP, O_RDWR, POLLNVAL)
+from mqsentry.abi.linux.file import (
+    EPOLL_CTL_ADD,
+    EPOLL_CTL_DEL,
+    EPOLL_CTL_MOD,
+    EPOLL_PRIVATE_BITS,
+    EPOLLERR,
+    EPOLLET,
+    EPOLLEXCLUSIVE,
+    EPOLLHUP,
+    EPOLLIN,
+    EPOLLONESHOT,
+    EPOLLOUT,
+    EPOLLRDNORM,
+    EPOLLWAKEUP,
+    O_RDWR,
+    POLLNVAL,
+)
 from mqsentry.fs.vfs.file import DEFAULT_POLLMASK, FileDescription
 from mqsentry.kernel import waiter
 from mqsentry.kernel.errors import SysError
@@ -47,7 +61,7 @@ class _Interest:
 
     __slots__ = ("ep", "desc", "fd", "events", "data", "entry", "ready")
 
-    def __init__(self, ep: "EpollInstance", desc: FileDescription, fd: int, events: int, data: int) -> None:
+    def __init__(self, ep: EpollInstance, desc: FileDescription, fd: int, events: int, data: int) -> None:
         self.ep = ep
         self.desc = desc
         self.fd = fd
@@ -152,11 +166,11 @@ class EpollInstance(FileDescription):
             super_q.notify(waiter.EVENT_IN | waiter.EVENT_RDNORM)
 
     # -- nesting ---------------------------------------------------------------------------------------------
-    def _children(self) -> list["EpollInstance"]:
+    def _children(self) -> list[EpollInstance]:
         with self.mu:
             return [d for (d, _) in self._interests if isinstance(d, EpollInstance)]
 
-    def _reaches(self, target: "EpollInstance", depth: int = 0) -> bool:
+    def _reaches(self, target: EpollInstance, depth: int = 0) -> bool:
         if self is target:
             return True
         if depth > EP_MAX_NESTS:
@@ -226,7 +240,7 @@ class EpollInstance(FileDescription):
         return any(file_readiness(it.desc, it.events & ~EPOLL_PRIVATE_BITS) for it in batch)
 
     # -- FileDescription ---------------------------------------------------------------------------------------
-    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
+    def seek(self, t: TaskContext, offset: int, whence: int) -> int:
         """``noop_llseek``: succeeds without moving."""
         with self.mu:
             return self.pos
@@ -259,7 +273,7 @@ def notify_released(desc: FileDescription) -> None:
             it.ep.file_released(desc)
 
 
-def epoll_wait(t: "TaskContext", ep: EpollInstance, maxevents: int, deadline_ns: int | None,
+def epoll_wait(t: TaskContext, ep: EpollInstance, maxevents: int, deadline_ns: int | None,
                timeout_zero: bool) -> list[tuple[int, int]]:
     """``ep_poll``: events, or [] on timeout; SysError(EINTR) when a signal arrives first."""
     got = ep.collect(maxevents)
@@ -287,7 +301,7 @@ def epoll_wait(t: "TaskContext", ep: EpollInstance, maxevents: int, deadline_ns:
         ep.wait_unregister(entry)
 
 
-def do_poll(t: "TaskContext", table: "FDTable", fds: list[tuple[int, int]], deadline_ns: int | None,
+def do_poll(t: TaskContext, table: FDTable, fds: list[tuple[int, int]], deadline_ns: int | None,
             timeout_zero: bool) -> list[int]:
     """``do_poll``: the revents of each (fd, events) pair. Blocks until one is non-zero, the deadline
     passes or a signal arrives (SysError(ERESTARTNOHAND))."""

@@ -54,7 +54,7 @@ class FDTable:
         self._hint = 0
 
     # -- allocation ---------------------------------------------------------------------------------------
-    def reserve(self, t: "TaskContext", cloexec: bool = False, minfd: int = 0) -> int:
+    def reserve(self, t: TaskContext, cloexec: bool = False, minfd: int = 0) -> int:
         """``get_unused_fd_flags``/``alloc_fd``: claim the lowest free fd >= ``minfd``; EMFILE at or
         above the process's RLIMIT_NOFILE soft limit. Fill it with :meth:`fill` or give it back with
         :meth:`unreserve`."""
@@ -87,7 +87,7 @@ class FDTable:
                 if fd < self._hint:
                     self._hint = fd
 
-    def install(self, t: "TaskContext", desc: FileDescription, cloexec: bool, minfd: int = 0) -> int:
+    def install(self, t: TaskContext, desc: FileDescription, cloexec: bool, minfd: int = 0) -> int:
         """Install ``desc`` at the lowest free fd >= ``minfd`` (EMFILE at RLIMIT_NOFILE); the table
         takes its own reference (the caller keeps and later drops its own). Linux's ``alloc_fd`` then
         ``fd_install``: until filled, the slot is taken but looks closed to every lookup."""
@@ -161,7 +161,7 @@ class FDTable:
                 self._hint = fd
         return ent[0]
 
-    def close(self, t: "TaskContext", fd: int) -> None:
+    def close(self, t: TaskContext, fd: int) -> None:
         """close(2): remove ``fd`` (EBADF), then ``flush(t)`` and drop the table's reference."""
         desc = self.remove(fd)
         try:
@@ -169,7 +169,7 @@ class FDTable:
         finally:
             desc.decref()
 
-    def close_all(self, t: "TaskContext") -> None:
+    def close_all(self, t: TaskContext) -> None:
         """Process exit (``close_files``): close every fd in ascending order."""
         with self.mu:
             ents = sorted(self._fds.items())
@@ -184,7 +184,7 @@ class FDTable:
             finally:
                 desc.decref()
 
-    def close_on_exec(self, t: "TaskContext") -> None:
+    def close_on_exec(self, t: TaskContext) -> None:
         """execve's ``do_close_on_exec``: close every fd marked close-on-exec."""
         with self.mu:
             doomed = [fd for fd, (d, c) in self._fds.items() if c and d is not None]
@@ -195,7 +195,7 @@ class FDTable:
                 pass
 
     # -- fork ---------------------------------------------------------------------------------------------------
-    def fork(self) -> "FDTable":
+    def fork(self) -> FDTable:
         """``dup_fd``: a copy sharing every description (each gains a reference)."""
         new = FDTable()
         with self.mu:

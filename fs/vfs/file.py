@@ -19,7 +19,17 @@ import threading
 from typing import TYPE_CHECKING
 
 from mqsentry.abi.linux.errno import EINVAL, ENOTDIR, ENOTTY, ENXIO, ESPIPE
-from mqsentry.abi.linux.file import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET
+from mqsentry.abi.linux.file import (
+    O_ACCMODE,
+    O_RDONLY,
+    O_RDWR,
+    O_WRONLY,
+    SEEK_CUR,
+    SEEK_DATA,
+    SEEK_END,
+    SEEK_HOLE,
+    SEEK_SET,
+)
 from mqsentry.kernel import waiter
 from mqsentry.kernel.errors import SysError
 
@@ -47,12 +57,12 @@ class FileDescription:
     #: True for O_PATH descriptors, which ``fdget`` refuses (EBADF for I/O, epoll; POLLNVAL in poll).
     is_path: bool = False
 
-    def __init__(self, flags: int, inode: "Inode | None" = None) -> None:
+    def __init__(self, flags: int, inode: Inode | None = None) -> None:
         self.mu = threading.Lock()
         self.flags = flags
         self.inode = inode
         self.pos = 0
-        self.path: "Path | None" = None  # set by the VFS for descriptions opened by path
+        self.path: Path | None = None  # set by the VFS for descriptions opened by path
         self._refs = 1
         self._events: waiter.Queue | None = None
 
@@ -66,15 +76,15 @@ class FileDescription:
         return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR)
 
     # -- operations (defaults give Linux's errno for a missing file operation) ------------------------------
-    def read(self, t: "TaskContext", n: int, offset: int | None) -> bytes:
+    def read(self, t: TaskContext, n: int, offset: int | None) -> bytes:
         """Read up to ``n`` bytes at ``offset`` (None: at and advancing ``pos``). No ->read: EINVAL."""
         raise SysError(EINVAL)
 
-    def write(self, t: "TaskContext", data: bytes, offset: int | None) -> int:
+    def write(self, t: TaskContext, data: bytes, offset: int | None) -> int:
         """Write ``data`` at ``offset`` (None: at ``pos``, or the end with O_APPEND). No ->write: EINVAL."""
         raise SysError(EINVAL)
 
-    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
+    def seek(self, t: TaskContext, offset: int, whence: int) -> int:
         """lseek; a file without llseek (``no_llseek``) gives ESPIPE."""
         raise SysError(ESPIPE)
 
@@ -94,13 +104,13 @@ class FileDescription:
         if q is not None:
             q.unregister(e)
 
-    def flush(self, t: "TaskContext") -> None:
+    def flush(self, t: TaskContext) -> None:
         """Called on every close() of an fd that refers to this description, by the closing task."""
 
     def release(self) -> None:
         """Called once, when the last reference is dropped."""
 
-    def stat(self, t: "TaskContext") -> "Stat":
+    def stat(self, t: TaskContext) -> Stat:
         """What fstat reports: the inode's attributes (an anonymous inode for inode-less files)."""
         if self.inode is not None:
             return self.inode.stat()
@@ -110,11 +120,11 @@ class FileDescription:
         return Stat(mode=0o600, ino=1, dev=anon_inode_dev(), nlink=1, uid=0, gid=0, size=0,
                     atime_ns=0, mtime_ns=0, ctime_ns=0)
 
-    def iterate_dir(self, t: "TaskContext") -> list[tuple[str, int, int]]:
+    def iterate_dir(self, t: TaskContext) -> list[tuple[str, int, int]]:
         """(name, ino, d_type) of every entry, "." and ".." first; non-directories: ENOTDIR."""
         raise SysError(ENOTDIR)
 
-    def statfs(self, t: "TaskContext") -> "StatFS":
+    def statfs(self, t: TaskContext) -> StatFS:
         if self.inode is not None:
             return self.inode.fs.statfs(t)
         from mqsentry.fs.vfs.inode import StatFS
@@ -123,7 +133,7 @@ class FileDescription:
         return StatFS(type=0x09041934, bsize=4096, blocks=0, bfree=0, bavail=0, files=0, ffree=0,
                       namelen=255, frsize=4096)
 
-    def ioctl(self, t: "TaskContext", cmd: int, arg: int) -> int:
+    def ioctl(self, t: TaskContext, cmd: int, arg: int) -> int:
         raise SysError(ENOTTY)
 
     # -- reference counting ------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ class Filesystem:
         with self._ino_mu:
             return next(self._next_ino)
 
-    def statfs(self, t: "TaskContext") -> StatFS:
+    def statfs(self, t: TaskContext) -> StatFS:
         return StatFS(type=self.magic, bsize=4096, blocks=0, bfree=0, bavail=0, files=0, ffree=0,
                       namelen=255, frsize=4096)
 
@@ -157,7 +157,7 @@ class Inode:
             mode, uid, gid = self.mode, self.uid, self.gid
         generic_permission(creds, mode, uid, gid, may)
 
-    def setattr(self, t: "TaskContext", mode: int | None = None, uid: int | None = None, gid: int | None = None) -> None:
+    def setattr(self, t: TaskContext, mode: int | None = None, uid: int | None = None, gid: int | None = None) -> None:
         """chmod/chown (``setattr_prepare`` + ``notify_change``): owner or CAP_FOWNER for chmod;
         CAP_CHOWN (or an owner giving the file to one of its groups) for chown; otherwise EPERM."""
         creds = t.creds
@@ -196,51 +196,51 @@ class Inode:
             self.ctime_ns = now
 
     # -- directory operations (non-directories: ENOTDIR) ---------------------------------------------------------
-    def lookup(self, t: "TaskContext", name: str) -> "Inode":
+    def lookup(self, t: TaskContext, name: str) -> Inode:
         if not self.is_dir():
             raise SysError(ENOTDIR)
         raise SysError(ENOENT)
 
-    def create(self, t: "TaskContext", name: str, mode: int, flags: int) -> "FileDescription":
+    def create(self, t: TaskContext, name: str, mode: int, flags: int) -> FileDescription:
         """open(O_CREAT) of a missing ``name``: create it (``mode`` already has the umask applied) and
         return an open description of it."""
         if not self.is_dir():
             raise SysError(ENOTDIR)
         raise SysError(EPERM)
 
-    def mkdir(self, t: "TaskContext", name: str, mode: int) -> "Inode":
+    def mkdir(self, t: TaskContext, name: str, mode: int) -> Inode:
         if not self.is_dir():
             raise SysError(ENOTDIR)
         raise SysError(EPERM)
 
-    def unlink(self, t: "TaskContext", name: str) -> None:
+    def unlink(self, t: TaskContext, name: str) -> None:
         """Remove the non-directory ``name`` (implementations apply :func:`may_delete`)."""
         if not self.is_dir():
             raise SysError(ENOTDIR)
         raise SysError(EPERM)
 
-    def rmdir(self, t: "TaskContext", name: str) -> None:
+    def rmdir(self, t: TaskContext, name: str) -> None:
         if not self.is_dir():
             raise SysError(ENOTDIR)
         raise SysError(EPERM)
 
-    def readdir(self) -> list[tuple[str, "Inode"]]:
+    def readdir(self) -> list[tuple[str, Inode]]:
         """The entries (without "." and ".."), in a stable order."""
         if not self.is_dir():
             raise SysError(ENOTDIR)
         return []
 
-    def open(self, t: "TaskContext", flags: int) -> "FileDescription":
+    def open(self, t: TaskContext, flags: int) -> FileDescription:
         """Open this existing inode with ``flags`` (permissions already checked by the VFS)."""
         raise SysError(EPERM)
 
 
-def may_create(t: "TaskContext", dir: Inode) -> None:
+def may_create(t: TaskContext, dir: Inode) -> None:
     """``may_create``: write and search permission on the directory."""
     dir.check_permission(t.creds, MAY_WRITE | MAY_EXEC)
 
 
-def may_delete(t: "TaskContext", dir: Inode, victim: Inode) -> None:
+def may_delete(t: TaskContext, dir: Inode, victim: Inode) -> None:
     """``may_delete``: write+search on ``dir`` (EACCES), then the sticky-bit rule (EPERM): in a sticky
     directory only the file's owner, the directory's owner or CAP_FOWNER may remove."""
     creds = t.creds

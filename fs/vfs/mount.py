@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+
 from mqsentry.fs.vfs.inode import Filesystem, Inode
 
 
@@ -28,7 +29,7 @@ class Mount:
 
     __slots__ = ("fs", "root", "parent", "mountpoint", "flags", "_mu", "_refs", "expiry_mark", "attached")
 
-    def __init__(self, fs: Filesystem, root: Inode, parent: "Mount | None", mountpoint: "Path | None",
+    def __init__(self, fs: Filesystem, root: Inode, parent: Mount | None, mountpoint: Path | None,
                  flags: int = 0) -> None:
         self.fs = fs
         self.root = root
@@ -65,7 +66,7 @@ class Path:
 
     __slots__ = ("mount", "inode", "parent", "name")
 
-    def __init__(self, mount: Mount, inode: Inode, parent: "Path | None", name: str) -> None:
+    def __init__(self, mount: Mount, inode: Inode, parent: Path | None, name: str) -> None:
         self.mount = mount
         self.inode = inode
         self.parent = parent
@@ -74,7 +75,7 @@ class Path:
     def is_mount_root(self) -> bool:
         return self.inode is self.mount.root
 
-    def dotdot(self) -> "Path":
+    def dotdot(self) -> Path:
         return self.parent if self.parent is not None else self
 
     def __repr__(self) -> str:
@@ -166,7 +167,7 @@ class MountNamespace:
         with self.mu:
             return [self.root] + [m for st in self._mounts.values() for m in st]
 
-    def clone(self) -> tuple["MountNamespace", dict[Mount, Mount]]:
+    def clone(self) -> tuple[MountNamespace, dict[Mount, Mount]]:
         """``copy_mnt_ns``: a new namespace with a copy of every mount (same filesystems). Returns the
         namespace and the old -> new mount map (to move the caller's root and cwd across)."""
         with self.mu:

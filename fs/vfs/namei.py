@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 LAST_NORM, LAST_ROOT, LAST_DOT, LAST_DOTDOT = 0, 1, 2, 3
 
 
-def getname(t: "VFSTask", addr: int, allow_empty: bool = False) -> str:
+def getname(t: VFSTask, addr: int, allow_empty: bool = False) -> str:
     """``getname``: copy a path from user memory. EFAULT, ENAMETOOLONG (no NUL within PATH_MAX) or
     ENOENT (empty, unless ``allow_empty``). Bytes that are not UTF-8 survive via surrogateescape."""
     raw = t.copy_in_string(addr, PATH_MAX)
@@ -38,7 +38,7 @@ def getname(t: "VFSTask", addr: int, allow_empty: bool = False) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _start(t: "VFSTask", dirfd: int, path: str) -> Path:
+def _start(t: VFSTask, dirfd: int, path: str) -> Path:
     """``path_init``: the root for absolute paths, else the cwd or the directory ``dirfd``."""
     if path.startswith("/"):
         ctx = fs_context(t)
@@ -56,12 +56,12 @@ def _ebadf() -> NoReturn:
     raise SysError(EBADF)
 
 
-def fd_path(t: "VFSTask", fd: int) -> Path | None:
+def fd_path(t: VFSTask, fd: int) -> Path | None:
     """The path a descriptor was opened through (None for pathless files); EBADF."""
     return fd_table(t).get(fd).path
 
 
-def _step(t: "VFSTask", p: Path, name: str) -> Path:
+def _step(t: VFSTask, p: Path, name: str) -> Path:
     """One component of ``link_path_walk``: search permission on ``p``, then the lookup."""
     inode = p.inode
     if not inode.is_dir():
@@ -77,7 +77,7 @@ def _step(t: "VFSTask", p: Path, name: str) -> Path:
     return mount_ns(t).follow_mounts(Path(p.mount, child, p, name))
 
 
-def resolve(t: "VFSTask", dirfd: int, path: str) -> Path:
+def resolve(t: VFSTask, dirfd: int, path: str) -> Path:
     """Resolve every component of ``path`` (ENOENT, ENOTDIR, EACCES, ENAMETOOLONG). A trailing slash
     requires a directory."""
     p = _start(t, dirfd, path)
@@ -89,7 +89,7 @@ def resolve(t: "VFSTask", dirfd: int, path: str) -> Path:
     return p
 
 
-def resolve_parent(t: "VFSTask", dirfd: int, path: str) -> tuple[Path, str, int, bool]:
+def resolve_parent(t: VFSTask, dirfd: int, path: str) -> tuple[Path, str, int, bool]:
     """``filename_parentat``: (parent directory, last component, its kind LAST_*, trailing slash).
 
     Search permission is required on the parent too (``may_lookup`` runs before the last component
@@ -110,7 +110,7 @@ def resolve_parent(t: "VFSTask", dirfd: int, path: str) -> tuple[Path, str, int,
     return p, last, kind, path.endswith("/")
 
 
-def lookup_child(t: "VFSTask", parent: Path, name: str) -> Path:
+def lookup_child(t: VFSTask, parent: Path, name: str) -> Path:
     """Look ``name`` up in ``parent`` (already permission-checked), crossing mounts."""
     child = parent.inode.lookup(t, name)
     return mount_ns(t).follow_mounts(Path(parent.mount, child, parent, name))

@@ -15,8 +15,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mqsentry.abi.linux.errno import EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY
-from mqsentry.abi.linux.file import (DT_DIR, O_APPEND, S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISVTX, SEEK_CUR, SEEK_SET, TMPFS_MAGIC,
-                            dtype_of)
+from mqsentry.abi.linux.file import (
+    DT_DIR,
+    O_APPEND,
+    S_IFDIR,
+    S_IFMT,
+    S_IFREG,
+    S_ISGID,
+    S_ISVTX,
+    SEEK_CUR,
+    SEEK_SET,
+    TMPFS_MAGIC,
+    dtype_of,
+)
 from mqsentry.fs.vfs.file import MAX_LFS_FILESIZE, FileDescription, llseek_position
 from mqsentry.fs.vfs.inode import Filesystem, Inode, StatFS, may_delete
 from mqsentry.kernel.errors import SysError
@@ -58,7 +69,7 @@ class TmpfsFilesystem(Filesystem):
                 raise SysError(ENOSPC)
             self.used += delta
 
-    def statfs(self, t: "TaskContext") -> StatFS:
+    def statfs(self, t: TaskContext) -> StatFS:
         with self._space_mu:
             blocks = self.size_limit // PAGE
             free = blocks - (self.used + PAGE - 1) // PAGE
@@ -76,10 +87,10 @@ class TmpfsFile(Inode):
     def size(self) -> int:
         return len(self.data)
 
-    def open(self, t: "TaskContext", flags: int) -> FileDescription:
+    def open(self, t: TaskContext, flags: int) -> FileDescription:
         return TmpfsFileFD(flags, self)
 
-    def truncate(self, t: "TaskContext", length: int) -> None:
+    def truncate(self, t: TaskContext, length: int) -> None:
         fs: TmpfsFilesystem = self.fs  # type: ignore[assignment]
         with self.mu:
             delta = length - len(self.data)
@@ -101,13 +112,13 @@ class TmpfsDir(Inode):
     def size(self) -> int:
         return (2 + len(self.children)) * BOGO_DIRENT_SIZE
 
-    def lookup(self, t: "TaskContext", name: str) -> Inode:
+    def lookup(self, t: TaskContext, name: str) -> Inode:
         child = self.children.get(name)
         if child is None:
             raise SysError(ENOENT)
         return child
 
-    def _owner(self, t: "TaskContext", mode: int) -> tuple[int, int, int]:
+    def _owner(self, t: TaskContext, mode: int) -> tuple[int, int, int]:
         """``inode_init_owner``: fsuid, and the directory's group if it is set-group-ID."""
         creds = t.creds
         gid = creds.fsgid
@@ -118,7 +129,7 @@ class TmpfsDir(Inode):
                     mode |= S_ISGID
         return creds.fsuid, gid, mode
 
-    def _insert(self, t: "TaskContext", name: str, child: Inode) -> None:
+    def _insert(self, t: TaskContext, name: str, child: Inode) -> None:
         fs: TmpfsFilesystem = self.fs  # type: ignore[assignment]
         with self.mu:
             if name in self.children:
@@ -131,19 +142,19 @@ class TmpfsDir(Inode):
                 self.nlink += 1
             self.mtime_ns = self.ctime_ns = t.kernel.clock.now_ns()
 
-    def create(self, t: "TaskContext", name: str, mode: int, flags: int) -> FileDescription:
+    def create(self, t: TaskContext, name: str, mode: int, flags: int) -> FileDescription:
         uid, gid, mode = self._owner(t, S_IFREG | (mode & 0o7777))
         f = TmpfsFile(self.fs, mode, uid, gid, t.kernel.clock.now_ns())  # type: ignore[arg-type]
         self._insert(t, name, f)
         return f.open(t, flags)
 
-    def mkdir(self, t: "TaskContext", name: str, mode: int) -> Inode:
+    def mkdir(self, t: TaskContext, name: str, mode: int) -> Inode:
         uid, gid, mode = self._owner(t, S_IFDIR | (mode & 0o7777))
         d = TmpfsDir(self.fs, mode, uid, gid, t.kernel.clock.now_ns())  # type: ignore[arg-type]
         self._insert(t, name, d)
         return d
 
-    def _remove(self, t: "TaskContext", name: str, want_dir: bool) -> None:
+    def _remove(self, t: TaskContext, name: str, want_dir: bool) -> None:
         victim = self.lookup(t, name)
         may_delete(t, self, victim)
         if want_dir:
@@ -169,17 +180,17 @@ class TmpfsDir(Inode):
         if not want_dir and victim.nlink == 0:
             fs.charge(-len(victim.data))  # type: ignore[attr-defined]
 
-    def unlink(self, t: "TaskContext", name: str) -> None:
+    def unlink(self, t: TaskContext, name: str) -> None:
         self._remove(t, name, want_dir=False)
 
-    def rmdir(self, t: "TaskContext", name: str) -> None:
+    def rmdir(self, t: TaskContext, name: str) -> None:
         self._remove(t, name, want_dir=True)
 
     def readdir(self) -> list[tuple[str, Inode]]:
         with self.mu:
             return list(self.children.items())
 
-    def open(self, t: "TaskContext", flags: int) -> FileDescription:
+    def open(self, t: TaskContext, flags: int) -> FileDescription:
         return TmpfsDirFD(flags, self)
 
 
@@ -189,7 +200,7 @@ class TmpfsFileFD(FileDescription):
 
     pollable = False
 
-    def read(self, t: "TaskContext", n: int, offset: int | None) -> bytes:
+    def read(self, t: TaskContext, n: int, offset: int | None) -> bytes:
         inode: TmpfsFile = self.inode  # type: ignore[assignment]
         with self.mu:
             pos = self.pos if offset is None else offset
@@ -199,7 +210,7 @@ class TmpfsFileFD(FileDescription):
                 self.pos = pos + len(data)
         return data
 
-    def write(self, t: "TaskContext", data: bytes, offset: int | None) -> int:
+    def write(self, t: TaskContext, data: bytes, offset: int | None) -> int:
         inode: TmpfsFile = self.inode  # type: ignore[assignment]
         fs: TmpfsFilesystem = inode.fs  # type: ignore[assignment]
         with self.mu:
@@ -224,7 +235,7 @@ class TmpfsFileFD(FileDescription):
                 self.pos = end
         return len(data)
 
-    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
+    def seek(self, t: TaskContext, offset: int, whence: int) -> int:
         """``generic_file_llseek``."""
         inode: TmpfsFile = self.inode  # type: ignore[assignment]
         with self.mu:
@@ -237,10 +248,10 @@ class TmpfsDirFD(FileDescription):
 
     pollable = False
 
-    def read(self, t: "TaskContext", n: int, offset: int | None) -> bytes:
+    def read(self, t: TaskContext, n: int, offset: int | None) -> bytes:
         raise SysError(EISDIR)
 
-    def seek(self, t: "TaskContext", offset: int, whence: int) -> int:
+    def seek(self, t: TaskContext, offset: int, whence: int) -> int:
         """``offset_dir_llseek``: SEEK_SET and SEEK_CUR only, never negative."""
         with self.mu:
             if whence == SEEK_CUR:
@@ -252,7 +263,7 @@ class TmpfsDirFD(FileDescription):
             self.pos = offset
             return offset
 
-    def iterate_dir(self, t: "TaskContext") -> list[tuple[str, int, int]]:
+    def iterate_dir(self, t: TaskContext) -> list[tuple[str, int, int]]:
         inode = self.inode
         assert inode is not None
         parent = self.path.parent if self.path is not None else None
@@ -282,7 +293,7 @@ def _parse_size(v: str) -> int:
     return int(num) * mult
 
 
-def new_tmpfs(t: "VFSTask", source: str, flags: int, data: bytes) -> TmpfsFilesystem:
+def new_tmpfs(t: VFSTask, source: str, flags: int, data: bytes) -> TmpfsFilesystem:
     """mount(2)'s "tmpfs": ``shmem_parse_one`` options mode=, uid=, gid=, size=, nr_inodes= (EINVAL for
     anything else). The size is capped at the model's DEFAULT_SIZE (memory is the host's)."""
     mode, uid, gid, size, inodes = 0o1777, t.creds.fsuid, t.creds.fsgid, DEFAULT_SIZE, 1 << 20

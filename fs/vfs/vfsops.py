@@ -16,12 +16,54 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mqsentry.abi.linux.capability import CAP_FOWNER, CAP_SYS_ADMIN
-from mqsentry.abi.linux.errno import (EACCES, EAGAIN, EBUSY, EEXIST, EINVAL, EISDIR, ENODEV, ENOENT, ENOTDIR, EOPNOTSUPP,
-                             ENOTEMPTY, EPERM, EROFS)
-from mqsentry.abi.linux.file import (MNT_DETACH, MNT_EXPIRE, MNT_FORCE, MS_BIND, MS_MGC_MSK, MS_MGC_VAL, MS_MOVE, MS_NOUSER,
-                            MS_PROPAGATION, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SILENT, O_ACCMODE, O_APPEND, O_CLOEXEC,
-                            O_CREAT, O_EXCL, O_NOATIME, O_NOCTTY, O_PATH, O_TMPFILE_BASE, O_TRUNC,
-                            S_IALLUGO, S_IFDIR, S_IFMT, S_IFREG, S_IRWXUGO, S_ISVTX, UMOUNT_NOFOLLOW, o_flags)
+from mqsentry.abi.linux.errno import (
+    EACCES,
+    EAGAIN,
+    EBUSY,
+    EEXIST,
+    EINVAL,
+    EISDIR,
+    ENODEV,
+    ENOENT,
+    ENOTDIR,
+    ENOTEMPTY,
+    EOPNOTSUPP,
+    EPERM,
+    EROFS,
+)
+from mqsentry.abi.linux.file import (
+    MNT_DETACH,
+    MNT_EXPIRE,
+    MNT_FORCE,
+    MS_BIND,
+    MS_MGC_MSK,
+    MS_MGC_VAL,
+    MS_MOVE,
+    MS_NOUSER,
+    MS_PROPAGATION,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    MS_SILENT,
+    O_ACCMODE,
+    O_APPEND,
+    O_CLOEXEC,
+    O_CREAT,
+    O_EXCL,
+    O_NOATIME,
+    O_NOCTTY,
+    O_PATH,
+    O_TMPFILE_BASE,
+    O_TRUNC,
+    S_IALLUGO,
+    S_IFDIR,
+    S_IFMT,
+    S_IFREG,
+    S_IRWXUGO,
+    S_ISVTX,
+    UMOUNT_NOFOLLOW,
+    o_flags,
+)
 from mqsentry.fs.vfs.context import fs_context, mount_ns
 from mqsentry.fs.vfs.file import FileDescription
 from mqsentry.fs.vfs.inode import MAY_EXEC, MAY_READ, MAY_WRITE, Filesystem, Inode, Stat, StatFS, may_create
@@ -48,12 +90,12 @@ def _want_write(p: Path) -> None:
         raise SysError(EROFS)
 
 
-def _owner_or_capable(t: "VFSTask", inode: Inode) -> bool:
+def _owner_or_capable(t: VFSTask, inode: Inode) -> bool:
     return t.creds.fsuid == inode.uid or t.creds.has_cap(CAP_FOWNER)
 
 
 # -- open -----------------------------------------------------------------------------------------------------
-def build_open_flags(t: "VFSTask", flags: int, mode: int) -> tuple[int, int, int]:
+def build_open_flags(t: VFSTask, flags: int, mode: int) -> tuple[int, int, int]:
     """``build_open_how`` + ``build_open_flags``: (flags, create mode, acc_mode) or EINVAL."""
     of = o_flags(t.kernel.arch)
     flags &= of.VALID_OPEN_FLAGS
@@ -79,7 +121,7 @@ def build_open_flags(t: "VFSTask", flags: int, mode: int) -> tuple[int, int, int
     return flags, mode, acc
 
 
-def may_open(t: "VFSTask", inode: Inode, acc: int, flags: int) -> None:
+def may_open(t: VFSTask, inode: Inode, acc: int, flags: int) -> None:
     """``may_open``: type rules, then permission, then O_NOATIME ownership."""
     if inode.mode & S_IFMT == S_IFDIR:
         if acc & MAY_WRITE:
@@ -92,7 +134,7 @@ def may_open(t: "VFSTask", inode: Inode, acc: int, flags: int) -> None:
         raise SysError(EPERM)
 
 
-def open_at(t: "VFSTask", dirfd: int, path: str, flags: int, mode: int, acc: int) -> FileDescription:
+def open_at(t: VFSTask, dirfd: int, path: str, flags: int, mode: int, acc: int) -> FileDescription:
     """``path_openat`` for already-built flags: the new description (with the creator's reference)."""
     of = o_flags(t.kernel.arch)
     if flags & O_TMPFILE_BASE:
@@ -138,7 +180,7 @@ def open_at(t: "VFSTask", dirfd: int, path: str, flags: int, mode: int, acc: int
     return _open_existing(t, p, flags)
 
 
-def _open_existing(t: "VFSTask", p: Path, flags: int) -> FileDescription:
+def _open_existing(t: VFSTask, p: Path, flags: int) -> FileDescription:
     inode = p.inode
     desc = inode.open(t, flags & ~_OPEN_ONLY_FLAGS)
     if flags & O_TRUNC and inode.mode & S_IFMT == S_IFREG:
@@ -162,7 +204,7 @@ class PathFD(FileDescription):
 
 
 # -- mkdir / unlink / rmdir --------------------------------------------------------------------------------------
-def mkdir_at(t: "VFSTask", dirfd: int, path: str, mode: int) -> Inode:
+def mkdir_at(t: VFSTask, dirfd: int, path: str, mode: int) -> Inode:
     """``do_mkdirat``: EEXIST for an existing name comes before the permission check."""
     parent, name, kind, _ = resolve_parent(t, dirfd, path)
     if kind != LAST_NORM:
@@ -180,7 +222,7 @@ def mkdir_at(t: "VFSTask", dirfd: int, path: str, mode: int) -> Inode:
     return parent.inode.mkdir(t, name, mode)
 
 
-def rmdir_at(t: "VFSTask", dirfd: int, path: str) -> None:
+def rmdir_at(t: VFSTask, dirfd: int, path: str) -> None:
     """``do_rmdir``."""
     parent, name, kind, _ = resolve_parent(t, dirfd, path)
     if kind == LAST_DOTDOT:
@@ -196,7 +238,7 @@ def rmdir_at(t: "VFSTask", dirfd: int, path: str) -> None:
     parent.inode.rmdir(t, name)
 
 
-def unlink_at(t: "VFSTask", dirfd: int, path: str) -> None:
+def unlink_at(t: VFSTask, dirfd: int, path: str) -> None:
     """``do_unlinkat``."""
     parent, name, kind, slash = resolve_parent(t, dirfd, path)
     if kind != LAST_NORM:
@@ -211,7 +253,7 @@ def unlink_at(t: "VFSTask", dirfd: int, path: str) -> None:
 
 
 # -- stat ------------------------------------------------------------------------------------------------------------
-def stat_at(t: "VFSTask", dirfd: int, path: str) -> Stat:
+def stat_at(t: VFSTask, dirfd: int, path: str) -> Stat:
     return resolve(t, dirfd, path).inode.stat()
 
 
@@ -225,19 +267,19 @@ def statfs_flags(m: Mount | None) -> int:
     return out
 
 
-def statfs_path(t: "VFSTask", p: Path) -> StatFS:
+def statfs_path(t: VFSTask, p: Path) -> StatFS:
     st = p.inode.fs.statfs(t)
     st.flags = statfs_flags(p.mount)
     return st
 
 
 # -- mount / umount -------------------------------------------------------------------------------------------------
-def may_mount(t: "VFSTask") -> None:
+def may_mount(t: VFSTask) -> None:
     if not t.creds.has_cap(CAP_SYS_ADMIN):
         raise SysError(EPERM)
 
 
-def do_mount(t: "VFSTask", source: str | None, target: str, fstype: str | None, flags: int, data: bytes) -> None:
+def do_mount(t: VFSTask, source: str | None, target: str, fstype: str | None, flags: int, data: bytes) -> None:
     """``do_mount`` -> ``path_mount`` after the strings were copied in."""
     p = resolve(t, -100, target)
     if flags & MS_MGC_MSK == MS_MGC_VAL:
@@ -279,7 +321,7 @@ def do_mount(t: "VFSTask", source: str | None, target: str, fstype: str | None, 
     _graft(t, p, fs, fs.root, flags & MS_RDONLY)
 
 
-def _graft(t: "VFSTask", p: Path, fs: Filesystem, root: Inode, mnt_flags: int) -> None:
+def _graft(t: VFSTask, p: Path, fs: Filesystem, root: Inode, mnt_flags: int) -> None:
     """``do_add_mount`` + ``graft_tree``."""
     ns = mount_ns(t)
     if not ns.contains(p.mount):
@@ -293,7 +335,7 @@ def _graft(t: "VFSTask", p: Path, fs: Filesystem, root: Inode, mnt_flags: int) -
     ns.attach(m)
 
 
-def do_umount(t: "VFSTask", target: str, flags: int) -> None:
+def do_umount(t: VFSTask, target: str, flags: int) -> None:
     """``ksys_umount`` after the flags check: the lookup, then ``path_umount`` (``can_umount``:
     EPERM, then EINVAL for a non-mount-point)."""
     p = resolve(t, -100, target)

@@ -13,8 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from mqsentry.abi.linux.capability import (ALL_CAPS, CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
-                                  CAP_FSETID, CAP_LINUX_IMMUTABLE, CAP_MAC_OVERRIDE, CAP_MKNOD)
+from mqsentry.abi.linux.capability import (
+    ALL_CAPS,
+    CAP_CHOWN,
+    CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH,
+    CAP_FOWNER,
+    CAP_FSETID,
+    CAP_LINUX_IMMUTABLE,
+    CAP_MAC_OVERRIDE,
+    CAP_MKNOD,
+)
 
 #: Capabilities that follow fsuid (CAP_FS_MASK in include/linux/capability.h).
 CAP_FS_MASK = ((1 << CAP_CHOWN) | (1 << CAP_MKNOD) | (1 << CAP_DAC_OVERRIDE) | (1 << CAP_DAC_READ_SEARCH)
@@ -45,7 +54,7 @@ class Credentials:
     keep_caps: bool = False
 
     @classmethod
-    def for_user(cls, uid: int, gid: int, groups: tuple[int, ...] = (), caps: int | None = None) -> "Credentials":
+    def for_user(cls, uid: int, gid: int, groups: tuple[int, ...] = (), caps: int | None = None) -> Credentials:
         """Credentials of a fresh process: capabilities as Linux gives them (full for uid 0, none
         otherwise) unless ``caps`` sets permitted = effective explicitly."""
         if caps is None:
@@ -67,7 +76,7 @@ class Credentials:
         return gid == self.egid or gid in self.groups
 
     # -- transitions (security/commoncap.c) --------------------------------------------------------
-    def fixed_after_setuid(self, old: "Credentials", fs_only: bool = False) -> "Credentials":
+    def fixed_after_setuid(self, old: Credentials, fs_only: bool = False) -> Credentials:
         """Apply ``cap_task_fix_setuid``: drop or raise capabilities after a uid change."""
         new = self
         if not fs_only:
@@ -87,5 +96,5 @@ class Credentials:
                 new = replace(new, cap_effective=new.cap_effective | (new.cap_permitted & CAP_FS_MASK))
         return new
 
-    def with_changes(self, **kw: object) -> "Credentials":
+    def with_changes(self, **kw: object) -> Credentials:
         return replace(self, **kw)  # type: ignore[arg-type]

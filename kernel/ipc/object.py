@@ -36,7 +36,7 @@ class Object:
 
     __slots__ = ("key", "id", "seq", "cuid", "cgid", "uid", "gid", "mode", "deleted", "mu")
 
-    def __init__(self, key: int, creds: "Credentials", mode: int) -> None:
+    def __init__(self, key: int, creds: Credentials, mode: int) -> None:
         self.key = key
         self.id = -1  # assigned by Registry.add_locked
         self.seq = 0
@@ -48,7 +48,7 @@ class Object:
         self.mu = threading.Lock()
 
 
-def ipcperms(creds: "Credentials", obj: Object, flag: int) -> bool:
+def ipcperms(creds: Credentials, obj: Object, flag: int) -> bool:
     """Linux ``ipcperms``: True if ``creds`` may access ``obj`` as ``flag`` asks.
 
     ``flag`` is truncated to a C ``short`` as the kernel's parameter is; msgget passes the caller's
@@ -65,7 +65,7 @@ def ipcperms(creds: "Credentials", obj: Object, flag: int) -> bool:
     return not (requested & ~granted & 0o7) or creds.has_cap(CAP_IPC_OWNER)
 
 
-def may_control(creds: "Credentials", obj: Object) -> bool:
+def may_control(creds: Credentials, obj: Object) -> bool:
     """The IPC_SET / IPC_RMID test of ``ipcctl_obtain_check``: creator, owner or CAP_SYS_ADMIN."""
     euid = creds.euid
     return euid == obj.cuid or euid == obj.uid or creds.has_cap(CAP_SYS_ADMIN)

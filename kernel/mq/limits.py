@@ -16,8 +16,13 @@ from typing import TYPE_CHECKING
 
 from mqsentry.abi.linux.capability import CAP_SYS_RESOURCE
 from mqsentry.abi.linux.errno import EINVAL, EMFILE, EOVERFLOW
-from mqsentry.abi.linux.mqueue import (HARD_MSGMAX, HARD_MSGSIZEMAX, MQ_PRIO_MAX, SIZEOF_MSG_MSG,
-                              SIZEOF_POSIX_MSG_TREE_NODE)
+from mqsentry.abi.linux.mqueue import (
+    HARD_MSGMAX,
+    HARD_MSGSIZEMAX,
+    MQ_PRIO_MAX,
+    SIZEOF_MSG_MSG,
+    SIZEOF_POSIX_MSG_TREE_NODE,
+)
 from mqsentry.kernel.errors import SysError
 
 if TYPE_CHECKING:
@@ -27,12 +32,12 @@ if TYPE_CHECKING:
 ULONG_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
 
-def default_attr(ns: "IPCSysctls") -> tuple[int, int]:
+def default_attr(ns: IPCSysctls) -> tuple[int, int]:
     """(maxmsg, msgsize) of a queue created without attributes: the defaults capped by the maxima."""
     return min(ns.mq_msg_max, ns.mq_msg_default), min(ns.mq_msgsize_max, ns.mq_msgsize_default)
 
 
-def validate_attr(ns: "IPCSysctls", creds: "Credentials", maxmsg: int, msgsize: int) -> int:
+def validate_attr(ns: IPCSysctls, creds: Credentials, maxmsg: int, msgsize: int) -> int:
     """Check a new queue's attributes in Linux's order; return its RLIMIT_MSGQUEUE cost.
 
     ``maxmsg``/``msgsize`` are the C ``long`` values. EINVAL for non-positive values or values

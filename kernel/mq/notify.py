@@ -40,7 +40,7 @@ class Notification:
     sock: Any = None
     cookie: bytes = b""
 
-    def fire(self, kernel: "KernelContext", sender: "TaskContext") -> None:
+    def fire(self, kernel: KernelContext, sender: TaskContext) -> None:
         """``__do_notify`` for a message that made the queue non-empty (caller holds the queue lock
         and has already cleared the registration: it is one-shot)."""
         kind = self.notify

@@ -33,8 +33,7 @@ from mqsentry.kernel.ktime import RealtimeClock
 from mqsentry.kernel.mq.notify import Notification
 
 if TYPE_CHECKING:
-    from mqsentry.kernel.context import KernelContext
-    from mqsentry.kernel.context import TaskContext
+    from mqsentry.kernel.context import KernelContext, TaskContext
 
 _READABLE = waiter.EVENT_IN | waiter.EVENT_RDNORM
 _WRITABLE = waiter.EVENT_OUT | waiter.EVENT_WRNORM
@@ -79,7 +78,7 @@ class Queue:
     __slots__ = ("mu", "kernel", "maxmsg", "msgsize", "curmsgs", "qsize", "_prios", "_top", "_by_prio",
                  "_senders", "_receivers", "_empty", "poll", "notification", "inode")
 
-    def __init__(self, kernel: "KernelContext", maxmsg: int, msgsize: int) -> None:
+    def __init__(self, kernel: KernelContext, maxmsg: int, msgsize: int) -> None:
         self.mu = threading.Lock()
         self.kernel = kernel
         self.maxmsg = maxmsg
@@ -124,7 +123,8 @@ class Queue:
         r.waker.wake()
 
     # -- send ------------------------------------------------------------------------------------------
-    def send(self, t: "TaskContext", data: bytes, prio: int, nonblock: int, waker: waiter.Waker | None = None) -> Waiter | None:
+    def send(self, t: TaskContext, data: bytes, prio: int, nonblock: int,
+             waker: waiter.Waker | None = None) -> Waiter | None:
         """Queue ``data`` at ``prio`` on behalf of ``t``.
 
         Returns None when the message was delivered. A full queue gives SysError(EAGAIN) if
@@ -207,7 +207,7 @@ class Queue:
                 pass
             return False
 
-    def wait_send(self, t: "TaskContext", w: Waiter, deadline_ns: int | None) -> None:
+    def wait_send(self, t: TaskContext, w: Waiter, deadline_ns: int | None) -> None:
         """Sleep ``t`` until its registered send completes (``wq_sleep``): ETIMEDOUT at the absolute
         CLOCK_REALTIME deadline, ERESTARTSYS on a signal."""
         while True:
@@ -219,14 +219,14 @@ class Queue:
                     return
                 raise SysError(ERESTARTSYS if t.sigpending or err != ETIMEDOUT else ETIMEDOUT)
 
-    def timed_send(self, t: "TaskContext", data: bytes, prio: int, nonblock: int, deadline_ns: int | None) -> None:
+    def timed_send(self, t: TaskContext, data: bytes, prio: int, nonblock: int, deadline_ns: int | None) -> None:
         """The whole of mq_timedsend's queue part for an in-process task."""
         w = self.send(t, data, prio, nonblock)
         if w is not None:
             self.wait_send(t, w, deadline_ns)
 
     # -- receive ---------------------------------------------------------------------------------------
-    def receive(self, t: "TaskContext", nonblock: int, waker: waiter.Waker | None = None) -> tuple[bytes, int] | Waiter:
+    def receive(self, t: TaskContext, nonblock: int, waker: waiter.Waker | None = None) -> tuple[bytes, int] | Waiter:
         """Take the oldest message of the highest priority: ``(data, prio)``.
 
         An empty queue gives SysError(EAGAIN) if ``nonblock``; otherwise a registered
@@ -308,7 +308,7 @@ class Queue:
                 pass
             return False
 
-    def wait_receive(self, t: "TaskContext", w: Waiter, deadline_ns: int | None) -> tuple[bytes, int]:
+    def wait_receive(self, t: TaskContext, w: Waiter, deadline_ns: int | None) -> tuple[bytes, int]:
         """Sleep ``t`` until a sender hands it a message (see :meth:`wait_send`)."""
         while True:
             err = t.block(deadline_ns)
@@ -319,7 +319,7 @@ class Queue:
                     return w.msg, w.prio
                 raise SysError(ERESTARTSYS if t.sigpending or err != ETIMEDOUT else ETIMEDOUT)
 
-    def timed_receive(self, t: "TaskContext", nonblock: int, deadline_ns: int | None) -> tuple[bytes, int]:
+    def timed_receive(self, t: TaskContext, nonblock: int, deadline_ns: int | None) -> tuple[bytes, int]:
         """The whole of mq_timedreceive's queue part for an in-process task."""
         r = self.receive(t, nonblock)
         if r.__class__ is Waiter:
@@ -365,7 +365,7 @@ class Queue:
             notify = n.notify if n is not None else 0
             signo = n.signo if n is not None and n.notify == SIGEV_SIGNAL else 0
             pid = n.owner_tgid if n is not None else 0
-            return "QSIZE:%-10lu NOTIFY:%-5d SIGNO:%-5d NOTIFY_PID:%-6d\n" % (self.qsize, notify, signo, pid)
+            return f"QSIZE:{self.qsize:<10} NOTIFY:{notify:<5} SIGNO:{signo:<5} NOTIFY_PID:{pid:<6}\n"
 
     def readiness(self, mask: int) -> int:
         """``mqueue_poll_file``: readable while messages are queued, writable while not full."""

@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 class Registry(Protocol):
     """One IPC namespace's POSIX queues by name (gVisor ``mq.RegistryImpl``)."""
 
-    def open_queue(self, t: "TaskContext", name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
-                   umask: int) -> "FileDescription":
+    def open_queue(self, t: TaskContext, name: str, oflag: int, mode: int, attr: tuple[int, int] | None,
+                   umask: int) -> FileDescription:
         """``do_mq_open`` after the fd is reserved: look ``name`` up, create it or check access."""
         ...
 
-    def unlink_queue(self, t: "TaskContext", name: str) -> None:
+    def unlink_queue(self, t: TaskContext, name: str) -> None:
         """``mq_unlink``."""
         ...
 

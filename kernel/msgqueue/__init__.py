@@ -15,8 +15,15 @@ Hot paths (msgsnd, msgrcv, IPC_STAT) find their queue without the registry lock 
 
 from mqsentry.kernel.msgqueue.queue import Queue, Receiver, Sender
 from mqsentry.kernel.msgqueue.registry import Registry
-from mqsentry.kernel.msgqueue.store import (SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL, SEARCH_NUMBER,
-                                   MessageStore, testmsg)
+from mqsentry.kernel.msgqueue.store import (
+                                   SEARCH_ANY,
+                                   SEARCH_EQUAL,
+                                   SEARCH_LESSEQUAL,
+                                   SEARCH_NOTEQUAL,
+                                   SEARCH_NUMBER,
+                                   MessageStore,
+                                   testmsg,
+)
 
 __all__ = ["Registry", "Queue", "Receiver", "Sender", "MessageStore", "testmsg", "SEARCH_ANY", "SEARCH_EQUAL",
            "SEARCH_NOTEQUAL", "SEARCH_LESSEQUAL", "SEARCH_NUMBER"]

@@ -82,7 +82,7 @@ class Queue(Object):
     __slots__ = ("registry", "store", "receivers", "senders", "stime", "rtime", "ctime", "qbytes", "lspid",
                  "lrpid")
 
-    def __init__(self, registry: object, key: int, creds: "Credentials", mode: int, qbytes: int,
+    def __init__(self, registry: object, key: int, creds: Credentials, mode: int, qbytes: int,
                  now: int) -> None:
         super().__init__(key, creds, mode)
         self.registry = registry
@@ -97,7 +97,7 @@ class Queue(Object):
         self.lrpid = 0
 
     # -- non-blocking primitives (caller holds mu) ---------------------------------------------------
-    def check_locked(self, creds: "Credentials", flag: int) -> None:
+    def check_locked(self, creds: Credentials, flag: int) -> None:
         """The checks at the top of every msgsnd/msgrcv attempt: ``ipcperms(flag)`` -> EACCES, then
         removal -> EIDRM (``flag`` is S_IWUGO for send, S_IRUGO for receive)."""
         if not ipcperms(creds, self, flag):
@@ -248,7 +248,7 @@ class Queue(Object):
     # message fits / one is there, nobody to hand over to); anything else goes to the *_slow loop,
     # which is the reference implementation of Linux's do_msgsnd / do_msgrcv loop and re-does every
     # check itself.
-    def send(self, t: "TaskContext", blob: bytes, mtype: int, nowait: int) -> None:
+    def send(self, t: TaskContext, blob: bytes, mtype: int, nowait: int) -> None:
         """The locked part of ``do_msgsnd``: permission, removal, fit, sleep, send."""
         msgsz = len(blob) - 8
         with self.mu:
@@ -263,7 +263,7 @@ class Queue(Object):
                     return
             self._send_slow_locked(t, blob, mtype, msgsz, nowait)
 
-    def _send_slow_locked(self, t: "TaskContext", blob: bytes, mtype: int, msgsz: int, nowait: int) -> None:
+    def _send_slow_locked(self, t: TaskContext, blob: bytes, mtype: int, msgsz: int, nowait: int) -> None:
         mu = self.mu
         while True:
             self.check_locked(t.creds, S_IWUGO)
@@ -286,7 +286,7 @@ class Queue(Object):
                 raise SysError(ERESTARTNOHAND)
         self.commit_send_locked(blob, mtype, t.tg.tgid, t.kernel.clock.now_s())
 
-    def receive(self, t: "TaskContext", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
+    def receive(self, t: TaskContext, bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
         """The locked part of ``do_msgrcv`` without MSG_COPY: returns the dequeued message."""
         with self.mu:
             euid = t.creds.euid
@@ -305,7 +305,7 @@ class Queue(Object):
                         return blob
         return self._receive_slow(t, bufsz, msgtyp, mode, msgflg)
 
-    def _receive_slow(self, t: "TaskContext", bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
+    def _receive_slow(self, t: TaskContext, bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
         mu = self.mu
         while True:
             with mu:
@@ -332,7 +332,7 @@ class Queue(Object):
                 raise SysError(res)
             return res  # type: ignore[return-value]
 
-    def copy(self, t: "TaskContext", index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
+    def copy(self, t: TaskContext, index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
         """``do_msgrcv`` with MSG_COPY (always IPC_NOWAIT)."""
         with self.mu:
             self.check_locked(t.creds, S_IRUGO)

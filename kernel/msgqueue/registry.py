@@ -21,8 +21,8 @@ from mqsentry.kernel.ipc.object import S_IRUGO
 from mqsentry.kernel.msgqueue.queue import MASK64, Queue
 
 if TYPE_CHECKING:
-    from mqsentry.kernel.ipc_sysctl import IPCSysctls
     from mqsentry.kernel.context import TaskContext
+    from mqsentry.kernel.ipc_sysctl import IPCSysctls
 
 INT_MAX = 0x7FFF_FFFF
 #: (uid_t)-1 / (gid_t)-1: never a valid id (``uid_valid`` fails in ipc_update_perm).
@@ -38,7 +38,7 @@ class Registry:
     index table, exposed for the msgsnd/msgrcv fast path's lock-free lookup.
     """
 
-    def __init__(self, ns: "IPCSysctls") -> None:
+    def __init__(self, ns: IPCSysctls) -> None:
         self.ns = ns
         self.ids: IDRegistry[Queue] = IDRegistry()
         self.by_idx = self.ids.by_idx
@@ -50,7 +50,7 @@ class Registry:
         return next_id
 
     # -- msgget ---------------------------------------------------------------------------------------
-    def get(self, t: "TaskContext", key: int, msgflg: int) -> int:
+    def get(self, t: TaskContext, key: int, msgflg: int) -> int:
         """``msgget``: the id of the queue for ``key``, creating it as ``msgflg`` asks."""
         with self.ids.mu:
             if key != IPC_PRIVATE:
@@ -94,7 +94,7 @@ class Registry:
         fields = (msgpool, msgmap, ns.msg_ctlmax, ns.msg_ctlmnb, ns.msg_ctlmni, MSGSSZ, msgtql, MSGSEG)
         return (max_idx if max_idx > 0 else 0), fields
 
-    def stat(self, t: "TaskContext", msqid: int, cmd: int) -> tuple[int, tuple[int, ...]]:
+    def stat(self, t: TaskContext, msqid: int, cmd: int) -> tuple[int, tuple[int, ...]]:
         """IPC_STAT / MSG_STAT / MSG_STAT_ANY: (return value, ``msqid64_ds`` field values)."""
         q = self.ids.obtain_check(msqid) if cmd == IPC_STAT else self.ids.obtain_idx(msqid)
         if cmd != MSG_STAT_ANY and not ipcperms(t.creds, q, S_IRUGO):
@@ -106,7 +106,7 @@ class Registry:
             ret = 0 if cmd == IPC_STAT else q.id
         return ret, fields
 
-    def set(self, t: "TaskContext", msqid: int, uid: int, gid: int, mode: int, qbytes: int) -> None:
+    def set(self, t: TaskContext, msqid: int, uid: int, gid: int, mode: int, qbytes: int) -> None:
         """IPC_SET (``msgctl_down``); ``qbytes`` is the raw ``msg_qbytes`` the caller passed."""
         qbytes = _c_int(qbytes)  # ksys_msgctl hands msg_qbytes to msgctl_down as an int
         with self.ids.mu:
@@ -124,7 +124,7 @@ class Registry:
                 # q_qbytes is unsigned long: a negative int sign-extends, as in C.
                 q.set_locked(uid, gid, mode, qbytes & MASK64, t.kernel.clock.now_s())
 
-    def remove(self, t: "TaskContext", msqid: int) -> None:
+    def remove(self, t: TaskContext, msqid: int) -> None:
         """IPC_RMID (``msgctl_down`` -> ``freeque``)."""
         with self.ids.mu:
             q = self.ids.obtain_check(msqid)

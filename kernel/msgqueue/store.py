@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Iterator, cast
+from collections.abc import Iterator
+from typing import cast
 
 from mqsentry.abi.linux.msgqueue import MTYPE
 

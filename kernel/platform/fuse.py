@@ -30,8 +30,9 @@ import stat as stat_mod
 import struct
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("mqsentry.platform")
 
@@ -242,7 +243,7 @@ class FuseServer:
         _len, op, unique, nodeid, _uid, _gid, pid, _x, _p = IN_HEADER.unpack_from(req)
         body = memoryview(req)[IN_HEADER.size:]
         if op == INIT:
-            major, minor, readahead, _flags = struct.unpack_from("=IIII", body)
+            _major, _minor, readahead, _flags = struct.unpack_from("=IIII", body)
             self._reply(unique, INIT_OUT.pack(7, 31, readahead, 0, 16, 12, 4096, 1, 0, 0, 0, 0))
         elif op == LOOKUP:
             name = bytes(body).split(b"\0", 1)[0].decode()

@@ -48,8 +48,9 @@ import select
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from mqsentry.abi.linux.errno import ENOSYS
 from mqsentry.kernel.errors import SysError
@@ -115,8 +116,8 @@ class Platform:
         self.max_threads = max_threads
         self.max_idle = max_idle
         self.handlers = kernel.syscall_table.handlers
-        self.replies: dict[int, Callable[["Platform", Notification, Task, int], bool]] = {}
-        self.prepare: dict[int, Callable[["Platform", Notification, Task], Callable[[], None] | None]] = {}
+        self.replies: dict[int, Callable[[Platform, Notification, Task, int], bool]] = {}
+        self.prepare: dict[int, Callable[[Platform, Notification, Task], Callable[[], None] | None]] = {}
         self.on_process_exit: list[Callable[[int], None]] = []
         #: Backends to shut down in :meth:`close` (before the listener).
         self.closers: list[Callable[[], None]] = []
@@ -419,10 +420,10 @@ class Platform:
             t.tg.signal_sink = self._host_signal
 
     # -- Task.park_observer protocol -------------------------------------------------------------------
-    def parking(self, t: Task) -> "Parked":
+    def parking(self, t: Task) -> Parked:
         return self._park(t)
 
-    def unparked(self, p: "Parked") -> None:
+    def unparked(self, p: Parked) -> None:
         self._unpark(p)
 
     def _host_signal(self, target: Task, info: Any, group: bool) -> None:

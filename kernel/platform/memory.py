@@ -22,7 +22,8 @@ from __future__ import annotations
 import ctypes
 import struct
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mqsentry.kernel.memory import MemoryFault
 

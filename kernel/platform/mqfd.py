@@ -27,7 +27,8 @@ import socket
 import stat as stat_mod
 import struct
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from mqsentry.abi.linux.file import O_ACCMODE, O_CLOEXEC, O_NONBLOCK
 from mqsentry.abi.linux.limits import RLIMIT_MSGQUEUE, RLIMIT_NOFILE
@@ -61,7 +62,7 @@ class HostSocket(FileDescription):
     release). Immutable apart from the FileDescription fields."""
 
     _tx_mu = threading.Lock()
-    _tx: dict[int, socket.socket] = {}
+    _tx: ClassVar[dict[int, socket.socket]] = {}
 
     def __init__(self, plat: Platform, sock: socket.socket) -> None:
         super().__init__(os.O_RDWR)

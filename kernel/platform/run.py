@@ -13,11 +13,12 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from mqsentry.abi.linux.errno import errno_name
-from mqsentry.kernel.errors import SysError
 from mqsentry.boot import Kernel
+from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.platform import launch
 from mqsentry.kernel.platform.loop import OBSERVED, SERVED, Platform
 from mqsentry.kernel.platform.seccomp import Listener

@@ -16,8 +16,8 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+from collections.abc import Iterable, Sequence
 from fcntl import ioctl as _fioctl
-from typing import Iterable, Sequence
 
 # -- syscalls and constants (x86_64) -----------------------------------------------------------------
 NR_SECCOMP = 317

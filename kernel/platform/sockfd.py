@@ -75,7 +75,7 @@ class SocketBackend:
 
     def _watch(self) -> None:
         while not self._closed:
-            for fd, ev in self._poll.poll():
+            for fd, _ev in self._poll.poll():
                 if fd == self._wake:
                     try:
                         os.eventfd_read(self._wake)

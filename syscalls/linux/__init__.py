@@ -11,10 +11,18 @@ start-up, never a silent ENOSYS.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
-from mqsentry.syscalls.linux import (sys_file, sys_identity, sys_mq, sys_msgqueue, sys_signal, sys_socket, sys_thread,
-                                     sys_time)
+from mqsentry.syscalls.linux import (
+    sys_file,
+    sys_identity,
+    sys_mq,
+    sys_msgqueue,
+    sys_signal,
+    sys_socket,
+    sys_thread,
+    sys_time,
+)
 from mqsentry.syscalls.linux.table import Syscall, SyscallTable
 
 #: Handler tables, in the order their entries are merged (later ones may not redefine names).
@@ -40,7 +48,7 @@ def all_syscalls() -> dict[str, Syscall]:
     return merged
 
 
-@lru_cache(maxsize=None)
+@cache
 def table_for(arch: str) -> SyscallTable:
     """The (shared, immutable) syscall table of ``arch``."""
     return SyscallTable(arch, all_syscalls())

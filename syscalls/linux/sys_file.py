@@ -18,19 +18,60 @@ from __future__ import annotations
 import struct
 
 from mqsentry.abi.linux.capability import CAP_FOWNER, CAP_SYS_RESOURCE
-from mqsentry.abi.linux.errno import (EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOENT, EOVERFLOW, EPERM,
-                             ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ESPIPE, ESRCH)
-from mqsentry.abi.linux.file import (AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_REMOVEDIR, AT_STATX_SYNC_TYPE,
-                            AT_SYMLINK_NOFOLLOW, DIRENT64_HDR, EPOLL_CLOEXEC, EPOLL_CTL_DEL, EPOLL_EVENT,
-                            F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, O_CLOEXEC,
-                            O_CREAT, O_EXCL, O_NOATIME, O_NOCTTY, O_TRUNC, O_WRONLY, PATH_MAX, POLLFD, SEEK_HOLE, STAT,
-                            STATFS, dirent64_reclen, o_flags)
+from mqsentry.abi.linux.errno import (
+    EBADF,
+    EBUSY,
+    EFAULT,
+    EINTR,
+    EINVAL,
+    ENOENT,
+    EOVERFLOW,
+    EPERM,
+    ERESTART_RESTARTBLOCK,
+    ERESTARTNOHAND,
+    ESPIPE,
+    ESRCH,
+)
+from mqsentry.abi.linux.file import (
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_NO_AUTOMOUNT,
+    AT_REMOVEDIR,
+    AT_STATX_SYNC_TYPE,
+    AT_SYMLINK_NOFOLLOW,
+    DIRENT64_HDR,
+    EPOLL_CLOEXEC,
+    EPOLL_CTL_DEL,
+    EPOLL_EVENT,
+    F_DUPFD,
+    F_DUPFD_CLOEXEC,
+    F_GETFD,
+    F_GETFL,
+    F_SETFD,
+    F_SETFL,
+    FD_CLOEXEC,
+    O_CLOEXEC,
+    O_CREAT,
+    O_EXCL,
+    O_NOATIME,
+    O_NOCTTY,
+    O_TRUNC,
+    O_WRONLY,
+    PATH_MAX,
+    POLLFD,
+    SEEK_HOLE,
+    STAT,
+    STATFS,
+    dirent64_reclen,
+    o_flags,
+)
 from mqsentry.abi.linux.limits import NR_OPEN, RLIM_NLIMITS, RLIMIT64, RLIMIT_NOFILE
 from mqsentry.abi.linux.signal import SIGSET_SIZE, UNBLOCKABLE
 from mqsentry.abi.linux.time import NSEC_PER_SEC, TIMESPEC, timespec_valid
 from mqsentry.fs.vfs import vfsops
 from mqsentry.fs.vfs.context import fd_table, fs_context
-from mqsentry.fs.vfs.epoll import EpollInstance, do_poll, epoll_wait as ep_poll
+from mqsentry.fs.vfs.epoll import EpollInstance, do_poll
+from mqsentry.fs.vfs.epoll import epoll_wait as ep_poll
 from mqsentry.fs.vfs.file import FileDescription
 from mqsentry.fs.vfs.inode import Stat, StatFS
 from mqsentry.fs.vfs.namei import getname, resolve
@@ -223,7 +264,7 @@ def lseek(t: Task, fd: int, offset: int, whence: int, *_: int) -> int:
     return res
 
 
-# -- stat ------------------------------------------------------------------------------------------------------------------
+# -- stat --------------------------------------------------------------------------------------------------------------
 def _pack_stat(t: Task, st: Stat) -> bytes:
     lay = STAT[t.kernel.arch]
     a, m, c = st.atime_ns, st.mtime_ns, st.ctime_ns
@@ -302,7 +343,7 @@ def fstatfs(t: Task, fd: int, buf: int, *_: int) -> int:
     return 0
 
 
-# -- open / create / remove -------------------------------------------------------------------------------------------------
+# -- open / create / remove --------------------------------------------------------------------------------------------
 def _open(t: Task, dirfd: int, pathname: int, flags: int, mode: int) -> int:
     """``do_sys_openat2``: name, flags, fd reservation (EMFILE), then the open itself."""
     name = getname(t, pathname)
@@ -392,7 +433,7 @@ def getdents64(t: Task, fd: int, dirent: int, count: int, *_: int) -> int:
     return len(out)
 
 
-# -- attributes ----------------------------------------------------------------------------------------------------------
+# -- attributes --------------------------------------------------------------------------------------------------------
 def fchmod(t: Task, fd: int, mode: int, *_: int) -> int:
     desc = _fd(t, uint32(fd))
     m = mode_t(mode)
@@ -429,7 +470,7 @@ def umask(t: Task, mask: int, *_: int) -> int:
     return old
 
 
-# -- mount --------------------------------------------------------------------------------------------------------------------
+# -- mount -------------------------------------------------------------------------------------------------------------
 def _mount_string(t: Task, addr: int) -> str | None:
     """``copy_mount_string``: NULL stays NULL; no NUL within PATH_MAX is EINVAL (strndup_user)."""
     if addr == 0:
@@ -475,7 +516,7 @@ def umount2(t: Task, name: int, flags: int, *_: int) -> int:
     return 0
 
 
-# -- resource limits -------------------------------------------------------------------------------------------------------------
+# -- resource limits ---------------------------------------------------------------------------------------------------
 def _do_prlimit(t: Task, target: Task, resource: int, new: tuple[int, int] | None) -> tuple[int, int]:
     """``do_prlimit``: EINVAL for a bad resource or soft > hard, EPERM above nr_open or for raising
     the hard limit without CAP_SYS_RESOURCE. Returns the old limit."""
@@ -536,7 +577,7 @@ def setrlimit(t: Task, resource: int, rlim: int, *_: int) -> int:
     return 0
 
 
-# -- poll ------------------------------------------------------------------------------------------------------------------------
+# -- poll --------------------------------------------------------------------------------------------------------------
 def _poll_common(t: Task, ufds: int, nfds: int, deadline: int | None, zero: bool) -> int:
     """``do_sys_poll``."""
     if nfds > t.tg.rlimits[RLIMIT_NOFILE][0]:
@@ -628,7 +669,7 @@ def ppoll(t: Task, ufds: int, nfds: int, tsp: int, sigmask: int, sigsetsize: int
     return ret
 
 
-# -- epoll ----------------------------------------------------------------------------------------------------------------------
+# -- epoll -------------------------------------------------------------------------------------------------------------
 def epoll_create1(t: Task, flags: int, *_: int) -> int:
     f = int32(flags)
     if f & ~EPOLL_CLOEXEC:

@@ -14,9 +14,17 @@ from __future__ import annotations
 
 import struct
 
-from mqsentry.abi.linux.capability import (ALL_CAPS, CAP_DATA, CAP_HEADER, CAP_SETGID, CAP_SETPCAP, CAP_SETUID,
-                                  LINUX_CAPABILITY_VERSION_1, LINUX_CAPABILITY_VERSION_2,
-                                  LINUX_CAPABILITY_VERSION_3)
+from mqsentry.abi.linux.capability import (
+    ALL_CAPS,
+    CAP_DATA,
+    CAP_HEADER,
+    CAP_SETGID,
+    CAP_SETPCAP,
+    CAP_SETUID,
+    LINUX_CAPABILITY_VERSION_1,
+    LINUX_CAPABILITY_VERSION_2,
+    LINUX_CAPABILITY_VERSION_3,
+)
 from mqsentry.abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
 from mqsentry.kernel.auth.credentials import NGROUPS_MAX, Credentials
 from mqsentry.kernel.errors import SysError

@@ -13,7 +13,8 @@ engine (kernel.mq.queue) does the rest under one lock acquisition.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mqsentry.abi.linux.errno import EBADF, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOENT
 from mqsentry.abi.linux.file import O_ACCMODE, O_NONBLOCK, PATH_MAX
@@ -158,7 +159,7 @@ def mq_timedreceive(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: i
     return len(data)
 
 
-def _undo_receive(q: "Queue", data: bytes, prio: int) -> Callable[[], None]:
+def _undo_receive(q: Queue, data: bytes, prio: int) -> Callable[[], None]:
     """The undo of one mq_timedreceive (binds the message at the time it was taken)."""
     return lambda: q.unreceive(data, prio)
 

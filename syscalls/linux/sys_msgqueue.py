@@ -16,12 +16,21 @@ gets, for every message msgrcv dequeues, a callable appended that puts the messa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mqsentry.abi.linux.errno import EINVAL
 from mqsentry.abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT, IPCMNI, IPCMNI_SHIFT
-from mqsentry.abi.linux.msgqueue import (MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO, MSQID64_DS,
-                                MTYPE)
+from mqsentry.abi.linux.msgqueue import (
+    MSG_COPY,
+    MSG_EXCEPT,
+    MSG_INFO,
+    MSG_STAT,
+    MSG_STAT_ANY,
+    MSGINFO,
+    MSQID64_DS,
+    MTYPE,
+)
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.msgqueue import SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL
 from mqsentry.kernel.task import Task
@@ -120,7 +129,7 @@ def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int,
     return n
 
 
-def _undo_receive(q: "Queue", blob: bytes, clock: "Clock") -> Callable[[], None]:
+def _undo_receive(q: Queue, blob: bytes, clock: Clock) -> Callable[[], None]:
     """The undo of one msgrcv: ``blob`` (the whole message, untruncated) goes back to ``q``."""
     return lambda: q.unreceive(blob, clock.now_s())
 

@@ -7,18 +7,37 @@ and sys_thread.go (getpid, gettid).
 
 from __future__ import annotations
 
+import struct
+
 from mqsentry.abi.linux.capability import CAP_KILL
 from mqsentry.abi.linux.errno import EINVAL, EPERM, ESRCH
-from mqsentry.abi.linux.signal import (NSIG, SA_EXPOSE_TAGBITS, SA_NOCLDSTOP, SA_NOCLDWAIT, SA_NODEFER, SA_ONSTACK,
-                              SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK,
-                              SIG_UNBLOCK, SIGACTION, SIGCONT, SIGSET_SIZE, SI_TKILL, SI_USER, UNBLOCKABLE, sigmask)
+from mqsentry.abi.linux.signal import (
+    NSIG,
+    SA_EXPOSE_TAGBITS,
+    SA_NOCLDSTOP,
+    SA_NOCLDWAIT,
+    SA_NODEFER,
+    SA_ONSTACK,
+    SA_RESETHAND,
+    SA_RESTART,
+    SA_RESTORER,
+    SA_SIGINFO,
+    SI_TKILL,
+    SI_USER,
+    SIG_BLOCK,
+    SIG_SETMASK,
+    SIG_UNBLOCK,
+    SIGACTION,
+    SIGCONT,
+    SIGSET_SIZE,
+    UNBLOCKABLE,
+    sigmask,
+)
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.signals import SigAction, SigInfo, handler_ignores, send_locked
 from mqsentry.kernel.task import Task, ThreadGroup
 from mqsentry.syscalls.linux.args import int32, uint64
 from mqsentry.syscalls.linux.table import Syscall
-
-import struct
 
 _U64 = struct.Struct("<Q")
 

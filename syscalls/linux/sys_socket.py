@@ -18,12 +18,37 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING
 
-from mqsentry.abi.linux.errno import (EAFNOSUPPORT, EAGAIN, EFAULT, EINVAL, EMSGSIZE, ENOTSOCK, EOPNOTSUPP,
-                             EPROTONOSUPPORT, ERESTARTSYS, ESOCKTNOSUPPORT)
+from mqsentry.abi.linux.errno import (
+    EAFNOSUPPORT,
+    EAGAIN,
+    EFAULT,
+    EINVAL,
+    EMSGSIZE,
+    ENOTSOCK,
+    EOPNOTSUPP,
+    EPROTONOSUPPORT,
+    ERESTARTSYS,
+    ESOCKTNOSUPPORT,
+)
 from mqsentry.abi.linux.file import O_CLOEXEC, O_NONBLOCK, O_RDWR, S_IFSOCK
-from mqsentry.abi.linux.socket import (AF_MAX, AF_NETLINK, IOVEC, MSG_DONTWAIT, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSGHDR,
-                              SOCK_CLOEXEC, SOCK_DGRAM, SOCK_MAX, SOCK_NONBLOCK, SOCK_RAW, SOCK_TYPE_MASK,
-                              SOCKADDR_NL, UIO_MAXIOV)
+from mqsentry.abi.linux.socket import (
+    AF_MAX,
+    AF_NETLINK,
+    IOVEC,
+    MSG_DONTWAIT,
+    MSG_OOB,
+    MSG_PEEK,
+    MSG_TRUNC,
+    MSGHDR,
+    SOCK_CLOEXEC,
+    SOCK_DGRAM,
+    SOCK_MAX,
+    SOCK_NONBLOCK,
+    SOCK_RAW,
+    SOCK_TYPE_MASK,
+    SOCKADDR_NL,
+    UIO_MAXIOV,
+)
 from mqsentry.fs.vfs.context import fd_table
 from mqsentry.fs.vfs.file import FileDescription, anon_inode_dev
 from mqsentry.kernel import waiter
@@ -121,7 +146,7 @@ class NetlinkSocket(FileDescription):
     def event_unregister(self, e: waiter.Entry) -> None:
         self._waiters.unregister(e)
 
-    def stat(self, t: TaskContext) -> "Stat":
+    def stat(self, t: TaskContext) -> Stat:
         from mqsentry.fs.vfs.inode import Stat
 
         # sockfs: S_IFSOCK|0777 owned by the creator; the sentry reports root.

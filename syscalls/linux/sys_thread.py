@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from mqsentry.abi.linux.capability import CAP_SYS_ADMIN
 from mqsentry.abi.linux.errno import EINVAL, EPERM
-from mqsentry.abi.linux.sched import (CLONE_FILES, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNS, CLONE_SIGHAND, CLONE_SYSVSEM,
-                             CLONE_THREAD, CLONE_VM, UNSHARE_VALID)
+from mqsentry.abi.linux.sched import (
+    CLONE_FILES,
+    CLONE_FS,
+    CLONE_NEWIPC,
+    CLONE_NEWNS,
+    CLONE_SIGHAND,
+    CLONE_SYSVSEM,
+    CLONE_THREAD,
+    CLONE_VM,
+    UNSHARE_VALID,
+)
 from mqsentry.fs.vfs.context import unshare_newns
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.task import Task

@@ -10,8 +10,15 @@ from __future__ import annotations
 import struct
 
 from mqsentry.abi.linux.errno import EINVAL
-from mqsentry.abi.linux.time import (CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW,
-                            CLOCK_REALTIME, CLOCK_REALTIME_COARSE, TIMESPEC)
+from mqsentry.abi.linux.time import (
+    CLOCK_BOOTTIME,
+    CLOCK_MONOTONIC,
+    CLOCK_MONOTONIC_COARSE,
+    CLOCK_MONOTONIC_RAW,
+    CLOCK_REALTIME,
+    CLOCK_REALTIME_COARSE,
+    TIMESPEC,
+)
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.task import Task
 from mqsentry.syscalls.linux.args import int32

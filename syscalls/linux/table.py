@@ -11,13 +11,14 @@ after the C prototype and convert with ``syscalls.linux.args``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from mqsentry.abi.linux import sysno
 
 if TYPE_CHECKING:
-    from mqsentry.kernel.task import Task
+    pass
 
 Handler = Callable[..., int]
 

@@ -21,17 +21,33 @@ import re
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from mqsentry.abi.linux.file import O_NONBLOCK, O_RDWR
 from mqsentry.abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT
 from mqsentry.abi.linux.mqueue import MQ_ATTR
 from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGINFO, MSQID64_DS
 from mqsentry.abi.linux.sched import CLONE_NEWIPC
-from mqsentry.abi.linux.signal import SIGEVENT, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD
+from mqsentry.abi.linux.signal import SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEVENT
 from mqsentry.abi.linux.time import TIMESPEC
-from mqsentry.testsuite.difftest.world import (ATTR_IN, ATTR_OUT, BIG, DS, INFO, MAX_PAYLOAD, NAME, PAGE, PRIO, RDBUF,
-                                      SIGEV, TS, Actor, World, payload, read_long)
+from mqsentry.testsuite.difftest.world import (
+    ATTR_IN,
+    ATTR_OUT,
+    BIG,
+    DS,
+    INFO,
+    MAX_PAYLOAD,
+    NAME,
+    PAGE,
+    PRIO,
+    RDBUF,
+    SIGEV,
+    TS,
+    Actor,
+    World,
+    payload,
+    read_long,
+)
 from mqsentry.testsuite.libc.errors import LinuxError
 
 Obs = Any
@@ -228,7 +244,7 @@ class MqOpen(Op):
     name: str
     oflag: int
     mode: int = 0o600
-    attr: Union[None, str, tuple[int, int]] = None
+    attr: str | tuple[int, int] | None = None
 
     def run(self, w: World, hint: Obs = None) -> Obs:
         a = w.actor(self.a)
@@ -349,7 +365,7 @@ class MqAttr(Op):
 
     a: int
     f: int
-    new: Union[None, str, int] = None
+    new: str | int | None = None
     old: str = "ok"
 
     def run(self, w: World, hint: Obs = None) -> Obs:

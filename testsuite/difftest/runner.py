@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pprint
 import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from mqsentry.testsuite.difftest.ops import Final, Obs, Op
 from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec, World

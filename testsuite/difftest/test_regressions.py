@@ -10,12 +10,33 @@ from __future__ import annotations
 
 from mqsentry.abi.linux.file import O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY  # noqa: F401
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, IPC_STAT  # noqa: F401
+
 # Every operation, so that a new reproducer can be pasted as printed.
 from mqsentry.testsuite.difftest.ops import (  # noqa: F401
-    Close, Deliveries, Dup, Exit, Fork, MqAttr, MqNotify, MqOpen, MqRecv, MqSend, MqUnlink, MsgCtl, MsgGet, MsgRcv,
-    MsgSet, MsgSnd, ReadFd, ReadSysvipc, Sysctl, Thread, Unshare)
+    Close,
+    Deliveries,
+    Dup,
+    Exit,
+    Fork,
+    MqAttr,
+    MqNotify,
+    MqOpen,
+    MqRecv,
+    MqSend,
+    MqUnlink,
+    MsgCtl,
+    MsgGet,
+    MsgRcv,
+    MsgSet,
+    MsgSnd,
+    ReadFd,
+    ReadSysvipc,
+    Sysctl,
+    Thread,
+    Unshare,
+)
 from mqsentry.testsuite.difftest.runner import replay
-from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec  # noqa: F401
+from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec
 from mqsentry.testsuite.targets.base import Target
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import ClassVar
 
 from mqsentry.abi.linux.capability import ALL_CAPS, CAP_SYS_RESOURCE
 from mqsentry.abi.linux.signal import SA_RESTORER, SA_SIGINFO, SIGACTION
@@ -157,7 +158,7 @@ class World:
 
     # -- references ------------------------------------------------------------------------------------
     #: Literal SysV ids used by negative references: invalid, never-allocated, other-sequence, huge.
-    LITERAL_IDS = {-1: -1, -2: 7, -3: 32768, -4: 0x7FFF_FFFF}
+    LITERAL_IDS: ClassVar[dict[int, int]] = {-1: -1, -2: 7, -3: 32768, -4: 0x7FFF_FFFF}
 
     def qid(self, q: int) -> int:
         if q < 0:
@@ -167,7 +168,7 @@ class World:
         return self.ids[q % len(self.ids)]
 
     #: Literal descriptors used by negative references: invalid and never-opened.
-    LITERAL_FDS = {-1: -1, -2: 500}
+    LITERAL_FDS: ClassVar[dict[int, int]] = {-1: -1, -2: 500}
 
     def fd(self, a: Actor, f: int) -> int:
         if f < 0:

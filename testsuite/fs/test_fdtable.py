@@ -8,8 +8,18 @@ gVisor counterpart: test/syscalls/linux/dup.cc, fcntl.cc, close_range.cc (ideas 
 from __future__ import annotations
 
 from mqsentry.abi.linux.errno import EBADF, EINVAL, EMFILE
-from mqsentry.abi.linux.file import (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, O_CLOEXEC,
-                            O_NONBLOCK, O_RDWR)
+from mqsentry.abi.linux.file import (
+    F_DUPFD,
+    F_DUPFD_CLOEXEC,
+    F_GETFD,
+    F_GETFL,
+    F_SETFD,
+    F_SETFL,
+    FD_CLOEXEC,
+    O_CLOEXEC,
+    O_NONBLOCK,
+    O_RDWR,
+)
 from mqsentry.abi.linux.limits import RLIMIT_NOFILE
 from mqsentry.testsuite.fs import fd_is_open, reg
 from mqsentry.testsuite.libc import Proc, expect_errno

@@ -10,9 +10,39 @@ from __future__ import annotations
 
 import os
 
-from mqsentry.abi.linux.errno import (EACCES, EBADF, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY, EPERM)
-from mqsentry.abi.linux.file import (DT_DIR, DT_REG, F_GETFL, F_SETFL, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_RDONLY, O_RDWR,
-                            O_PATH, O_TRUNC, O_WRONLY, S_IFDIR, S_IFMT, S_IFREG, SEEK_CUR, SEEK_END, SEEK_SET)
+from mqsentry.abi.linux.errno import (
+    EACCES,
+    EBADF,
+    EEXIST,
+    EINVAL,
+    EISDIR,
+    ENAMETOOLONG,
+    ENOENT,
+    ENOTDIR,
+    ENOTEMPTY,
+    EPERM,
+)
+from mqsentry.abi.linux.file import (
+    DT_DIR,
+    DT_REG,
+    F_GETFL,
+    F_SETFL,
+    O_APPEND,
+    O_CREAT,
+    O_DIRECTORY,
+    O_EXCL,
+    O_PATH,
+    O_RDONLY,
+    O_RDWR,
+    O_TRUNC,
+    O_WRONLY,
+    S_IFDIR,
+    S_IFMT,
+    S_IFREG,
+    SEEK_CUR,
+    SEEK_END,
+    SEEK_SET,
+)
 from mqsentry.testsuite.fs import reg, scratch, touch
 from mqsentry.testsuite.libc import Proc, expect_errno
 from mqsentry.testsuite.targets.base import Target

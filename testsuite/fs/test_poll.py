@@ -13,9 +13,24 @@ import struct
 import time
 
 from mqsentry.abi.linux.errno import EBADF, EEXIST, EFAULT, EINTR, EINVAL, ELOOP, ENOENT, EPERM
-from mqsentry.abi.linux.file import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLET, EPOLLEXCLUSIVE,
-                            EPOLLIN, EPOLLOUT, O_CREAT, O_RDWR, POLLFD, POLLIN, POLLNVAL, POLLOUT, POLLRDNORM,
-                            POLLWRNORM)
+from mqsentry.abi.linux.file import (
+    EPOLL_CTL_ADD,
+    EPOLL_CTL_DEL,
+    EPOLL_CTL_MOD,
+    EPOLL_EVENT,
+    EPOLLET,
+    EPOLLEXCLUSIVE,
+    EPOLLIN,
+    EPOLLOUT,
+    O_CREAT,
+    O_RDWR,
+    POLLFD,
+    POLLIN,
+    POLLNVAL,
+    POLLOUT,
+    POLLRDNORM,
+    POLLWRNORM,
+)
 from mqsentry.abi.linux.limits import RLIMIT_NOFILE
 from mqsentry.abi.linux.signal import SA_RESTART, SA_SIGINFO, SIGUSR1
 from mqsentry.abi.linux.time import TIMESPEC

@@ -14,8 +14,16 @@ import struct
 
 import pytest
 
-from mqsentry.abi.linux.capability import (CAP_DATA, CAP_IPC_OWNER, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN,
-                                  LINUX_CAPABILITY_VERSION_1, LINUX_CAPABILITY_VERSION_3)
+from mqsentry.abi.linux.capability import (
+    CAP_DATA,
+    CAP_IPC_OWNER,
+    CAP_KILL,
+    CAP_SETGID,
+    CAP_SETUID,
+    CAP_SYS_ADMIN,
+    LINUX_CAPABILITY_VERSION_1,
+    LINUX_CAPABILITY_VERSION_3,
+)
 from mqsentry.abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
 from mqsentry.testsuite.kernel import NO_SUCH_PID, getgroups, getresgid, getresuid
 from mqsentry.testsuite.libc import Proc, expect_errno

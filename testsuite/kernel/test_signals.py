@@ -17,10 +17,29 @@ import time
 import pytest
 
 from mqsentry.abi.linux.errno import EFAULT, EINVAL, EPERM, ESRCH
-from mqsentry.abi.linux.signal import (SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO,
-                              SA_UNSUPPORTED, SI_TKILL, SI_USER, SIG_BLOCK, SIG_DFL, SIG_IGN, SIG_SETMASK,
-                              SIGACTION, SIGCONT, SIGKILL, SIGRTMIN, SIGSTOP, SIGTSTP, SIGUSR1,
-                              SIGUSR2)
+from mqsentry.abi.linux.signal import (
+    SA_NODEFER,
+    SA_ONSTACK,
+    SA_RESETHAND,
+    SA_RESTART,
+    SA_RESTORER,
+    SA_SIGINFO,
+    SA_UNSUPPORTED,
+    SI_TKILL,
+    SI_USER,
+    SIG_BLOCK,
+    SIG_DFL,
+    SIG_IGN,
+    SIG_SETMASK,
+    SIGACTION,
+    SIGCONT,
+    SIGKILL,
+    SIGRTMIN,
+    SIGSTOP,
+    SIGTSTP,
+    SIGUSR1,
+    SIGUSR2,
+)
 from mqsentry.testsuite.kernel import NO_SUCH_PID, sigpending, sigset, wait_deliveries
 from mqsentry.testsuite.libc import Proc, expect_errno
 from mqsentry.testsuite.targets.base import Target

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from mqsentry.testsuite.libc.core import ProcCore
 from mqsentry.testsuite.libc.errors import LinuxError, expect_errno
-
 from mqsentry.testsuite.libc.posix import PosixMixin
 from mqsentry.testsuite.libc.sysv import SysVMixin
 

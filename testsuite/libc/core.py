@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Self
 
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.capability import CAP_DATA, LINUX_CAPABILITY_VERSION_3
-from mqsentry.abi.linux.signal import SA_RESTORER, SIGACTION, SIGSET_SIZE, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, sigmask
+from mqsentry.abi.linux.signal import SA_RESTORER, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGACTION, SIGSET_SIZE, sigmask
 from mqsentry.abi.linux.time import TIMESPEC
 from mqsentry.testsuite.libc.errors import LinuxError
 from mqsentry.testsuite.targets.base import Delivery, TaskHandle
@@ -26,7 +26,7 @@ class ProcCore:
 
     def __init__(self, handle: TaskHandle) -> None:
         self.h = handle
-        self.target: "Target" = handle.target
+        self.target: Target = handle.target
         self._nr = sysno.NUMBERS[handle.target.arch]
         self._scratch: list[tuple[int, int]] = []
 

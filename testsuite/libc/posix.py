@@ -20,18 +20,45 @@ pointer accept an ``int`` address, so tests can pass bad or edge-of-mapping poin
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from mqsentry.abi.linux.errno import EACCES, EINVAL, EPERM
-from mqsentry.abi.linux.file import (AT_FDCWD, AT_REMOVEDIR, DIRENT64_HDR, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD,
-                            EPOLL_EVENT, EPOLLIN, EPOLLOUT, F_DUPFD, F_GETFD, F_GETFL, F_SETFD, F_SETFL, O_CREAT,
-                            POLLERR, POLLFD, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDBAND, POLLRDNORM,
-                            POLLWRBAND, POLLWRNORM, STAT, STATFS)
+from mqsentry.abi.linux.file import (
+    AT_FDCWD,
+    AT_REMOVEDIR,
+    DIRENT64_HDR,
+    EPOLL_CTL_ADD,
+    EPOLL_CTL_DEL,
+    EPOLL_CTL_MOD,
+    EPOLL_EVENT,
+    EPOLLIN,
+    EPOLLOUT,
+    F_DUPFD,
+    F_GETFD,
+    F_GETFL,
+    F_SETFD,
+    F_SETFL,
+    O_CREAT,
+    POLLERR,
+    POLLFD,
+    POLLHUP,
+    POLLIN,
+    POLLNVAL,
+    POLLOUT,
+    POLLPRI,
+    POLLRDBAND,
+    POLLRDNORM,
+    POLLWRBAND,
+    POLLWRNORM,
+    STAT,
+    STATFS,
+)
 from mqsentry.abi.linux.limits import RLIMIT64
 from mqsentry.abi.linux.mqueue import MQ_ATTR, MQUEUE_MAGIC
-from mqsentry.abi.linux.socket import AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW
 from mqsentry.abi.linux.signal import SIGEVENT
+from mqsentry.abi.linux.socket import AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW
 from mqsentry.abi.linux.time import NSEC_PER_SEC, TIMESPEC
 from mqsentry.testsuite.libc.errors import LinuxError
 
@@ -100,7 +127,7 @@ class PosixMixin:
             return name
         return self.cstr(name)
 
-    def _timeout_ptr(self, timeout: None | int | float | tuple[int, int]) -> int:
+    def _timeout_ptr(self, timeout: int | float | tuple[int, int] | None) -> int:
         """NULL, an address, an absolute time in seconds (float) or a raw ``(sec, nsec)`` pair."""
         if timeout is None:
             return 0
@@ -108,7 +135,7 @@ class PosixMixin:
             return timeout
         if isinstance(timeout, float):
             sec = int(timeout)
-            timeout = (sec, int(round((timeout - sec) * NSEC_PER_SEC)))
+            timeout = (sec, round((timeout - sec) * NSEC_PER_SEC))
         return self.buf(TIMESPEC.pack(*timeout))
 
     def _attr_ptr(self, attr: Any) -> int:
@@ -166,7 +193,7 @@ class PosixMixin:
         prio = struct.unpack("<I", self.read(prio_ptr, 4))[0] if prio_ptr and want_prio is True else None
         return data, prio
 
-    def mq_notify(self, fd: int, sigevent: None | int | dict[str, int] = None) -> None:
+    def mq_notify(self, fd: int, sigevent: int | dict[str, int] | None = None) -> None:
         """``sigevent``: None (NULL), an address, or a dict of ``SIGEVENT`` fields (``notify``,
         ``signo``, ``value``, ``tid``)."""
         if sigevent is None:

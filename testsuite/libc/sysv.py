@@ -61,11 +61,11 @@ class MsqidDs:
     raw: dict[str, int] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
-    def parse(cls, data: bytes) -> "MsqidDs":
+    def parse(cls, data: bytes) -> MsqidDs:
         raw = {_DS_NAMES[k]: v for k, v in MSQID64_DS.to_dict(data).items()}
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k != "raw"}, raw=raw)
 
-    def with_(self, **changes: int) -> "MsqidDs":
+    def with_(self, **changes: int) -> MsqidDs:
         """A copy with some fields changed (``raw`` follows)."""
         unknown = set(changes) - set(_DS_FIELDS)
         if unknown:

@@ -23,7 +23,6 @@ from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_RDWR
 from mqsentry.testsuite.libc import Proc
 from mqsentry.testsuite.targets.base import Target
 
-
 #: The default queue: 10 messages of at most 8192 bytes.
 MAXMSG = 10
 MSGSIZE = 8192

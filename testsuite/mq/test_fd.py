@@ -10,10 +10,32 @@ PollEmpty and the refs/pull/6458 Read.
 from __future__ import annotations
 
 from mqsentry.abi.linux.errno import EACCES, EAGAIN, EBADF, EINVAL, EPERM
-from mqsentry.abi.linux.file import FD_CLOEXEC, O_ACCMODE, O_CLOEXEC, O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, S_IFREG
+from mqsentry.abi.linux.file import (
+    FD_CLOEXEC,
+    O_ACCMODE,
+    O_CLOEXEC,
+    O_CREAT,
+    O_NONBLOCK,
+    O_RDONLY,
+    O_RDWR,
+    O_WRONLY,
+    S_IFREG,
+)
 from mqsentry.testsuite.libc import Proc, expect_errno
-from mqsentry.testsuite.libc.posix import (EPOLL_CTL_ADD, EPOLLIN, EPOLLOUT, F_GETFD, F_GETFL, F_SETFD, F_SETFL, POLLIN,
-                                  POLLOUT, POLLRDNORM, POLLWRNORM, MqAttr)
+from mqsentry.testsuite.libc.posix import (
+    EPOLL_CTL_ADD,
+    EPOLLIN,
+    EPOLLOUT,
+    F_GETFD,
+    F_GETFL,
+    F_SETFD,
+    F_SETFL,
+    POLLIN,
+    POLLOUT,
+    POLLRDNORM,
+    POLLWRNORM,
+    MqAttr,
+)
 from mqsentry.testsuite.mq import MSG, MSGSIZE, NAME, create, fill, status, user
 from mqsentry.testsuite.targets.base import Target
 from mqsentry.testsuite.util import WAIT, start_blocked

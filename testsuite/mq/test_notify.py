@@ -378,7 +378,7 @@ def _thread_event(proc: Proc, sock: int, cookie: bytes | None = None) -> dict[st
 def _no_message(proc: Proc, sock: int) -> bool:
     try:
         proc.recv(sock, 64, MSG_DONTWAIT)
-    except Exception as e:  # noqa: BLE001 - LinuxError expected
+    except Exception as e:
         return getattr(e, "errno", None) == EAGAIN
     return False
 

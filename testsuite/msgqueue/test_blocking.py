@@ -29,7 +29,7 @@ Future = concurrent.futures.Future
 
 
 
-def first_done(*futs: "Future[Any]") -> None:
+def first_done(*futs: Future[Any]) -> None:
     wait_until(lambda: any(f.done() for f in futs), what="a background call to finish")
 
 
@@ -110,7 +110,7 @@ def test_interrupt_recv(proc: Proc, restart: bool) -> None:
     # -ERESTARTNOHAND: EINTR whenever a handler runs, SA_RESTART or not.
     assert errno_of(fut) == EINTR
     wait_until(lambda: any(d.signo == SIGALRM for d in proc.deliveries()), what="the SIGALRM handler")
-    d = [d for d in proc.deliveries() if d.signo == SIGALRM][0]
+    d = next(d for d in proc.deliveries() if d.signo == SIGALRM)
     assert (d.code, d.pid) == (SI_USER, proc.pid)
     assert proc.msgstat(q).qnum == 0
 

@@ -12,9 +12,30 @@ import pytest
 
 from mqsentry.abi.linux.capability import CAP_IPC_OWNER, CAP_SYS_ADMIN, CAP_SYS_RESOURCE
 from mqsentry.abi.linux.errno import EACCES, EFAULT, EINVAL, EPERM
-from mqsentry.abi.linux.ipc import IPC_64, IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET, IPC_STAT
-from mqsentry.abi.linux.msgqueue import (MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSGMAX, MSGMNB, MSGMNI, MSGPOOL, MSGSEG,
-                                MSGSSZ, MSGTQL, MSQID64_DS)
+from mqsentry.abi.linux.ipc import (
+    IPC_64,
+    IPC_CREAT,
+    IPC_EXCL,
+    IPC_INFO,
+    IPC_NOWAIT,
+    IPC_PRIVATE,
+    IPC_RMID,
+    IPC_SET,
+    IPC_STAT,
+)
+from mqsentry.abi.linux.msgqueue import (
+    MSG_INFO,
+    MSG_STAT,
+    MSG_STAT_ANY,
+    MSGMAX,
+    MSGMNB,
+    MSGMNI,
+    MSGPOOL,
+    MSGSEG,
+    MSGSSZ,
+    MSGTQL,
+    MSQID64_DS,
+)
 from mqsentry.testsuite.libc import Proc, expect_errno
 from mqsentry.testsuite.msgqueue import KEY, MSG_SIZE, TEXT, new_queue
 from mqsentry.testsuite.targets.base import Target

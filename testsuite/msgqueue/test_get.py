@@ -13,7 +13,6 @@ from mqsentry.testsuite.libc import Proc, expect_errno
 from mqsentry.testsuite.msgqueue import KEY
 from mqsentry.testsuite.targets.base import Target
 
-
 # -- gVisor MsgGet, MsgGetFail, MsgGetIpcPrivate ------------------------------------------------------
 
 def test_msgget_create_then_lookup(proc: Proc) -> None:

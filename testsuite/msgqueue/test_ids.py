@@ -34,7 +34,7 @@ def test_fresh_namespace_ids_count_up(proc: Proc) -> None:
 
 
 def test_removed_index_is_not_reused_at_once(proc: Proc) -> None:
-    a, b, c = (new_queue(proc) for _ in range(3))
+    _a, b, _c = (new_queue(proc) for _ in range(3))
     proc.msgctl_rmid(b)
     assert new_queue(proc) == 3  # cyclic allocation continues after the last index
 

@@ -23,7 +23,7 @@ def drain(proc: Proc, q: int, msgtyp: int, flags: int = 0) -> list[tuple[int, by
     while True:
         try:
             out.append(proc.msgrcv(q, 64, msgtyp, flags | IPC_NOWAIT))
-        except Exception as e:  # noqa: BLE001 - only ENOMSG ends the loop
+        except Exception as e:
             assert getattr(e, "errno", None) == ENOMSG, str(e)
             return out
 

@@ -6,7 +6,7 @@ counterpart: test/syscalls/linux/msgqueue.cc and mq.cc run natively and in runsc
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -19,8 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,8 @@ from mqsentry.abi.linux.errno import E2BIG, ENOMSG
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID
 from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_NOERROR
 from mqsentry.boot import Kernel
-from mqsentry.tools.invariants import check_sysv_store
 from mqsentry.testsuite.platform.helpers import REPO, TIMEOUT
+from mqsentry.tools.invariants import check_sysv_store
 
 MSGGET, MSGSND, MSGRCV, MSGCTL = 68, 69, 70, 71
 

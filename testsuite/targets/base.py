@@ -26,7 +26,7 @@ class Delivery:
 class TaskHandle(abc.ABC):
     """One thread of a process in the target."""
 
-    target: "Target"
+    target: Target
     #: Process id (thread group id) and thread id as the target's getpid/gettid report them.
     pid: int
     tid: int
@@ -48,11 +48,11 @@ class TaskHandle(abc.ABC):
         """Write process memory."""
 
     @abc.abstractmethod
-    def fork(self) -> "TaskHandle":
+    def fork(self) -> TaskHandle:
         """A new process forked from this thread (same namespace, credentials, signal actions)."""
 
     @abc.abstractmethod
-    def thread(self) -> "TaskHandle":
+    def thread(self) -> TaskHandle:
         """A new thread in this process (same credentials and signal mask as this thread)."""
 
     @abc.abstractmethod

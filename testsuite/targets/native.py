@@ -58,7 +58,7 @@ import tempfile
 import threading
 import time
 import traceback
-from typing import Any
+from typing import Any, ClassVar
 
 from mqsentry.abi.linux.capability import CAP_DATA, LINUX_CAPABILITY_VERSION_3
 from mqsentry.abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS
@@ -225,7 +225,7 @@ class _Proc:
 
     mu = threading.Lock()
     live = 0
-    channels: set[socket.socket] = set()
+    channels: ClassVar[set[socket.socket]] = set()
 
 
 def _reset_ring(ring: int) -> None:
@@ -300,7 +300,7 @@ def _serve(sock: socket.socket, ring: int, reserve: int = 0) -> None:
                 break
             else:
                 _send(sock, ("error", f"unknown command {cmd!r}"))
-    except BaseException:  # noqa: BLE001 - report, then end the thread
+    except BaseException:
         try:
             _send(sock, ("error", traceback.format_exc()))
         except OSError:
@@ -447,7 +447,7 @@ def _zygote_main(ctl: socket.socket, worker_pid: int) -> None:
         ctypes.memmove(base, code, len(code))
         _must(_raw(_NR["mprotect"], base, _PAGE, _PROT_READ | _PROT_EXEC), "mprotect")
         _send(ctl, ("ready", base, base + restorer_off, ring))
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         try:
             _send(ctl, ("error", traceback.format_exc()))
         finally:
@@ -538,7 +538,7 @@ class _Channel:
                 reply = _recv(self.sock)
             except EOFError:
                 raise NativeChildError(f"{self.what} died (channel closed) during {msg[0]!r}") from None
-            except socket.timeout:
+            except TimeoutError:
                 raise NativeChildError(f"{self.what} did not answer {msg!r} within {timeout}s") from None
             except OSError as e:
                 raise NativeChildError(f"{self.what}: channel error during {msg[0]!r}: {e}") from None
@@ -578,7 +578,7 @@ def _thread_state(pid: int, tid: int) -> str | None:
 class _NativeProcess:
     """Worker-side record of one test process (``target.mu`` guards ``tasks`` and ``alive``)."""
 
-    def __init__(self, target: "NativeTarget", pid: int, parent: "_NativeProcess | None") -> None:
+    def __init__(self, target: NativeTarget, pid: int, parent: _NativeProcess | None) -> None:
         self.target = target
         self.pid = pid
         self.parent = parent
@@ -617,10 +617,10 @@ class _NativeProcess:
 
 
 class NativeTask(TaskHandle):
-    target: "NativeTarget"
+    target: NativeTarget
     """One thread of a test process on the host kernel."""
 
-    def __init__(self, target: "NativeTarget", proc: _NativeProcess, chan: _Channel, pid: int, tid: int,
+    def __init__(self, target: NativeTarget, proc: _NativeProcess, chan: _Channel, pid: int, tid: int,
                  status_addr: int) -> None:
         self.target = target
         #: Where the serving thread publishes the syscall number it is issuing (see _serve).
@@ -711,7 +711,7 @@ class NativeTask(TaskHandle):
             raise NativeChildError(f"{self!r}: short write at {addr:#x}")
 
     # -- processes and threads -----------------------------------------------------------------------------
-    def fork(self) -> "NativeTask":
+    def fork(self) -> NativeTask:
         self._check()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -722,7 +722,7 @@ class NativeTask(TaskHandle):
         self.target._add_process(proc)
         return self.target._attach(proc, mine, f"process {pid}")
 
-    def thread(self) -> "NativeTask":
+    def thread(self) -> NativeTask:
         self._check()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -835,7 +835,7 @@ class NativeTarget(Target):
         self._ctl = _Channel(mine, f"native zygote {pid}")
         try:
             reply = _recv(mine)
-        except (EOFError, OSError, socket.timeout) as e:
+        except (TimeoutError, EOFError, OSError) as e:
             self._reap_zygote()
             raise NativeChildError(f"native zygote failed to start: {e!r}") from None
         if reply[0] != "ready":

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from mqsentry.abi.linux.signal import SA_SIGINFO
-from mqsentry.fs import proc
 from mqsentry.boot import Kernel
+from mqsentry.fs import proc
+from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.ktime import ManualClock
 from mqsentry.kernel.task import Task
-from mqsentry.kernel.errors import SysError
 from mqsentry.testsuite.targets.base import Delivery, Target, TaskHandle
 
 #: Handler and restorer "addresses": the sentry runs no guest code, any value works.
@@ -25,8 +25,8 @@ def make_scratch_dir(t: Task) -> str:
 
 
 class SentryTask(TaskHandle):
-    target: "SentryTarget"
-    def __init__(self, target: "SentryTarget", task: Task) -> None:
+    target: SentryTarget
+    def __init__(self, target: SentryTarget, task: Task) -> None:
         self.target = target
         self.task = task
         self.pid = task.pid
@@ -44,10 +44,10 @@ class SentryTask(TaskHandle):
     def write(self, addr: int, data: bytes) -> None:
         self.task.mm.write(addr, data)
 
-    def fork(self) -> "SentryTask":
+    def fork(self) -> SentryTask:
         return SentryTask(self.target, self.task.fork())
 
-    def thread(self) -> "SentryTask":
+    def thread(self) -> SentryTask:
         return SentryTask(self.target, self.task.clone_thread())
 
     def deliveries(self) -> list[Delivery]:

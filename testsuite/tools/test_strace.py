@@ -15,8 +15,8 @@ from mqsentry.abi.linux.mqueue import MQ_ATTR
 from mqsentry.abi.linux.msgqueue import MSG_EXCEPT, MSG_INFO, MSG_NOERROR
 from mqsentry.abi.linux.signal import SA_RESTORER, SA_SIGINFO, SI_MESGQ, SIGACTION, SIGEV_SIGNAL, SIGEVENT, SIGUSR1
 from mqsentry.boot import Kernel
-from mqsentry.kernel.task import Task
 from mqsentry.kernel.signals import SigInfo
+from mqsentry.kernel.task import Task
 from mqsentry.tools.strace import Strace, errno_text
 
 NR = sysno.AMD64
