@@ -617,8 +617,9 @@ class _NativeProcess:
 
 
 class NativeTask(TaskHandle):
-    target: NativeTarget
     """One thread of a test process on the host kernel."""
+
+    target: NativeTarget
 
     def __init__(self, target: NativeTarget, proc: _NativeProcess, chan: _Channel, pid: int, tid: int,
                  status_addr: int) -> None:

@@ -26,6 +26,7 @@ def make_scratch_dir(t: Task) -> str:
 
 class SentryTask(TaskHandle):
     target: SentryTarget
+
     def __init__(self, target: SentryTarget, task: Task) -> None:
         self.target = target
         self.task = task
