@@ -64,7 +64,7 @@ class Kernel:
     Guarded by ``tasks_mu``: ``tasks``, ``thread_groups``, ``_next_tid``. Guarded by ``sig_mu``: all
     signal state (see kernel.signals). Guarded by ``tasks_mu``: ``ipc_namespaces`` (the list; every
     IPC namespace whose POSIX queues may still need reaping). Immutable after construction: ``arch``,
-    ``syscall_table``, ``vfs``, ``mq_user_bytes``, ``root_ipc_ns``. ``clock``, ``tracer`` and
+    ``syscall_table``, ``posix_registry``, ``vfs``, ``mq_user_bytes``, ``root_ipc_ns``. ``clock``, ``tracer`` and
     ``on_signal`` may be replaced by the host at any time.
 
     The constructor takes its wiring explicitly (``syscall_table``, ``filesystem_types``,
