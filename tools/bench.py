@@ -16,6 +16,7 @@ status.
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import ctypes
 import gc
@@ -31,7 +32,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from mqsentry.abi.linux import sysno
@@ -42,6 +43,7 @@ from mqsentry.abi.linux.mqueue import HARD_MSGMAX, MQ_ATTR, MQ_PRIO_MAX
 from mqsentry.abi.linux.sched import CLONE_NEWIPC
 from mqsentry.boot import Kernel
 from mqsentry.kernel.task import Task
+from mqsentry.tools.cliargs import Progress, text_out, write_json
 
 _MTYPE = struct.Struct("<q")
 _INT_MAX = 0x7FFF_FFFF
@@ -433,12 +435,19 @@ def compare_with_host(s: Sizes, sentry_loops: dict[str, Callable[[], int] | None
 
 # -- the run ----------------------------------------------------------------------------------------
 
-def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = None) -> int:
-    """Run every measurement and print the table. Returns 0 (targets are reported, not enforced)."""
+def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = None,
+        record: dict[str, Any] | None = None, progress: Progress | None = None) -> int:
+    """Run every measurement and print the table. Returns 0 (targets are reported, not enforced).
+
+    ``record``, when given, receives the machine-readable result (``--json``); ``progress`` gets a
+    line on standard error before each measurement."""
     out = out if out is not None else sys.stdout
     s = QUICK if quick else FULL
     if repeat is not None:
-        s = Sizes(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, "reps": max(1, repeat)})
+        if repeat < 1:
+            raise ValueError(f"repeat must be at least 1, not {repeat}")
+        s = Sizes(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, "reps": repeat})
+    step = progress.step if progress is not None else (lambda what: None)
     started = time.monotonic()
     out.write(f"mqsentry bench ({'quick' if quick else 'full'}; median of {s.reps}; Python "
               f"{platform.python_version()} on {platform.system()} {platform.release()} {platform.machine()})\n")
@@ -446,6 +455,7 @@ def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = Non
     notes: list[str] = []
 
     # 1 + 4a: send/receive pairs, sentry vs host (interleaved).
+    step("send/receive pairs, sentry and host")
     g = _Guest()
     q = g.msgq()
     fd = g.mq(b"bench-pair", 10, MSG_SIZE)
@@ -455,17 +465,20 @@ def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = Non
     rows.append(_pair_row("SysV msgsnd+msgrcv pair, 64 B", pairs["sysv"], q))
 
     # 2: typed receive, 10 vs many queued.
+    step("typed receive, many vs few queued")
     big_small = interleaved([sentry_typed(s.typed_big, s.typed_ops), sentry_typed(s.typed_small, s.typed_ops)],
                             s.typed_ops, s.reps) if q >= 0 else Pair()
     rows.append(_pair_row(f"SysV typed msgrcv+msgsnd, {s.typed_big} vs {s.typed_small} queued", big_small, q,
                           2.0))
 
     # 3: memory per queued message.
+    step("memory per queued message")
     per_msg = sentry_bytes_per_message(s.mem_msgs) if q >= 0 else None
     rows.append(Row(f"SysV bytes per queued msg beyond payload ({s.mem_msgs})", value=per_msg, unit="B",
                     target=120, note="" if q >= 0 else _why(q)))
 
     # 4: POSIX pair and priorities.
+    step("POSIX priorities")
     rows.append(_pair_row("POSIX mq_timedsend+mq_timedreceive pair, 64 B", pairs["mq"], fd))
     prio = interleaved([sentry_mq_priorities(s.mq_queued, s.mq_ops, s.reps + 1, many=True),
                         sentry_mq_priorities(s.mq_queued, s.mq_ops, s.reps + 1, many=False)],
@@ -481,13 +494,35 @@ def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = Non
         if n:
             out.write(f"note: {n}\n")
     # 5: real processes under the seccomp platform (issue 5): per served call vs native.
-    out.write(_platform_section(quick) + "\n")
-    out.write(f"took {time.monotonic() - started:.1f} s\n")
+    step("platform overhead")
+    platform_text = _platform_section(quick)
+    out.write(platform_text + "\n")
+    took = time.monotonic() - started
+    out.write(f"took {took:.1f} s\n")
     internal = g.k.internal_errors
+    if record is not None:
+        record.update(mode="quick" if quick else "full", sizes=asdict(s), python=platform.python_version(),
+                      system=f"{platform.system()} {platform.release()} {platform.machine()}",
+                      rows=[_row_record(r) for r in rows], notes=[n for n in notes if n], platform=platform_text,
+                      seconds=round(took, 3), internal_errors=len(internal))
     if internal:
         out.write(f"sentry internal errors: {len(internal)}\n{internal[0]}\n")
         return 1
     return 0
+
+
+def _row_record(r: Row) -> dict[str, Any]:
+    return {"label": r.label, "sentry": r.sentry, "base": r.base, "value": r.value, "unit": r.unit,
+            "target": r.target, "verdict": r.verdict(), "note": r.note}
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``mqsentry bench`` (without --profile): the table, ``--json`` and progress on standard error."""
+    record: dict[str, Any] = {}
+    progress = Progress("bench", every=0.0 if args.quick else 1.0)
+    status = run(quick=args.quick, repeat=args.repeat, out=text_out(args), record=record, progress=progress)
+    write_json(args, "bench", record, status)
+    return status
 
 
 def _platform_section(quick: bool) -> str:
@@ -571,4 +606,4 @@ def profile(quick: bool = False, top: int = 15, sort: str = "tottime", what: str
     return 0 if loops else 1
 
 
-__all__ = ["run", "profile", "Row", "Sizes", "FULL", "QUICK", "Pair", "compare_with_host"]
+__all__ = ["run", "run_cli", "profile", "Row", "Sizes", "FULL", "QUICK", "Pair", "compare_with_host"]

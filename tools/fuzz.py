@@ -42,7 +42,7 @@ import time
 import tracemalloc
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from mqsentry.abi.linux import sysno
@@ -104,6 +104,8 @@ from mqsentry.kernel.memory import AddressSpace
 from mqsentry.kernel.signals import SigInfo, send_locked
 from mqsentry.kernel.task import Task
 from mqsentry.tools import invariants
+from mqsentry.tools.cliargs import (Progress, add_json_argument, positive_float, positive_int, text_out,
+                                     write_json)
 
 SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM = 10, 12, 17, 14
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -263,7 +265,7 @@ class Fuzzer:
                  mem_ceiling: int = 4 << 20, mem_mode: str = "rss", block_bound: float = 2.0,
                  access_ceiling: int = (16 << 20) + (64 << 10),
                  recent: int = 16, max_violations: int = 50, log: Callable[[str], None] | None = None,
-                 progress_every: float = 0.0) -> None:
+                 progress_every: float = 0.0, progress: Progress | None = None) -> None:
         self.seed = seed
         self.calls = calls
         self.epoch_calls = epoch_calls
@@ -276,6 +278,8 @@ class Fuzzer:
         self.max_violations = max_violations
         self.log = log or (lambda s: None)
         self.progress_every = progress_every
+        #: Progress lines on standard error (``mqsentry fuzz``), looked at every 500 calls.
+        self.progress = progress
         self.report = Report(seed)
         self._recent: deque[str] = deque(maxlen=recent)
         self._in_call: tuple[Any, float] | None = None
@@ -365,6 +369,8 @@ class Fuzzer:
             t = rng.choice(self.tasks)
             self._one(t, rep.calls)
             rep.calls += 1
+            if self.progress is not None and rep.calls % 500 == 0:
+                self.progress.tick(lambda: f"{rep.calls}/{self.calls} calls, {len(rep.violations)} violation(s)")
             if (i + 1) % self.check_every == 0 or i == ncalls - 1:
                 rep.checks += 1
                 bad = invariants.check_kernel(k, self.extra_ns)
@@ -998,33 +1004,45 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Issue random syscalls (typed message-queue traffic, raw registers with hostile pointers "
         "and sizes, unknown numbers) from tasks of several credentials, and after every call check the "
         "result, internal errors, memory and the engines' invariants. Exit status 1 on any violation.")
-    p.add_argument("--calls", type=int, default=100_000, help="number of calls (default 100000)")
+    p.add_argument("--calls", type=positive_int, default=100_000, help="number of calls (default 100000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    p.add_argument("--epoch-calls", type=int, default=5_000,
+    p.add_argument("--epoch-calls", type=positive_int, default=5_000,
                    help="calls per fresh kernel (default 5000)")
-    p.add_argument("--check-every", type=int, default=1,
+    p.add_argument("--check-every", type=positive_int, default=1,
                    help="run the full (whole-kernel) invariant check every N calls (default 1); the object a "
                    "call touched is always checked after the call")
-    p.add_argument("--mem-ceiling", type=int, default=4 << 20,
+    p.add_argument("--mem-ceiling", type=positive_int, default=4 << 20,
                    help="bytes one call may allocate (default 4 MiB)")
     p.add_argument("--mem", choices=("rss", "tracemalloc", "off"), default="rss",
                    help="how a call's allocation is measured: peak-RSS growth (default, cheap), tracemalloc "
                    "(exact, ~10x slower) or not at all. The size of every guest-memory access is always checked.")
-    p.add_argument("--block-bound", type=float, default=2.0,
+    p.add_argument("--block-bound", type=positive_float, default=2.0,
                    help="seconds a call may sleep before the watchdog kills it (default 2)")
-    p.add_argument("--max-violations", type=int, default=20, help="stop after this many violations")
-    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument("--max-violations", type=positive_int, default=20, help="stop after this many violations")
+    p.add_argument("--quiet", action="store_true", help="print only the summary (no violation details, no progress)")
+    add_json_argument(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    out = text_out(args)
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=out, flush=True))
     f = Fuzzer(seed=args.seed, calls=args.calls, epoch_calls=args.epoch_calls, check_every=args.check_every,
                mem_ceiling=args.mem_ceiling, mem_mode=args.mem, block_bound=args.block_bound,
-               max_violations=args.max_violations, log=log, progress_every=0.0 if args.quiet else 30.0)
+               max_violations=args.max_violations, log=log,
+               progress=Progress("fuzz", every=0.0 if args.quiet else 5.0))
     rep = f.run()
-    print(rep.summary())
-    return 1 if rep.violations else 0
+    print(rep.summary(), file=out)
+    status = 1 if rep.violations else 0
+    write_json(args, "fuzz", report_record(rep), status)
+    return status
+
+
+def report_record(rep: Report) -> dict[str, Any]:
+    """The ``--json`` form of a fuzz report."""
+    d = asdict(rep)
+    d["errnos"] = {str(k): v for k, v in sorted(rep.errnos.items())}
+    return d
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1037,4 +1055,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["Fuzzer", "Report", "Violation", "add_parser", "run", "main"]
+__all__ = ["Fuzzer", "Report", "Violation", "add_parser", "run", "main", "report_record"]

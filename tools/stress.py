@@ -3,13 +3,15 @@
 Linux counterpart: none in the kernel (LTP's msgstress and mq stress tests play this role for Linux).
 gVisor counterpart: the concurrency cases of test/syscalls/linux/msgqueue.cc and mq.cc, scaled up.
 
-Every message carries a unique 8-byte id. Roles (``--tasks`` of them, at least 16 by default): SysV
+Every message carries a unique 8-byte id. Roles (``--tasks`` of them, 16 by default): SysV
 senders (blocking and IPC_NOWAIT, types 1..4), SysV receivers (any type, a given type, lowest type
 <= n, MSG_EXCEPT; blocking and non-blocking), MSG_COPY readers, POSIX senders and receivers (blocking
 with near deadlines, non-blocking, and without a deadline), and one chaos task that interrupts
 blocked calls with signals (handlers with and without SA_RESTART; deliveries are recorded in
 ``task.tg.delivered``), removes SysV queues with IPC_RMID and unlinks POSIX queues mid-flight.
-Tasks are a mix of separate processes (fork) and threads of one process.
+Tasks are a mix of separate processes (fork) and threads of one process. With fewer than six tasks
+not every role can run: the first ``--tasks`` of SysV sender, SysV receiver, POSIX sender, POSIX
+receiver and chaos run (:func:`plan`), so that even one or two tasks make a meaningful run.
 
 Checked: every call's result is one Linux allows for that call in that situation; every message sent
 successfully is received exactly once, or is still queued at the end, or was destroyed by an IPC_RMID
@@ -29,7 +31,7 @@ import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mqsentry.abi.linux.errno import EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ETIMEDOUT
@@ -42,6 +44,7 @@ from mqsentry.boot import Kernel
 from mqsentry.fs.mqfs import QueueFD
 from mqsentry.kernel.task import Task
 from mqsentry.tools import invariants
+from mqsentry.tools.cliargs import Progress, add_json_argument, positive_float, positive_int, text_out, write_json
 
 SIGUSR1, SIGUSR2 = 10, 12
 HANDLER = 0x7000_0000_1000
@@ -86,8 +89,8 @@ class Stress:
 
     def __init__(self, tasks: int = 16, seconds: float = 3.0, seed: int = 1, sysv_queues: int = 3,
                  posix_queues: int = 3, bound: float = 60.0) -> None:
-        if tasks < 8:
-            raise ValueError("at least 8 tasks (one per role)")
+        if tasks < 1:
+            raise ValueError(f"a stress run needs at least one task, not {tasks}")
         self.ntasks = tasks
         self.seconds = seconds
         self.seed = seed
@@ -368,22 +371,21 @@ class Stress:
                 self._create_mq(t, buf, qname)
 
     # -- the run ----------------------------------------------------------------------------------------------
-    def run(self) -> Result:
+    def run(self, progress: Progress | None = None) -> Result:
         res = self.res
-        roles = ["sysv_sender", "sysv_receiver", "copy_reader", "mq_sender", "mq_receiver"]
-        plan = [roles[i % len(roles)] for i in range(self.ntasks - 1)]
+        roles = plan(self.ntasks)
         tasks: list[tuple[str, Any]] = []
         proc = None
-        for i, role in enumerate(plan):
+        for i, role in enumerate(r for r in roles if r != "chaos"):
             if i % 3 == 2 and proc is not None:
                 t = proc.clone_thread()  # threads of one process share memory, fds and handlers
             else:
                 t = proc = self.root.fork()
             tasks.append((role, t))
-        chaos = self.root.fork()
+        chaos = [("chaos", self.root.fork())] if "chaos" in roles else []
         self.workers = tasks
         threads = []
-        for i, (role, t) in enumerate(tasks + [("chaos", chaos)]):
+        for i, (role, t) in enumerate(tasks + chaos):
             buf = t.mm.alloc(4096)
             th = threading.Thread(target=self._guard, args=(getattr(self, role), t, random.Random(f"{self.seed}:{i}"),
                                                             buf, role), name=f"stress-{role}-{t.tid}", daemon=True)
@@ -391,7 +393,20 @@ class Stress:
         t0 = time.monotonic()
         for th in threads:
             th.start()
-        self.stop.wait(self.seconds)
+        stop_at = t0 + self.seconds
+        # Without a chaos task nothing interrupts a receive that waits for a type nobody sends: the
+        # harness then signals sleepers itself every few milliseconds, as the chaos task would.
+        nudge = not chaos
+        while not self.stop.wait(max(0.0, min(0.005 if nudge else 1.0, stop_at - time.monotonic()))):
+            if time.monotonic() >= stop_at:
+                break
+            if nudge:
+                for _, t in tasks:
+                    if t.state == "S":
+                        self.sys(self.root, "tgkill", t.pid, t.tid, SIGUSR1)
+            if progress is not None:
+                progress.tick(lambda: f"{self.res.calls} calls, {len(self.res.violations)} violation(s), "
+                              f"{max(0.0, stop_at - time.monotonic()):.0f}s to go")
         self.stop.set()
         # Wake every sleeper: SIGUSR2's handler has no SA_RESTART, so blocked calls return EINTR.
         end = time.monotonic() + self.bound
@@ -407,7 +422,7 @@ class Stress:
                     self.sys(self.root, "tgkill", t.pid, t.tid, SIGUSR2)
             time.sleep(0.002)
         res.elapsed = time.monotonic() - t0
-        self._final(tasks + [("chaos", chaos)])
+        self._final(tasks + chaos)
         return res
 
     def _guard(self, fn: Any, t: Task, rng: random.Random, buf: int, role: str) -> None:
@@ -462,8 +477,24 @@ class Stress:
         res.violations.extend("after exit: " + v for v in invariants.check_kernel(k))
 
 
-def stress(tasks: int = 16, seconds: float = 3.0, seed: int = 1, bound: float = 60.0) -> Result:
-    return Stress(tasks=tasks, seconds=seconds, seed=seed, bound=bound).run()
+#: The worker roles, cycled through when there are six tasks or more (one of them is the chaos task).
+ROLES = ("sysv_sender", "sysv_receiver", "copy_reader", "mq_sender", "mq_receiver")
+#: Who runs when there are fewer than six tasks: both directions of both kinds of queue first.
+FEW = ("sysv_sender", "sysv_receiver", "mq_sender", "mq_receiver", "chaos")
+
+
+def plan(ntasks: int) -> list[str]:
+    """The role of each of ``ntasks`` tasks (``"chaos"`` at most once)."""
+    if ntasks < 1:
+        raise ValueError(f"a stress run needs at least one task, not {ntasks}")
+    if ntasks < 6:
+        return list(FEW[:ntasks])
+    return [ROLES[i % len(ROLES)] for i in range(ntasks - 1)] + ["chaos"]
+
+
+def stress(tasks: int = 16, seconds: float = 3.0, seed: int = 1, bound: float = 60.0,
+           progress: Progress | None = None) -> Result:
+    return Stress(tasks=tasks, seconds=seconds, seed=seed, bound=bound).run(progress)
 
 
 # -- CLI ----------------------------------------------------------------------------------------------------
@@ -474,20 +505,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "and receivers with deadlines, and a chaos task sending signals, IPC_RMID and mq_unlink) for SECONDS, then "
         "check that no message was lost or duplicated, that every call returned a Linux result, and the "
         "engines' invariants. Exit status 1 on any violation.")
-    p.add_argument("--tasks", type=int, default=16, help="number of tasks (default 16)")
-    p.add_argument("--seconds", type=float, default=10.0, help="duration (default 10)")
+    p.add_argument("--tasks", type=positive_int, default=16,
+                   help="number of tasks, at least 1 (default 16; all roles run from 6 on)")
+    p.add_argument("--seconds", type=positive_float, default=10.0, help="duration (default 10)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    p.add_argument("--bound", type=float, default=60.0,
+    p.add_argument("--bound", type=positive_float, default=60.0,
                    help="seconds the workers may take to finish after the stop before it counts as a deadlock")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on standard error")
+    add_json_argument(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    res = stress(tasks=args.tasks, seconds=args.seconds, seed=args.seed, bound=args.bound)
-    print(res.summary())
+    out = text_out(args)
+    res = stress(tasks=args.tasks, seconds=args.seconds, seed=args.seed, bound=args.bound,
+                 progress=Progress("stress", every=0.0 if args.quiet else 5.0))
+    print(res.summary(), file=out)
     for v in res.violations[:30]:
-        print("  VIOLATION:", v)
-    return 1 if res.violations else 0
+        print("  VIOLATION:", v, file=out)
+    status = 1 if res.violations else 0
+    write_json(args, "stress", {**asdict(res), "roles": plan(args.tasks)}, status)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -500,4 +538,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["Stress", "Result", "stress", "add_parser", "run", "main"]
+__all__ = ["Stress", "Result", "stress", "plan", "ROLES", "add_parser", "run", "main"]

@@ -342,13 +342,16 @@ class Report:
 
 
 def run_matrix(native: bool = True, classes: tuple[str, ...] = tuple(CLASSES),
-               caps: tuple[str, ...] = tuple(CAPS)) -> Report:
-    """Measure the matrix on the sentry (and the host when ``native``) and compare."""
+               caps: tuple[str, ...] = tuple(CAPS), progress: Callable[[str], None] | None = None) -> Report:
+    """Measure the matrix on the sentry (and the host when ``native``) and compare. ``progress`` is
+    told which (class, capability) pair is measured next."""
     from mqsentry.testsuite.targets.sentry import SentryTarget
 
     rep = Report(native=native)
-    for cls in classes:
-        for cap in caps:
+    for i, cls in enumerate(classes):
+        for j, cap in enumerate(caps):
+            if progress is not None:
+                progress(f"{i * len(caps) + j + 1}/{len(classes) * len(caps)}: {cls}, {cap}")
             sentry = measure(SentryTarget, cls, cap)
             host: dict[Cell, str] = {}
             if native and cap != "CAP_SYS_RESOURCE":

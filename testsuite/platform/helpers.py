@@ -18,7 +18,10 @@ C_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")
 #: Programs shipped with the tools (the README's client/server pair lives there).
 TOOLS_C_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            "tools", "programs")
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: How a test starts a fresh interpreter on a module of the package: ``-P`` keeps the working directory
+#: off sys.path, so that the child imports the installed (or editable) ``mqsentry`` and nothing that
+#: happens to sit in the directory the tests were started from.
+PYTHON_M = (sys.executable, "-P", "-m")
 #: A run that takes longer than this is a hang (every program finishes in about a second).
 TIMEOUT = 30
 
@@ -64,10 +67,10 @@ def run_native(argv: Sequence[str], sysctls: Sequence[tuple[str, int]] = ()) -> 
 def run_sentry(argv: Sequence[str], sysctls: Sequence[tuple[str, int]] = (), extra: Sequence[str] = ()
                ) -> subprocess.CompletedProcess[str]:
     """``python -m mqsentry.kernel.platform.run`` in a fresh interpreter (a fresh sentry per run)."""
-    args = [sys.executable, "-m", "mqsentry.kernel.platform.run"]
+    args = [*PYTHON_M, "mqsentry.kernel.platform.run"]
     for k, v in sysctls:
         args += ["--sysctl", f"{k}={v}"]
-    return subprocess.run([*args, *extra, *argv], capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO)
+    return subprocess.run([*args, *extra, *argv], capture_output=True, text=True, timeout=TIMEOUT)
 
 
 def assert_same(native: subprocess.CompletedProcess[str], sentry: subprocess.CompletedProcess[str]) -> None:

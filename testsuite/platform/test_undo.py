@@ -16,7 +16,6 @@ import ctypes
 import os
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from mqsentry.abi.linux.errno import E2BIG, ENOMSG
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID
 from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_NOERROR
 from mqsentry.boot import Kernel
-from mqsentry.testsuite.platform.helpers import REPO, TIMEOUT
+from mqsentry.testsuite.platform.helpers import PYTHON_M, TIMEOUT
 from mqsentry.tools.invariants import check_sysv_store
 
 MSGGET, MSGSND, MSGRCV, MSGCTL = 68, 69, 70, 71
@@ -322,8 +321,8 @@ def test_receivers_killed_before_their_reply_lose_no_message(cprog: Callable[[st
     """Sentry only: natively nothing kills a receiver between the dequeue and the return to user
     space. Every case's outcome is what Linux gives when the receiver is killed before it dequeued."""
     exe = cprog("undo")
-    r = subprocess.run([sys.executable, "-m", "mqsentry.testsuite.platform.undo_driver", exe], capture_output=True,
-                       text=True, timeout=TIMEOUT, cwd=REPO)
+    r = subprocess.run([*PYTHON_M, "mqsentry.testsuite.platform.undo_driver", exe], capture_output=True,
+                       text=True, timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
     assert r.stdout == EXPECTED, r.stderr
     assert "'undone': 4" in r.stderr and "internal error" not in r.stderr
