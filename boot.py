@@ -2,15 +2,15 @@
 
 Linux counterpart: start_kernel (init/main.c) with the initcalls that register filesystem types and
 the syscall table being compiled in. gVisor counterpart: runsc/boot (``Loader`` creating the
-``kernel.Kernel`` with its syscall table, VFS filesystem types and IPC namespace registries).
+``mqsentry.kernel.Kernel`` with its syscall table, VFS filesystem types and IPC namespace registries).
 
 Every layer below takes what it needs as constructor arguments or typed interfaces; this module is the
 one place that chooses the implementations:
 
-- the syscall table of the architecture (``syscalls.linux.table_for``);
+- the syscall table of the architecture (``mqsentry.syscalls.linux.table_for``);
 - the filesystem types mount(2) knows (tmpfs, mqueue);
-- the POSIX queue registry of each IPC namespace (``fs.mqfs.MqueueFilesystem``, which implements
-  ``kernel.mq.Registry``).
+- the POSIX queue registry of each IPC namespace (``mqsentry.fs.mqfs.MqueueFilesystem``, which implements
+  ``mqsentry.kernel.mq.Registry``).
 
 ``from mqsentry import Kernel`` gives :class:`Kernel` from here.
 """

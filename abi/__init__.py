@@ -1,1 +1,1 @@
-"""Guest ABI definitions (gVisor: pkg/abi). Only ``abi.linux`` exists: the sentry serves Linux guests."""
+"""Guest ABI definitions (gVisor: pkg/abi). Only ``mqsentry.abi.linux`` exists: the sentry serves Linux guests."""

@@ -6,7 +6,7 @@ credentials, ``ktime`` clocks, ``waiter`` wait queues, ``memory`` guest memory, 
 ``msgqueue`` SysV message queues, ``mq`` POSIX message queues), the kernel core (``kernel``,
 ``task``, ``signals``, ``ipc_namespace``) and, above the syscall handlers, ``platform``.
 
-Importing this package imports none of them (a leaf such as ``kernel.waiter`` stays cheap, and the
+Importing this package imports none of them (a leaf such as ``mqsentry.kernel.waiter`` stays cheap, and the
 layers below the core can live here without a cycle). ``Kernel`` and friends are resolved on first
 access (PEP 562); ``mqsentry.kernel.Kernel`` is the wired kernel of :mod:`mqsentry.boot`, the same
 as ``from mqsentry import Kernel``, which new code should use::

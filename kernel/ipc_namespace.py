@@ -8,7 +8,7 @@ The sysctls are the :class:`~mqsentry.kernel.ipc_sysctl.IPCSysctls` this class e
 read them through that type). The registries are typed fields created with the namespace: the SysV
 message queues (``msgqueues``) directly, the POSIX queues (``posix_queues``, the
 :class:`mqsentry.kernel.mq.Registry` interface) by the factory the kernel was given by the
-composition root (``fs.mqfs.MqueueFilesystem`` in :mod:`mqsentry.boot`).
+composition root (``mqsentry.fs.mqfs.MqueueFilesystem`` in :mod:`mqsentry.boot`).
 """
 
 from __future__ import annotations

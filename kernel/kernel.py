@@ -44,7 +44,7 @@ ARCHES = ("amd64", "arm64")
 
 
 class SyscallDispatch(Protocol):
-    """The numbered syscall table the kernel dispatches through (``syscalls.linux.SyscallTable``;
+    """The numbered syscall table the kernel dispatches through (``mqsentry.syscalls.linux.SyscallTable``;
     gVisor ``kernel.SyscallTable``)."""
 
     @property
@@ -62,7 +62,7 @@ class Kernel:
     """An embedded Linux kernel that serves message-queue syscalls.
 
     Guarded by ``tasks_mu``: ``tasks``, ``thread_groups``, ``_next_tid``. Guarded by ``sig_mu``: all
-    signal state (see kernel.signals). Guarded by ``tasks_mu``: ``ipc_namespaces`` (the list; every
+    signal state (see mqsentry.kernel.signals). Guarded by ``tasks_mu``: ``ipc_namespaces`` (the list; every
     IPC namespace whose POSIX queues may still need reaping). Immutable after construction: ``arch``,
     ``syscall_table``, ``posix_registry``, ``vfs``, ``mq_user_bytes``, ``root_ipc_ns``. ``clock``, ``tracer`` and
     ``on_signal`` may be replaced by the host at any time.

@@ -5,7 +5,7 @@ gVisor counterpart: pkg/waiter (``waiter.Queue``, ``waiter.Entry``, ``EventMask`
 
 The blocking discipline is gVisor's: *try; if it would block, register an entry; try again; sleep;
 retry*. Registering before the second try closes the lost-wakeup window. A :class:`Waker` is whatever
-must be poked when an entry fires: an in-process :class:`~kernel.task.Task` (its thread sleeps in
+must be poked when an entry fires: an in-process :class:`~mqsentry.kernel.task.Task` (its thread sleeps in
 ``Task.block``), or, for a platform that serves real processes, an object that re-drives a parked
 syscall from an event loop. Engines never sleep themselves; they only register and notify, so the
 same engine code serves both.

@@ -1,1 +1,3 @@
-"""Syscall handlers (gVisor: pkg/sentry/syscalls; Linux: the SYSCALL_DEFINEs). Only ``syscalls.linux`` exists."""
+"""Syscall handlers (gVisor: pkg/sentry/syscalls; Linux: the SYSCALL_DEFINEs).
+
+Only ``mqsentry.syscalls.linux`` exists."""

@@ -4,7 +4,7 @@ Linux counterpart: none in the kernel; the approach is syzkaller's (typed and ra
 into, across the edge of and outside mapped memory) scaled down to one embedded kernel.
 gVisor counterpart: gVisor's syzkaller setup and its ``test/syscalls`` fuzz-style cases.
 
-A run is a sequence of *epochs*; each epoch is a fresh :class:`kernel.Kernel` with a pool of tasks of
+A run is a sequence of *epochs*; each epoch is a fresh :class:`mqsentry.kernel.Kernel` with a pool of tasks of
 different credentials (root, root without some capabilities, unprivileged users and groups; forks,
 threads, and tasks that unshared their IPC namespace). Every call is one of:
 
@@ -22,7 +22,7 @@ poll timeouts); a watchdog kills the task with SIGKILL if a call still sleeps pa
 and reports it. After every call: no exception escaped, the result is an int that is >= 0 or a
 valid -errno (1..133, never ERESTART*), unknown numbers gave ENOSYS, no internal error was recorded,
 a few per-call oracles hold (a successful msgsnd fitted, counters moved by exactly one message), the
-call allocated at most ``--mem-ceiling`` bytes (tracemalloc), and :mod:`tools.invariants` holds
+call allocated at most ``--mem-ceiling`` bytes (tracemalloc), and :mod:`mqsentry.tools.invariants` holds
 (every ``--check-every`` calls; 1 = every call).
 
 The run is deterministic for a seed (``--seed``); a violation report names the epoch, call index

@@ -1,4 +1,4 @@
-"""Consistency checks of a whole :class:`kernel.Kernel`, read from the engines' internals.
+"""Consistency checks of a whole :class:`mqsentry.kernel.Kernel`, read from the engines' internals.
 
 Linux counterpart: none as such; these are the properties Linux's data structures keep by
 construction (``msq->q_qnum``/``q_cbytes`` against ``q_messages``, ``ipc_ids`` against its idr and
@@ -76,7 +76,7 @@ def namespaces(k: Kernel, extra: Iterable[IPCNamespace] = (), descs: list[Any] |
 
 
 def id_table(ids: Any) -> dict[int, Any]:
-    """The index -> object table of a :class:`kernel.ipc.Registry` (``by_idx``; ``_by_idx`` before it
+    """The index -> object table of a :class:`mqsentry.kernel.ipc.Registry` (``by_idx``; ``_by_idx`` before it
     was made public for the lock-free fast path)."""
     table = getattr(ids, "by_idx", None)
     return cast("dict[int, Any]", table if table is not None else ids._by_idx)

@@ -17,7 +17,7 @@ Checked: every call's result is one Linux allows for that call in that situation
 successfully is received exactly once, or is still queued at the end, or was destroyed by an IPC_RMID
 (the removed queue's own store is read after the removal, so that count is exact); nothing is
 received that was not sent successfully; typed receives got a matching type; the final engine state
-passes :mod:`tools.invariants`; no internal error; and the run ends within a bound (a watchdog dumps
+passes :mod:`mqsentry.tools.invariants`; no internal error; and the run ends within a bound (a watchdog dumps
 every thread's stack with ``faulthandler`` and fails the run otherwise).
 """
 
@@ -398,15 +398,15 @@ class Stress:
         # harness then signals sleepers itself every few milliseconds, as the chaos task would.
         nudge = not chaos
         while not self.stop.wait(max(0.0, min(0.005 if nudge else 1.0, stop_at - time.monotonic()))):
+            if progress is not None:
+                progress.tick(lambda: f"{self.res.calls} calls, {len(self.res.violations)} violation(s), "
+                              f"{max(0.0, stop_at - time.monotonic()):.0f}s to go")
             if time.monotonic() >= stop_at:
                 break
             if nudge:
                 for _, t in tasks:
                     if t.state == "S":
                         self.sys(self.root, "tgkill", t.pid, t.tid, SIGUSR1)
-            if progress is not None:
-                progress.tick(lambda: f"{self.res.calls} calls, {len(self.res.violations)} violation(s), "
-                              f"{max(0.0, stop_at - time.monotonic()):.0f}s to go")
         self.stop.set()
         # Wake every sleeper: SIGUSR2's handler has no SA_RESTART, so blocked calls return EINTR.
         end = time.monotonic() + self.bound

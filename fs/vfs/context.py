@@ -15,10 +15,10 @@ table when the process exits (``exit_files``).
 Per-kernel state (the initial mount namespace, the filesystem types mount(2) knows, anonymous device
 numbers) is a :class:`KernelVFS` at ``t.vfs`` (the kernel's ``vfs`` field).
 
-Lock order of package ``fs.vfs``: ``FSContext.mu`` and ``FDTable.mu`` are leaves taken alone (or
+Lock order of package ``mqsentry.fs.vfs``: ``FSContext.mu`` and ``FDTable.mu`` are leaves taken alone (or
 ``FDTable.mu`` -> ``FileDescription.mu`` for incref); ``MountNamespace.mu`` -> ``Mount._mu``;
 ``Inode.mu`` (directory, then child). Filesystem operations (which may take IPC locks, e.g. mqfs ->
-``mqfs.MqueueFilesystem.mu``) run with no fs.vfs lock held except the filesystem's own inode locks.
+``mqfs.MqueueFilesystem.mu``) run with no mqsentry.fs.vfs lock held except the filesystem's own inode locks.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class EpollInstance(FileDescription):
 
     ``mu`` guards ``_interests`` ((file, fd) -> interest) and ``_ready`` (interests on the ready
     list, in order) besides the FileDescription fields. Lock order: ``EpollInstance.mu`` ->
-    waiter queue locks; callbacks from watched files take ``mu`` with no other fs.vfs lock held
+    waiter queue locks; callbacks from watched files take ``mu`` with no other mqsentry.fs.vfs lock held
     (a file notifies its queue after dropping its own locks)."""
 
     pollable = True

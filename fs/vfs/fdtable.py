@@ -6,7 +6,7 @@ pkg/sentry/kernel/fd_table.go (``FDTable``: ``NewFDFrom``, ``NewFDAt``, ``Remove
 ``RemoveIf``).
 
 Threads of a process share one table; fork copies it (the copies refer to the same descriptions,
-each taking a reference). The table of a task is ``t.fd_table`` (see fs.vfs.context).
+each taking a reference). The table of a task is ``t.fd_table`` (see mqsentry.fs.vfs.context).
 
 Allocation is split into :meth:`FDTable.reserve` and :meth:`FDTable.fill` so a syscall can take its fd
 before doing the work that may create objects, as Linux does (``get_unused_fd_flags`` before

@@ -7,7 +7,7 @@ Linux counterpart: ``struct file`` and ``struct file_operations`` (include/linux
 
 A description is shared by every fd that refers to it (dup, fork, SCM_RIGHTS would too). Reference
 counting: a new description holds one reference, the creator's. :meth:`FDTable.install
-<fs.vfs.fdtable.FDTable.install>` takes a reference of its own, so a creator that only installs the
+<mqsentry.fs.vfs.fdtable.FDTable.install>` takes a reference of its own, so a creator that only installs the
 description drops its reference afterwards (``fd = table.install(t, d, cloexec); d.decref()``), as in
 gVisor's ``fd := New...(); defer fd.DecRef(); t.NewFDFrom(0, fd, ...)``. The last ``decref`` calls
 :meth:`FileDescription.release`.
@@ -46,7 +46,7 @@ class FileDescription:
 
     ``mu`` guards ``flags``, ``pos`` and the reference count ``_refs`` (and subclass state as the
     subclass documents). ``inode``, ``mount`` and ``path`` are immutable after construction (``path``
-    is the :class:`fs.vfs.mount.Path` the description was opened through, None for descriptions that
+    is the :class:`mqsentry.fs.vfs.mount.Path` the description was opened through, None for descriptions that
     were not opened by path, such as epoll instances or mq_open's descriptors).
 
     ``pollable`` says whether the file has a poll method (Linux ``file_can_poll``): epoll refuses
@@ -89,7 +89,7 @@ class FileDescription:
         raise SysError(ESPIPE)
 
     def readiness(self, mask: int) -> int:
-        """The poll bits (kernel.waiter EVENT_*) of ``mask`` that are ready now."""
+        """The poll bits (mqsentry.kernel.waiter EVENT_*) of ``mask`` that are ready now."""
         return mask & DEFAULT_POLLMASK
 
     def event_register(self, e: waiter.Entry) -> None:

@@ -7,7 +7,7 @@ gVisor counterpart: pkg/sentry/vfs/permissions.go (``GenericCheckPermissions``,
 ``CheckSetStat``, ``CheckDeleteSticky``), pkg/sentry/fsimpl/kernfs/inode_impl_util.go and
 pkg/sentry/vfs/filesystem.go.
 
-Inodes are reached from directories by name; the path walk (fs.vfs.mount) never holds an inode lock
+Inodes are reached from directories by name; the path walk (mqsentry.fs.vfs.mount) never holds an inode lock
 while calling into another inode.
 """
 

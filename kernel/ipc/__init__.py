@@ -2,7 +2,7 @@
 
 Linux counterpart: ipc/util.c and ipc/util.h. gVisor counterpart: pkg/sentry/kernel/ipc.
 
-The registry is generic over the object type so that message queues (``kernel.msgqueue``) and,
+The registry is generic over the object type so that message queues (``mqsentry.kernel.msgqueue``) and,
 later, semaphore sets and shared-memory segments share one implementation of Linux's id allocation,
 key table and permission rules.
 

@@ -12,7 +12,7 @@ so no wake-up can be lost) and return it; whoever later completes the operation 
 behalf — a receiver taking the blocked sender's message into the queue, or a sender handing its
 message straight to a blocked receiver — marks it ready and calls ``waker.wake()``. A sleeper then
 only has to look at ``ready`` (:meth:`Queue.wait_send`/:meth:`Queue.wait_receive` do that for an
-in-process :class:`~kernel.task.Task`); a platform that parks real processes can supply any waker
+in-process :class:`~mqsentry.kernel.task.Task`); a platform that parks real processes can supply any waker
 and call :meth:`Queue.cancel_send`/:meth:`Queue.cancel_receive` on timeout or signal instead.
 """
 

@@ -5,7 +5,7 @@ Linux counterpart: ipc/mqueue.c, where the registry is the namespace's mqueue mo
 ``put_ipc_ns``/``kill_litter_super`` drop them. gVisor counterpart: pkg/sentry/kernel/mq
 (``Registry`` and the ``RegistryImpl`` interface that pkg/sentry/fsimpl/mqfs implements).
 
-``fs.mqfs.MqueueFilesystem`` implements :class:`Registry`; the IPC namespace holds one, created by the
+``mqsentry.fs.mqfs.MqueueFilesystem`` implements :class:`Registry`; the IPC namespace holds one, created by the
 factory the composition root gives the kernel.
 """
 

@@ -71,7 +71,7 @@ class Sender:
 
 
 class Queue(Object):
-    """A message queue (``struct msg_queue``); the identity part is :class:`kernel.ipc.Object`.
+    """A message queue (``struct msg_queue``); the identity part is :class:`mqsentry.kernel.ipc.Object`.
 
     Guarded by ``mu``: ``store`` (messages, ``qnum``, ``cbytes``), ``receivers`` and ``senders``
     (insertion-ordered dicts used as FIFOs with O(1) removal), ``stime``, ``rtime``, ``ctime``,

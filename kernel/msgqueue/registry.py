@@ -34,7 +34,7 @@ class Registry:
 
     ``ids.mu`` is the registry lock (Linux's ``msg_ids(ns).rwsem``): msgget, IPC_SET, IPC_RMID,
     IPC_INFO/MSG_INFO and /proc listings hold it. Immutable: ``ns``, ``ids`` and ``by_idx`` (the
-    tables themselves are guarded by ``ids.mu``; see :class:`kernel.ipc.Registry`). ``by_idx`` is the
+    tables themselves are guarded by ``ids.mu``; see :class:`mqsentry.kernel.ipc.Registry`). ``by_idx`` is the
     index table, exposed for the msgsnd/msgrcv fast path's lock-free lookup.
     """
 

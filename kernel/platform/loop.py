@@ -28,7 +28,7 @@ own signal state: the sentry does not know the target's handlers and masks.
 Commit/undo around SEND (interception.md §4): every sentry task of a served process has an undo log,
 ``task.undo`` (a list of callables). An engine operation that takes something the caller may
 never receive appends its undo there (msgrcv: put the dequeued message back, see
-``kernel.msgqueue.queue.Queue.unreceive``). After the handler, the call's SEND decides: delivered,
+``mqsentry.kernel.msgqueue.queue.Queue.unreceive``). After the handler, the call's SEND decides: delivered,
 the log is dropped (commit); ENOENT (the target died after the engine acted), the actions run. A call
 that parked does the same from its own runner thread, and a dead process's parked calls are waited
 for until they have replied and undone (``_release_parked``), so a message is back in its queue

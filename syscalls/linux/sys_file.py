@@ -10,7 +10,7 @@ kernel/sys.c), fs/file.c (``dup``, ``dup2``, ``dup3``), fs/fcntl.c, fs/read_writ
 sys_mount,sys_rlimit,sys_poll,sys_epoll}.go.
 
 Handlers convert raw registers to the C parameter types, copy user memory and keep Linux's order of
-checks; the work is done in :mod:`fs.vfs`.
+checks; the work is done in :mod:`mqsentry.fs.vfs`.
 """
 
 from __future__ import annotations

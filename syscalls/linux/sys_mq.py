@@ -7,7 +7,7 @@ ENOSYS in gVisor HEAD and come from the unmerged PR 6458, rewritten here to foll
 
 Every check is in Linux's order (see /work/shared/research/linux-semantics.md §3). The send and
 receive handlers are the hot path: precompiled struct codecs, one fd-table lookup, and the queue
-engine (kernel.mq.queue) does the rest under one lock acquisition.
+engine (mqsentry.kernel.mq.queue) does the rest under one lock acquisition.
 """
 
 from __future__ import annotations

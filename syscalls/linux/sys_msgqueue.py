@@ -5,7 +5,7 @@ Linux counterpart: ipc/msg.c (``ksys_msgget``, ``ksys_msgsnd``/``do_msgsnd``,
 pkg/sentry/syscalls/linux/sys_msgqueue.go.
 
 These handlers own everything that touches user memory and the C argument types, in Linux's order
-of checks; the engine (``kernel.msgqueue``) owns the queues. msgsnd and msgrcv are hot paths: the
+of checks; the engine (``mqsentry.kernel.msgqueue``) owns the queues. msgsnd and msgrcv are hot paths: the
 user's ``struct msgbuf`` (mtype + text) is copied in with one read and is itself the queued message,
 and a received message is copied out with one write.
 

@@ -6,7 +6,7 @@ pkg/sentry/syscalls/linux/linux64.go (the ``AMD64`` and ``ARM64`` tables).
 
 A handler is ``fn(task, a0, a1, a2, a3, a4, a5) -> int``: raw 64-bit register values in, a
 non-negative result out; errors are raised as ``SysError``. Handler modules name their parameters
-after the C prototype and convert with ``syscalls.linux.args``.
+after the C prototype and convert with ``mqsentry.syscalls.linux.args``.
 """
 
 from __future__ import annotations

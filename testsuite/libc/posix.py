@@ -110,7 +110,7 @@ class StatFS:
 
 
 class PosixMixin:
-    """POSIX mq and fd wrappers; mixed into :class:`testsuite.libc.Proc` (uses ``ProcCore``)."""
+    """POSIX mq and fd wrappers; mixed into :class:`mqsentry.testsuite.libc.Proc` (uses ``ProcCore``)."""
 
     # Provided by ProcCore (declared for type checkers).
     target: Any

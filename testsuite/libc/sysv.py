@@ -79,7 +79,7 @@ class MsqidDs:
 
 
 class SysVMixin:
-    """msgget/msgsnd/msgrcv/msgctl for :class:`testsuite.libc.Proc` (needs ProcCore's helpers)."""
+    """msgget/msgsnd/msgrcv/msgctl for :class:`mqsentry.testsuite.libc.Proc` (needs ProcCore's helpers)."""
 
     # Provided by ProcCore.
     sys: Any

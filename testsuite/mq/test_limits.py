@@ -6,7 +6,7 @@ Linux counterpart: ipc/mqueue.c mqueue_create_attr/mqueue_get_inode/mqueue_evict
 do_mq_open (get_unused_fd_flags first). gVisor counterpart: none (gVisor enforces neither limit, D9).
 
 On native, RLIMIT_MSGQUEUE charges are per user across the whole machine, so every test here that
-creates queues under a lowered limit uses a uid of its own (:func:`testsuite.mq.unique_uid`).
+creates queues under a lowered limit uses a uid of its own (:func:`mqsentry.testsuite.mq.unique_uid`).
 """
 
 from __future__ import annotations

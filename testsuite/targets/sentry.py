@@ -1,4 +1,4 @@
-"""The ``sentry`` target: a fresh in-process :class:`kernel.Kernel` per test."""
+"""The ``sentry`` target: a fresh in-process :class:`mqsentry.kernel.Kernel` per test."""
 
 from __future__ import annotations
 

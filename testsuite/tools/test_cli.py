@@ -22,7 +22,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]
     return rc, capsys.readouterr().out.splitlines()
 
 
-@pytest.mark.skipif(not HAVE_SYSV, reason="syscalls.linux.sys_msgqueue is not in this build")
+@pytest.mark.skipif(not HAVE_SYSV, reason="mqsentry.syscalls.linux.sys_msgqueue is not in this build")
 def test_demo_sysv_trace(capsys: pytest.CaptureFixture[str]) -> None:
     rc, lines = run(capsys, "demo", "--only", "sysv")
     assert rc == 0
@@ -52,7 +52,7 @@ def test_demo_sysv_trace(capsys: pytest.CaptureFixture[str]) -> None:
         assert field in stat[0]
 
 
-@pytest.mark.skipif(not HAVE_SYSV, reason="syscalls.linux.sys_msgqueue is not in this build")
+@pytest.mark.skipif(not HAVE_SYSV, reason="mqsentry.syscalls.linux.sys_msgqueue is not in this build")
 def test_demo_raw_mode_prints_addresses(capsys: pytest.CaptureFixture[str]) -> None:
     rc, lines = run(capsys, "demo", "--raw", "--only", "sysv")
     assert rc == 0
@@ -116,7 +116,7 @@ def test_bench_quick_prints_the_table(capsys: pytest.CaptureFixture[str]) -> Non
         assert "SKIP" not in rows["POSIX 32768 prios vs 1 prio"]
 
 
-@pytest.mark.skipif(not HAVE_SYSV, reason="syscalls.linux.sys_msgqueue is not in this build")
+@pytest.mark.skipif(not HAVE_SYSV, reason="mqsentry.syscalls.linux.sys_msgqueue is not in this build")
 def test_bench_profile_quick(capsys: pytest.CaptureFixture[str]) -> None:
     rc, lines = run(capsys, "bench", "--profile", "--quick", "--what", "sysv", "--top", "5")
     assert rc == 0

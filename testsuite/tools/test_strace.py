@@ -1,4 +1,4 @@
-"""tools.strace: the strace-like formatting of sentry syscalls (strace(1) output conventions;
+"""mqsentry.tools.strace: the strace-like formatting of sentry syscalls (strace(1) output conventions;
 gVisor's pkg/sentry/strace)."""
 
 from __future__ import annotations
