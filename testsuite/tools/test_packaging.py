@@ -1,0 +1,153 @@
+"""Packaging: one import package, its version, and what a wheel puts into site-packages.
+
+The repository root is the directory of the package ``mqsentry`` (pyproject: ``package-dir``); these
+tests keep that mapping honest. The checks that read pyproject.toml or build a wheel need the source
+checkout and skip, saying so, when the suite runs from an installed wheel.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from typing import Any
+
+import pytest
+
+import mqsentry
+
+#: The package's directory: the checkout's root, or site-packages/mqsentry in an installation.
+ROOT = pathlib.Path(mqsentry.__file__).resolve().parent
+PYPROJECT = ROOT / "pyproject.toml"
+#: Directories of the checkout that are not part of the package.
+NOT_PACKAGED = {".git", ".ci", "build", "dist", "docs", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"}
+
+
+def _pyproject() -> dict[str, Any]:
+    if not PYPROJECT.exists():
+        pytest.skip("not a source checkout (pyproject.toml is not beside the package): installed from a wheel")
+    with open(PYPROJECT, "rb") as f:
+        return tomllib.load(f)
+
+
+def _package_dirs() -> set[str]:
+    """Dotted names of every directory of the tree that has an ``__init__.py``."""
+    out = set()
+    for init in ROOT.rglob("__init__.py"):
+        rel = init.parent.relative_to(ROOT)
+        if rel.parts and (rel.parts[0] in NOT_PACKAGED or rel.parts[0].endswith(".egg-info")):
+            continue
+        out.add(".".join(("mqsentry", *rel.parts)))
+    return out
+
+
+def test_packages_list_names_every_package_directory() -> None:
+    listed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    present = _package_dirs()
+    assert present - listed == set(), "directories with __init__.py missing from pyproject's packages list"
+    assert listed - present == set(), "pyproject's packages list names directories that do not exist"
+
+
+def test_root_maps_to_the_one_package() -> None:
+    assert _pyproject()["tool"]["setuptools"]["package-dir"] == {"mqsentry": "."}
+
+
+def test_version_matches_pyproject_and_metadata() -> None:
+    assert mqsentry.__version__ == importlib.metadata.version("mqsentry")
+    if PYPROJECT.exists():
+        assert mqsentry.__version__ == _pyproject()["project"]["version"]
+
+
+def _console_script() -> str | None:
+    exe = os.path.join(os.path.dirname(sys.executable), "mqsentry")
+    return exe if os.path.exists(exe) else shutil.which("mqsentry")
+
+
+def test_version_flag_of_python_dash_m() -> None:
+    r = subprocess.run([sys.executable, "-P", "-m", "mqsentry", "--version"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"mqsentry {mqsentry.__version__}\n"
+
+
+def test_version_flag_of_the_console_script() -> None:
+    exe = _console_script()
+    if exe is None:
+        pytest.skip("the mqsentry console script is not installed beside this interpreter")
+    r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"mqsentry {mqsentry.__version__}\n"
+
+
+def test_license_and_notice_ship_with_the_distribution() -> None:
+    dist = importlib.metadata.distribution("mqsentry")
+    meta = dist.metadata
+    assert meta["License-Expression"] == "Apache-2.0" or meta["License"] == "Apache-2.0"
+    if PYPROJECT.exists():
+        assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
+        assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in (ROOT / "LICENSE").read_text()
+        notice = (ROOT / "NOTICE").read_text()
+        assert "gVisor" in notice and "GNU General Public License" in notice
+
+
+def _can_build_wheels() -> str | None:
+    try:
+        import setuptools
+    except ImportError:
+        return "setuptools is not installed"
+    major = int(setuptools.__version__.split(".")[0])
+    if major < 77:
+        return f"setuptools {setuptools.__version__} is older than the build requires (>=77; the test extra has it)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """A wheel built offline from a copy of the checkout (the checkout itself is never written to)."""
+    _pyproject()
+    reason = _can_build_wheels()
+    if reason:
+        pytest.skip(reason)
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"))
+    out = tmp / "out"
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index",
+                        "--disable-pip-version-check", "-q", "-w", str(out), str(src)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (whl,) = out.glob("mqsentry-*.whl")
+    return zipfile.ZipFile(whl)
+
+
+def test_wheel_installs_only_the_mqsentry_package(wheel: zipfile.ZipFile) -> None:
+    top = {name.split("/")[0] for name in wheel.namelist()}
+    assert top == {"mqsentry", f"mqsentry-{mqsentry.__version__}.dist-info"}
+
+
+def test_wheel_holds_every_source_file_and_program(wheel: zipfile.ZipFile) -> None:
+    """The test suite ships complete: every module, every C program, the docs it checks."""
+    names = set(wheel.namelist())
+    want = []
+    for path in ROOT.rglob("*"):
+        rel = path.relative_to(ROOT)
+        if not path.is_file() or rel.parts[0] in NOT_PACKAGED - {"docs"} or rel.parts[0].endswith(".egg-info"):
+            continue
+        if path.suffix in (".py", ".c") or rel.parts[0] == "docs" or path.name in ("py.typed", "DESIGN.md"):
+            want.append("mqsentry/" + rel.as_posix())
+    assert any(w.endswith(".c") for w in want) and any(w.startswith("mqsentry/docs/") for w in want)
+    missing = sorted(w for w in want if w not in names)
+    assert missing == [], f"files of the checkout missing from the wheel: {missing}"
+
+
+def test_wheel_carries_license_and_notice(wheel: zipfile.ZipFile) -> None:
+    names = wheel.namelist()
+    for f in ("LICENSE", "NOTICE"):
+        assert any(n.startswith(f"mqsentry-{mqsentry.__version__}.dist-info/") and n.endswith("/" + f)
+                   for n in names), f"{f} is not in the wheel's dist-info: {names[-8:]}"
