@@ -174,7 +174,7 @@ class Queue:
 
     def unreceive(self, data: bytes, prio: int) -> None:
         """Undo a receive whose caller never got the message (a platform's target was killed between
-        the dequeue and its reply: interception.md §4 "Commit/undo around SEND"), as if it had never
+        the dequeue and its reply: docs/platform-rules.md §3), as if it had never
         been taken: a waiting receiver gets it (only possible on an empty queue), otherwise it goes
         back to the head of its priority's FIFO, being the oldest of the highest priority. No
         notification fires (the queue never went empty -> non-empty from the owner's view) and the

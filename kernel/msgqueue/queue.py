@@ -161,7 +161,7 @@ class Queue(Object):
 
     def unreceive(self, blob: bytes, now: int) -> None:
         """Undo a receive whose result never reached its receiver (the platform's reply failed: the
-        target was killed; interception.md §4 "Commit/undo around SEND"), as if the message had
+        target was killed; docs/platform-rules.md §3), as if the message had
         never left: a waiting receiver that wants it gets it exactly as from msgsnd, otherwise it is
         queued ahead of every message. ``blob`` is the whole message as received (before any
         MSG_NOERROR truncation). A removed queue drops it, as IPC_RMID would have.

@@ -108,7 +108,7 @@ class MessageStore:
 
     def push_front(self, blob: bytes, mtype: int, msgsz: int) -> None:
         """Queue ``blob`` ahead of every queued message: the undo of a receive whose receiver never
-        got it (kernel/platform, interception.md §4). It was the oldest of its type when it left and
+        got it (kernel/platform, docs/platform-rules.md §3). It was the oldest of its type when it left and
         anything of its type queued since is newer, so it also heads its type's FIFO. Rare: may cost
         O(n) (a renumbering, or a list insert at 0)."""
         if not self.qnum:

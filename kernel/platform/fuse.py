@@ -12,7 +12,7 @@ the resulting file to the target with SECCOMP_IOCTL_NOTIF_ADDFD. The host kernel
 fork, exec (O_CLOEXEC) and close itself; FUSE tells us FLUSH on every close (with the closer's TID)
 and RELEASE on the last one.
 
-Pitfall 7 of interception.md (FUSE self-deadlock): the sentry closes its own copy of a file right
+Pitfall 7 of docs/platform-rules.md §4 (FUSE self-deadlock): the sentry closes its own copy of a file right
 after ADDFD (from a thread other than the server thread), answers FLUSH from its own threads at
 once, and on shutdown closes /dev/fuse first, which aborts the connection.
 

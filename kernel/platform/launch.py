@@ -5,7 +5,7 @@ SECCOMP_FILTER_FLAG_NEW_LISTENER and SCM_RIGHTS (net/core/scm.c). gVisor counter
 subprocess creation of pkg/sentry/platform/systrap (a stub process that installs its seccomp
 filter before running anything else).
 
-The sentry is multi-threaded, so it never fork()s to launch (interception.md §6.3). It starts this
+The sentry is multi-threaded, so it never fork()s to launch (docs/platform-rules.md §4, pitfall 3). It starts this
 file as a helper process instead (``python -I -S launch.py SOCK FLAGS HEXPROG -- argv``): the helper
 installs the filter on itself, sends the listener fd over the AF_UNIX socket ``SOCK`` with
 SCM_RIGHTS (the listener is O_CLOEXEC, so this happens before exec), and execs the program. Every

@@ -17,7 +17,7 @@ completes it SENDs its own reply and returns to the pool of idle runners. The po
 ``max_threads`` (a thread per parked call, as Go's scheduler hands its P off around a blocking
 syscall). DESIGN.md explains how to remove the thread per parked call.
 
-Signals (interception.md §4): the filter uses WAIT_KILLABLE_RECV, so once the sentry has received a
+Signals (docs/platform-rules.md §1): the filter uses WAIT_KILLABLE_RECV, so once the sentry has received a
 notification only fatal signals reach the target. While calls are parked the owner scans
 /proc/<tid>/status every ``scan_period`` and, for a thread the host kernel would interrupt, makes the
 sentry task's ``block()`` return EINTR (through ``recalc_sigpending(force=True)``); the engine then
@@ -25,8 +25,8 @@ returns -ERESTARTNOHAND (msg*) or -ERESTARTSYS (mq_*), which is SENT as is: the 
 turns it into EINTR or a restart exactly as for a native call. Host signals never enter the sentry's
 own signal state: the sentry does not know the target's handlers and masks.
 
-Commit/undo around SEND (interception.md §4): every sentry task of a served process has an undo log,
-``task.undo`` (a list of callables). An engine operation that takes something the caller may
+Commit/undo around SEND (docs/platform-rules.md §3): every sentry task of a served process has an
+undo log, ``task.undo`` (a list of callables). An engine operation that takes something the caller may
 never receive appends its undo there (msgrcv: put the dequeued message back, see
 ``mqsentry.kernel.msgqueue.queue.Queue.unreceive``). After the handler, the call's SEND decides: delivered,
 the log is dropped (commit); ENOENT (the target died after the engine acted), the actions run. A call
@@ -334,7 +334,7 @@ class Platform:
                 self.stats["lost_replies"] += 1
         undo = t.undo
         if undo:
-            # Commit/undo around SEND (interception.md §4): the target died after the engine
+            # Commit/undo around SEND (docs/platform-rules.md §3): the target died after the engine
             # took its message, so give the message back. A successful SEND commits.
             if not sent:
                 self._undo(undo)
@@ -502,7 +502,7 @@ class Platform:
 
     # -- signals -------------------------------------------------------------------------------------
     def _scan(self) -> None:
-        """Apply the signal rule of interception.md §4 to every parked call."""
+        """Apply the signal rule of docs/platform-rules.md §1 to every parked call."""
         with self._mu:
             parked = list(self._parked)
         groups: dict[int, dict[int, procfs.ThreadStatus]] = {}
@@ -574,7 +574,7 @@ class Platform:
     def after_reply(self, action: Callable[[], None]) -> None:
         """Run ``action`` after the SEND of the call being served on this thread (at once outside a
         served call): a signal raised for a target must not interrupt the very call that caused it
-        (interception.md §4, "Reply before side effects")."""
+        (docs/platform-rules.md §2, "Reply before side effects")."""
         post = memory.context().post
         if post is not None:
             post.append(action)

@@ -11,7 +11,7 @@ the *calling thread's*: a group leader may already be a zombie with no mm while 
 So the adapter reads the TID from the per-OS-thread call context (:func:`context`), which the platform
 sets before it runs a syscall (a parked call keeps its OS thread, so the context stays right).
 
-TOCTOU (interception.md §6.5): the TID in a notification may die and be reused by another process.
+TOCTOU (docs/platform-rules.md §4, pitfall 5): the TID in a notification may die and be reused by another process.
 After the first successful read of a call, the adapter checks that the notification is still valid:
 if it is, the bytes came from the right process. Short transfers and errors raise
 :class:`MemoryFault`, which the sentry turns into EFAULT exactly where Linux would fault.

@@ -75,7 +75,7 @@ def thread_ids(tgid: int) -> list[int]:
 
 
 def should_interrupt(st: ThreadStatus) -> bool | None:
-    """Rule 1 of interception.md §4: a signal pending on the thread itself that it neither blocks nor
+    """Rule 1 of docs/platform-rules.md §1: a signal pending on the thread itself that it neither blocks nor
     ignores interrupts it. Returns True, or None when shared-pending signals need rule 2."""
     if st.sig_pending & ~st.sig_blocked & ~st.sig_ignored:
         return True

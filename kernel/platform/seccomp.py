@@ -5,7 +5,7 @@ kernel/seccomp.c (``seccomp_notify_ioctl``: RECV, SEND, ID_VALID, ADDFD, SET_FLA
 gVisor counterpart: pkg/seccomp (its BPF program builder) and pkg/sentry/platform, whose
 platforms trap a real process's syscalls; this one traps only the few the sentry serves.
 
-Pitfalls handled here (see /work/shared/research/interception.md §6): the notification buffer is
+Pitfalls handled here (docs/platform-rules.md §4): the notification buffer is
 zeroed before every RECV (the kernel rejects a dirty one with EINVAL); RECV is only issued after
 poll() reported POLLIN, and ENOENT from RECV (a withdrawn notification) is reported as "nothing";
 ENOENT from SEND means the target went away.

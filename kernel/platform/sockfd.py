@@ -5,7 +5,7 @@ backing (kernel/platform/fuse.py) cannot be mounted (no /dev/fuse, not root). Th
 the sentry, reports POLLHUP when the target's last copy is closed, which plays
 ``mqueue_evict_inode``'s part (drop the description). gVisor counterpart: none.
 
-Limits (interception.md §4): read() on such an fd blocks instead of returning the QSIZE line,
+Limits (docs/platform-rules.md §5): read() on such an fd blocks instead of returning the QSIZE line,
 poll() reports "writable, never readable", fstat() says S_IFSOCK, F_GETFL shows O_RDWR whatever
 the access mode, and there is no FLUSH: an owner closing one of several fds keeps its mq_notify
 registration until its last fd of that description closes or the process exits.

@@ -5,7 +5,7 @@ Linux counterpart: ipc/mqueue.c (``SYSCALL_DEFINE``s, ``do_mq_open``, ``do_mq_ti
 gVisor counterpart: pkg/sentry/syscalls/linux/sys_mq.go (``MqOpen``, ``MqUnlink``; the other four are
 ENOSYS in gVisor HEAD and come from the unmerged PR 6458, rewritten here to follow Linux).
 
-Every check is in Linux's order (see /work/shared/research/linux-semantics.md §3). The send and
+Every check is in Linux's order (ipc/mqueue.c; docs/porting-map.md names the functions). The send and
 receive handlers are the hot path: precompiled struct codecs, one fd-table lookup, and the queue
 engine (mqsentry.kernel.mq.queue) does the rest under one lock acquisition.
 """

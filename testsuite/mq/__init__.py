@@ -1,7 +1,7 @@
 """POSIX message-queue conformance tests (mq_open/mq_unlink/mq_timedsend/mq_timedreceive/mq_notify/
 mq_getsetattr, the mq descriptor and the mqueue filesystem, limits and namespaces).
 
-Linux counterpart: ipc/mqueue.c is the specification (see /work/shared/research/linux-semantics.md §3);
+Linux counterpart: ipc/mqueue.c is the specification (docs/porting-map.md names the functions);
 every test also runs on the native target, which is the proof. gVisor counterpart:
 test/syscalls/linux/mq.cc (its 16 ``MqTest`` cases) and the 31 extra cases of the unmerged
 send/receive/notify stack (refs/pull/6458), rewritten in Python with their flaws fixed (absolute

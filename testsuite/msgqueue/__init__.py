@@ -1,7 +1,7 @@
 """SysV message-queue conformance tests (msgget/msgsnd/msgrcv/msgctl, /proc/sysvipc/msg, sysctls).
 
-Linux counterpart: ipc/msg.c and ipc/util.c are the specification (see
-/work/shared/research/linux-semantics.md §2); every test runs on the native target too, which is the
+Linux counterpart: ipc/msg.c and ipc/util.c are the specification (docs/porting-map.md
+names the functions); every test runs on the native target too, which is the
 proof. gVisor counterpart: test/syscalls/linux/msgqueue.cc (all 34 ``MsgqueueTest`` cases are ported
 here, rewritten in Python, plus the Linux rules that suite leaves out).
 

@@ -3,7 +3,8 @@ text of /proc/sysvipc/msg.
 
 Linux counterpart: ipc/util.c ipc_idr_alloc/ipc_addid/ipc_rmid, ipc/ipc_sysctl.c (msg_next_id),
 ipc/msg.c sysvipc_msg_proc_show, ipc/util.c sysvipc_proc_* (header, index order).
-gVisor counterpart: none in msgqueue.cc (gVisor's registry differs: see gvisor.md divergences).
+gVisor counterpart: none in msgqueue.cc (gVisor's registry differs: divergence D5 of
+docs/gvisor-divergences.md).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ holding only the capability). For every mode and operation a fresh object is cre
 with that mode, prepared (a message queued; for "creator-not-owner" the owner is changed by the
 administrator), the caller performs the operation, and the administrator removes the object.
 
-:func:`expected` is the model of linux-semantics.md §2.3, §3.2 and §3.4; it decides the cells the
+:func:`expected` is the model of Linux's checks (ipc/util.c ``ipcperms``, ipc/msg.c ``msgctl_down``,
+ipc/mqueue.c ``do_mq_open``/``mq_unlink`` via fs/namei.c ``may_delete``); it decides the cells the
 host cannot run (CAP_SYS_RESOURCE, which the host's root lacks) and is itself checked against the host
 on every other cell.
 """
@@ -95,7 +96,7 @@ def cells() -> Iterator[Cell]:
 
 
 # ==========================================================================================================
-# The model (linux-semantics.md)
+# The model (Linux's checks, as in the module docstring)
 # ==========================================================================================================
 
 def _has(cell: Cell, cap: int) -> bool:

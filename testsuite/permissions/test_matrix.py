@@ -27,14 +27,14 @@ def test_matrix_matches_host(cls: str) -> None:
 
 
 def test_matrix_sentry_matches_model() -> None:
-    """The whole matrix on the sentry alone, against the model of linux-semantics.md (runs anywhere)."""
+    """The whole matrix on the sentry alone, against the Linux model of :func:`expected` (runs anywhere)."""
     rep = run_matrix(native=False)
     assert rep.cells == len(OPS) * len(CLASSES) * len(CAPS) * len(MODES)
     assert not rep.mismatches, rep.summary()
 
 
 def test_model_spot_checks() -> None:
-    """A few cells of the model stated directly (linux-semantics.md §2.3, §3.2, §3.4)."""
+    """A few cells of the model stated directly (ipc/util.c ipcperms, ipc/mqueue.c do_mq_open and mq_unlink)."""
     assert expected(Cell("msgget(0)", "other", "none", 0o000)) == "ok"  # no bits requested
     assert expected(Cell("msgget(0600)", "other", "none", 0o600)) == "EACCES"
     assert expected(Cell("msgrcv", "other", "CAP_IPC_OWNER", 0o000)) == "ok"

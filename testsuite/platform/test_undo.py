@@ -3,7 +3,7 @@
 Linux counterpart: ipc/msg.c ``do_msgrcv`` -- a receiver killed before it dequeued leaves the message
 queued (killed.c checks that natively). gVisor counterpart: none (gVisor's sentry never replies to a
 host kernel). The platform cannot tell "killed just before the dequeue" from "just after", so it
-puts the message back whenever the reply fails (interception.md §4).
+puts the message back whenever the reply fails (docs/platform-rules.md §3).
 
 Three levels: the engine's undo (``Queue.unreceive`` through the handler's undo log, in process),
 the platform's ``_dispatch`` with a listener stub whose SEND fails (no seccomp needed), and a real

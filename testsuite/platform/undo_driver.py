@@ -1,7 +1,7 @@
 """Run a program under the platform with a listener that kills receivers just before their reply.
 
 Linux counterpart: none (fault injection for the platform's commit/undo around SEND,
-interception.md §4). gVisor counterpart: none.
+docs/platform-rules.md §3). gVisor counterpart: none.
 
 ``python -m mqsentry.testsuite.platform.undo_driver PROGRAM ARGS...``: every msgrcv whose msgtyp is
 :data:`DOOMED_MSGTYP` has its caller SIGKILLed after the sentry served it (the message is dequeued
