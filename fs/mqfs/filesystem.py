@@ -5,7 +5,8 @@ with i_size FILENT_SIZE, root i_size 2*DIRENT_SIZE + DIRENT_SIZE per queue), ``m
 (queues_max, the RLIMIT_MSGQUEUE charge), ``mqueue_unlink``, ``mqueue_evict_inode`` (the release),
 ``prepare_open``/``do_mq_open`` (lookup, EEXIST/EINVAL/EACCES) and ``mq_unlink``.
 gVisor counterpart: pkg/sentry/fsimpl/mqfs (``RegistryImpl``, ``rootInode``, ``queueInode``) and
-pkg/sentry/kernel/mq ``Registry.FindOrCreate``/``Remove``, fixed to follow Linux (D9-D11).
+pkg/sentry/kernel/mq ``Registry.FindOrCreate``/``Remove``, fixed to follow Linux (divergences D9-D11
+of docs/gvisor-divergences.md).
 
 The filesystem *is* the namespace's queue registry, as ``ipc_ns->mq_mnt`` is in Linux: it implements
 :class:`mqsentry.kernel.mq.Registry`, so mq_open and mq_unlink go through

@@ -4,7 +4,7 @@ Linux counterpart: ``struct kern_ipc_perm`` (include/linux/ipc.h), ``ipcperms`` 
 of ``ipcctl_obtain_check`` (ipc/util.c). gVisor counterpart: pkg/sentry/kernel/ipc/object.go
 (``Object``, ``CheckPermissions``, ``CheckOwnership``) -- but with Linux's rules: the permission
 class is chosen against the creator *or* the owner, and the whole requested flag is folded
-(gVisor divergence D3).
+(gVisor divergence D3, docs/gvisor-divergences.md).
 """
 
 from __future__ import annotations

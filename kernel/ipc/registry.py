@@ -3,7 +3,8 @@
 Linux counterpart: ``struct ipc_ids`` and ipc/util.c (``ipc_addid``, ``ipc_idr_alloc``,
 ``ipc_findkey``, ``ipc_obtain_object_idr``, ``ipc_obtain_object_check``, ``ipc_rmid``,
 ``ipc_get_maxidx``). gVisor counterpart: pkg/sentry/kernel/ipc/registry.go -- whose sequential ids
-from 1 (divergence D5) are replaced here by Linux's ``seq * 32768 + idx`` scheme.
+from 1 (divergence D5, docs/gvisor-divergences.md) are replaced here by Linux's
+``seq * 32768 + idx`` scheme.
 
 Id allocation follows ``ipc_idr_alloc`` exactly:
 

@@ -4,7 +4,8 @@ Linux counterpart: ``struct msg_queue`` and ipc/msg.c (``do_msgsnd``, ``do_msgrc
 ``pipelined_send``, ``ss_wakeup``, ``expunge_all``, ``freeque``, ``msgctl_down``). gVisor counterpart:
 pkg/sentry/kernel/msgqueue/msgqueue.go (``Queue``, ``Send``, ``Receive``), with Linux's behaviour where
 gVisor differs: direct hand-off to a waiting receiver, FIFO sender wake-ups of only the senders that
-now fit, IPC_SET waking waiters (D6, D8), and -ERESTARTNOHAND on interruption (D4).
+now fit, IPC_SET waking waiters (D6, D8), and -ERESTARTNOHAND on interruption (D4); the codes are
+defined in docs/gvisor-divergences.md.
 
 Blocking follows gVisor's pattern with Linux's records: under ``Queue.mu`` try the operation; if it
 would block, put a waiter record (:class:`Receiver` / :class:`Sender`) at the tail of the queue's

@@ -3,7 +3,8 @@
 Linux counterpart: ipc/msg.c (``newque``, ``ksys_msgget`` via ``ipcget``, ``msgctl_info``,
 ``msgctl_stat``, ``msgctl_down``, ``freeque``, ``msg_exit_ns``) and ``ipcget_public`` in ipc/util.c.
 gVisor counterpart: pkg/sentry/kernel/msgqueue/msgqueue.go (``Registry``), without its divergences
-D1 (RMID errors), D3 (msgget permission), D5 (INFO/STAT return values) and D6 (IPC_SET).
+D1 (RMID errors), D3 (msgget permission), D5 (INFO/STAT return values) and D6 (IPC_SET), as
+defined in docs/gvisor-divergences.md.
 """
 
 from __future__ import annotations

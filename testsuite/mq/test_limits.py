@@ -3,7 +3,8 @@ bypassed by CAP_SYS_RESOURCE), RLIMIT_MSGQUEUE (EMFILE, cost maxmsg*(msgsize+96)
 charged per user, released at unlink + last close, no capability bypass), RLIMIT_NOFILE.
 
 Linux counterpart: ipc/mqueue.c mqueue_create_attr/mqueue_get_inode/mqueue_evict_inode,
-do_mq_open (get_unused_fd_flags first). gVisor counterpart: none (gVisor enforces neither limit, D9).
+do_mq_open (get_unused_fd_flags first). gVisor counterpart: none (gVisor enforces neither limit:
+divergence D9 of docs/gvisor-divergences.md).
 
 On native, RLIMIT_MSGQUEUE charges are per user across the whole machine, so every test here that
 creates queues under a lowered limit uses a uid of its own (:func:`mqsentry.testsuite.mq.unique_uid`).

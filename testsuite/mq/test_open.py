@@ -74,7 +74,8 @@ def test_no_queue_exists(proc: Proc) -> None:
 
 
 def test_open_no_access(target: Target) -> None:
-    """gVisor ran this as root and relied on capabilities being ignored (D10); on Linux the owner
+    """gVisor ran this as root and relied on capabilities being ignored (gVisor divergence D10,
+    docs/gvisor-divergences.md); on Linux the owner
     without CAP_DAC_OVERRIDE is refused, root is not."""
     owner = user(target)
     create(owner, mode=0o000)
