@@ -137,3 +137,12 @@ def test_no_reference_outside_the_repository(pattern: str) -> None:
             if re.search(pattern, line):
                 bad.append(f"{p.relative_to(ROOT)}:{n}: {line.strip()[:100]}")
     assert bad == []
+
+
+def test_readme_has_exactly_the_two_commands() -> None:
+    readme = ROOT / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md is not installed with the package (its text is the wheel's description)")
+    blocks = re.findall(r"```sh\n(.*?)```", readme.read_text(), re.S)
+    assert [b.strip() for b in blocks] == ["pip install . && mqsentry demo",
+                                          "pip install -e '.[test]' && python -m pytest -n auto"]
