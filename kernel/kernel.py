@@ -181,6 +181,12 @@ class Kernel:
         if ns is not self.root_ipc_ns:
             self._deferred_exits.append((tg, lambda _tg: self.ipc_ns_released(ns)))
 
+    @property
+    def exit_hooks_pending(self) -> bool:
+        """Whether process-exit hooks are queued and not yet run (a dead process may still hold its
+        files until then)."""
+        return bool(self._deferred_exits)
+
     def run_exit_hooks(self) -> None:
         """Run queued process-exit hooks; callers must not hold sig_mu or any IPC lock."""
         while self._deferred_exits:

@@ -103,6 +103,7 @@ from mqsentry.boot import Kernel
 from mqsentry.kernel.memory import AddressSpace
 from mqsentry.kernel.signals import SigInfo, send_locked
 from mqsentry.kernel.task import Task
+from mqsentry.kernel.waiter import EVENT_IN
 from mqsentry.tools import invariants
 from mqsentry.tools.cliargs import (Progress, add_json_argument, positive_float, positive_int, text_out,
                                      write_json)
@@ -637,7 +638,7 @@ class Fuzzer:
 
         table = t.fd_table
         if table is not None and self.rng.random() < 0.9:
-            fds = [fd for fd, (d, _) in list(table._fds.items()) if isinstance(d, QueueFD)]
+            fds = [fd for fd, d in list(table.files.items()) if isinstance(d, QueueFD)]
             if fds:
                 return self.rng.choice(fds)
         return self.fd(t)
@@ -833,9 +834,8 @@ class Fuzzer:
 
         table = t.fd_table
         fd32 = ((fd & 0xFFFF_FFFF) ^ 0x8000_0000) - 0x8000_0000
-        ent = table._fds.get(fd32) if table is not None else None
-        d = ent[0] if ent else None
-        return isinstance(d, NetlinkSocket) and not d.flags & O_NONBLOCK and not d._rq
+        d = table.files.get(fd32) if table is not None else None
+        return isinstance(d, NetlinkSocket) and not d.flags & O_NONBLOCK and not d.readiness(EVENT_IN)
 
     # -- the call and its checks ---------------------------------------------------------------------------
     def _snapshot_msq(self, t: Task, msqid: int) -> tuple[Any, int, int, int] | None:
@@ -941,8 +941,8 @@ class Fuzzer:
             return out
         if name.startswith("mq_") and name not in ("mq_open", "mq_unlink"):
             table = t.fd_table
-            ent = table._fds.get(((a[0] & 0xFFFF_FFFF) ^ 0x8000_0000) - 0x8000_0000) if table else None
-            q = getattr(ent[0], "queue", None) if ent and ent[0] is not None else None
+            desc = table.files.get(((a[0] & 0xFFFF_FFFF) ^ 0x8000_0000) - 0x8000_0000) if table else None
+            q = getattr(desc, "queue", None)
             if q is None:
                 return []
             out = []

@@ -1,4 +1,4 @@
-"""Consistency checks of a whole :class:`mqsentry.kernel.Kernel`, read from the engines' internals.
+"""Consistency checks of a whole :class:`mqsentry.kernel.Kernel`, read through the engines' accessors.
 
 Linux counterpart: none as such; these are the properties Linux's data structures keep by
 construction (``msq->q_qnum``/``q_cbytes`` against ``q_messages``, ``ipc_ids`` against its idr and
@@ -12,6 +12,10 @@ with ``quiescent=True`` (no syscall in flight) any lock that is held, any waiter
 queue and any half-reserved fd slot is a violation: nothing can legitimately hold them then.
 
 Each ``check_*`` function returns a list of human-readable violation strings (empty: all good).
+State is read only through what the engines offer (public fields documented with their locks, and
+read-only accessors such as ``Registry.key_table_locked``, ``mq.Queue.state_locked``,
+``UserBytes.charges_locked`` and ``FDTable.slots_locked``), never through private fields, so that an
+engine may change its internals without breaking the checker silently.
 """
 
 from __future__ import annotations
@@ -76,10 +80,9 @@ def namespaces(k: Kernel, extra: Iterable[IPCNamespace] = (), descs: list[Any] |
 
 
 def id_table(ids: Any) -> dict[int, Any]:
-    """The index -> object table of a :class:`mqsentry.kernel.ipc.Registry` (``by_idx``; ``_by_idx`` before it
-    was made public for the lock-free fast path)."""
-    table = getattr(ids, "by_idx", None)
-    return cast("dict[int, Any]", table if table is not None else ids._by_idx)
+    """The index -> object table of a :class:`mqsentry.kernel.ipc.Registry` (``by_idx``, public for
+    the lock-free fast path)."""
+    return cast("dict[int, Any]", ids.by_idx)
 
 
 # -- SysV ------------------------------------------------------------------------------------------------
@@ -135,8 +138,8 @@ def check_sysv_registry(ns: IPCNamespace, quiescent: bool = True, label: str = "
         if not ok:
             return out
         by_idx = dict(id_table(ids))
-        by_key = dict(ids._by_key)
-        seq, cursor = ids.seq, ids._cursor
+        by_key = ids.key_table_locked()
+        seq, cursor = ids.seq, ids.cursor
         in_use = ids.in_use
         max_idx = ids.max_idx_locked()
         for idx, q in by_idx.items():
@@ -197,8 +200,9 @@ def check_posix_queue(q: Any, where: str, quiescent: bool) -> list[str]:
     out: list[str] = []
     n = 0
     size = 0
-    cached = getattr(q, "_empty", None)  # the one empty node a drained queue may keep (node_cache)
-    for prio, d in q._by_prio.items():
+    st = q.state_locked()
+    cached = st.cached_empty  # the one empty node a drained queue may keep (node_cache)
+    for prio, d in st.nodes.items():
         if not d and prio != cached:
             out.append(f"{where}: empty FIFO kept for priority {prio} (cached empty node: {cached})")
         if not 0 <= prio < MQ_PRIO_MAX:
@@ -208,22 +212,22 @@ def check_posix_queue(q: Any, where: str, quiescent: bool) -> list[str]:
             size += len(m)
             if len(m) > q.msgsize:
                 out.append(f"{where}: a {len(m)}-byte message exceeds mq_msgsize {q.msgsize}")
-    index = list(q._prios)  # a SortedList of the priorities that have a node; _top caches its last
-    if index != sorted(q._by_prio) or q._top != (index[-1] if index else -1):
-        out.append(f"{where}: priority index {index[:8]} (top {q._top}) does not index the FIFO keys "
-                   f"{sorted(q._by_prio)[:8]}")
+    index = list(st.index)  # the priorities that have a node; top caches the last
+    if index != sorted(st.nodes) or st.top != (index[-1] if index else -1):
+        out.append(f"{where}: priority index {index[:8]} (top {st.top}) does not index the FIFO keys "
+                   f"{sorted(st.nodes)[:8]}")
     if q.curmsgs != n:
         out.append(f"{where}: curmsgs={q.curmsgs} but {n} messages are stored")
     if q.qsize != size:
         out.append(f"{where}: QSIZE={q.qsize} but stored messages total {size} bytes")
     if not 0 <= q.curmsgs <= q.maxmsg:
         out.append(f"{where}: curmsgs={q.curmsgs} outside 0..maxmsg={q.maxmsg}")
-    if quiescent and (q._senders or q._receivers):
-        out.append(f"{where}: {len(q._senders)} sender / {len(q._receivers)} receiver waiters left with no "
+    if quiescent and (st.senders or st.receivers):
+        out.append(f"{where}: {st.senders} sender / {st.receivers} receiver waiters left with no "
                    "task asleep")
-    if q._senders and q.curmsgs < q.maxmsg:
+    if st.senders and q.curmsgs < q.maxmsg:
         out.append(f"{where}: senders wait although the queue is not full")
-    if q._receivers and q.curmsgs:
+    if st.receivers and q.curmsgs:
         out.append(f"{where}: receivers wait although messages are queued")
     return out
 
@@ -274,7 +278,7 @@ def check_posix(k: Kernel, nss: list[IPCNamespace], quiescent: bool = True,
     if True:
         with _hold(ub.mu, "RLIMIT_MSGQUEUE table", out, quiescent) as ok:
             if ok:
-                have = {u: b for u, b in ub._bytes.items() if b}
+                have = ub.charges_locked()
                 if have != charges:
                     out.append(f"RLIMIT_MSGQUEUE charges {have} != sum of live queue costs {charges}")
     return out
@@ -303,9 +307,8 @@ def _all_descriptions(k: Kernel) -> list[Any]:
     """Every distinct description referenced by any fd table."""
     descs: dict[int, Any] = {}
     for _, table in _tables(k):
-        for desc, _ in list(table._fds.values()):
-            if desc is not None:
-                descs[id(desc)] = desc
+        for desc in list(table.files.values()):  # the lock-free mirror of the filled slots
+            descs[id(desc)] = desc
     return list(descs.values())
 
 
@@ -322,12 +325,12 @@ def check_fds(k: Kernel, quiescent: bool = True, nss: list[IPCNamespace] | None 
         with _hold(table.mu, f"fd table of pid {tg.tgid}", out, quiescent) as ok:
             if not ok:
                 continue
-            fds = dict(table._fds)
+            fds = table.slots_locked()
             files = dict(table.files)
-            hint = table._hint
+            hint = table.hint
         if files != {fd: d for fd, (d, _) in fds.items() if d is not None}:
             out.append(f"pid {tg.tgid}: the lock-free lookup map disagrees with the fd table")
-        if not alive and fds and quiescent and not k._deferred_exits:
+        if not alive and fds and quiescent and not k.exit_hooks_pending:
             out.append(f"pid {tg.tgid} has exited but its fd table still holds fds {sorted(fds)[:8]}")
         for fd, (desc, _) in fds.items():
             if fd < 0:

@@ -442,7 +442,9 @@ class Stress:
             if not q.deleted:
                 queued.update(_ID.unpack_from(b, 8)[0] for b in q.store)
         for q in list(self.mq_objs.values()):
-            for d in q._by_prio.values():
+            with q.mu:
+                nodes = q.state_locked().nodes
+            for d in nodes.values():
                 queued.update(_ID.unpack_from(m, 0)[0] for m in d)
         bad = invariants.check_kernel(k)
         res.violations.extend(bad)

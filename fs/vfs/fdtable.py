@@ -148,6 +148,16 @@ class FDTable:
     def __len__(self) -> int:
         return len(self._fds)
 
+    def slots_locked(self) -> dict[int, tuple[FileDescription | None, bool]]:
+        """A copy of every slot, fd -> (description, or None while reserved; close-on-exec); caller
+        holds ``mu`` (consistency checkers)."""
+        return dict(self._fds)
+
+    @property
+    def hint(self) -> int:
+        """The lowest fd that may be free (every fd below it is in use); read under ``mu``."""
+        return self._hint
+
     # -- removal -----------------------------------------------------------------------------------------------
     def remove(self, fd: int) -> FileDescription:
         """``file_close_fd``: take ``fd`` out of the table (EBADF); the caller flushes and decrefs."""

@@ -84,6 +84,16 @@ class Registry(Generic[T]):
             return IPCMNI - 1
         return max(self.by_idx)
 
+    def key_table_locked(self) -> dict[int, T]:
+        """A copy of the key -> object table (caller holds ``mu``; for consistency checkers)."""
+        return dict(self._by_key)
+
+    @property
+    def cursor(self) -> int:
+        """Where the next id search starts (the idr's ``idr_next``); read under ``mu`` for a
+        consistent view."""
+        return self._cursor
+
     def objects_locked(self) -> Iterator[T]:
         """Objects in ascending index order (caller holds ``mu``)."""
         by_idx = self.by_idx

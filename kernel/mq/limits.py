@@ -90,6 +90,10 @@ class UserBytes:
             else:
                 self._bytes.pop(uid, None)
 
+    def charges_locked(self) -> dict[int, int]:
+        """A copy of every non-zero charge, uid -> bytes (caller holds ``mu``; for checkers)."""
+        return {u: b for u, b in self._bytes.items() if b}
+
     def charged(self, uid: int) -> int:
         """Bytes currently charged to ``uid`` (diagnostics and tests)."""
         return self._bytes.get(uid, 0)

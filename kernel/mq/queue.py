@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from time import time_ns as _time_ns
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sortedcontainers import SortedList
 
@@ -367,6 +367,12 @@ class Queue:
             pid = n.owner_tgid if n is not None else 0
             return f"QSIZE:{self.qsize:<10} NOTIFY:{notify:<5} SIGNO:{signo:<5} NOTIFY_PID:{pid:<6}\n"
 
+    def state_locked(self) -> "QueueState":
+        """A copy of the message store and waiter counts (caller holds ``mu``; consistency checkers
+        read the queue through this, never through its private fields)."""
+        return QueueState({p: tuple(d) for p, d in self._by_prio.items()}, tuple(self._prios), self._top,
+                          self._empty, len(self._senders), len(self._receivers))
+
     def readiness(self, mask: int) -> int:
         """``mqueue_poll_file``: readable while messages are queued, writable while not full."""
         ready = 0
@@ -392,4 +398,18 @@ class Queue:
                 sock.decref()
 
 
-__all__ = ["Queue", "Waiter"]
+class QueueState(NamedTuple):
+    """What :meth:`Queue.state_locked` returns: ``nodes`` (priority -> its FIFO of payloads, an empty
+    one being the cached node), ``index`` (the priorities with a node, ascending), ``top`` (the cached
+    highest, -1 if none), ``cached_empty`` (the priority whose empty node is kept, or None) and the
+    numbers of blocked senders and receivers."""
+
+    nodes: dict[int, tuple[bytes, ...]]
+    index: tuple[int, ...]
+    top: int
+    cached_empty: int | None
+    senders: int
+    receivers: int
+
+
+__all__ = ["Queue", "QueueState", "Waiter"]

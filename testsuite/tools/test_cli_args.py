@@ -212,3 +212,24 @@ def test_stress_reports_progress_while_it_runs() -> None:
     assert res.violations == []
     lines = buf.getvalue().splitlines()
     assert lines and all(line.startswith("stress: ") and " calls, " in line for line in lines)
+
+
+def test_checkers_read_engine_state_only_through_public_accessors() -> None:
+    """tools.invariants, stress and fuzz never reach into an engine's private fields (``x._name``):
+    the engines offer read-only accessors for what a checker needs."""
+    import ast
+    import pathlib
+
+    import mqsentry.tools as tools_pkg
+
+    here = pathlib.Path(tools_pkg.__file__).parent
+    bad = []
+    for name in ("invariants.py", "stress.py", "fuzz.py"):
+        tree = ast.parse((here / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                owner = node.value
+                if isinstance(owner, ast.Name) and owner.id in ("self", "cls", "invariants"):
+                    continue  # the tool's own state, or the checker module's own helpers
+                bad.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+    assert bad == []
