@@ -87,7 +87,7 @@ def test_version_flag_of_the_console_script() -> None:
 def test_license_and_notice_ship_with_the_distribution() -> None:
     dist = importlib.metadata.distribution("mqsentry")
     meta = dist.metadata
-    assert meta["License-Expression"] == "Apache-2.0" or meta["License"] == "Apache-2.0"
+    assert "Apache-2.0" in (meta["License-Expression"], meta["License"])
     if PYPROJECT.exists():
         assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
         assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in (ROOT / "LICENSE").read_text()
@@ -95,28 +95,54 @@ def test_license_and_notice_ship_with_the_distribution() -> None:
         assert "gVisor" in notice and "GNU General Public License" in notice
 
 
-def _can_build_wheels() -> str | None:
+def _copy_checkout(tmp: pathlib.Path) -> pathlib.Path:
+    """A copy of the checkout to build from (a build never writes into the checkout)."""
+    _pyproject()
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"))
+    return src
+
+
+@pytest.fixture(scope="module")
+def package_tree(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """What an installation puts into site-packages, as setuptools' ``build_py`` lays it out: offline,
+    cheap, and with any setuptools the build supports (no wheel machinery needed)."""
+    tmp = tmp_path_factory.mktemp("build_py")
+    src = _copy_checkout(tmp)
+    out = tmp / "lib"
+    code = ("import sys\nfrom setuptools import setup\n"
+            f"sys.argv = ['setup.py', '-q', 'build_py', '--build-lib', {str(out)!r}]\nsetup()")
+    r = subprocess.run([sys.executable, "-c", code], cwd=src, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+def _wheel_reason() -> str | None:
     try:
         import setuptools
     except ImportError:
         return "setuptools is not installed"
-    major = int(setuptools.__version__.split(".")[0])
-    if major < 77:
-        return f"setuptools {setuptools.__version__} is older than the build requires (>=77; the test extra has it)"
+    try:
+        import setuptools.command.bdist_wheel  # noqa: F401  (setuptools >= 70.1)
+    except ImportError:
+        try:
+            import wheel  # noqa: F401
+        except ImportError:
+            return (f"setuptools {setuptools.__version__} cannot build wheels offline (no bdist_wheel: "
+                    "setuptools >= 70.1 or the wheel package needed); package_tree covers the layout")
     return None
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """A wheel built offline from a copy of the checkout (the checkout itself is never written to)."""
+    """A wheel built offline (``--no-build-isolation --no-index``) from a copy of the checkout."""
     _pyproject()
-    reason = _can_build_wheels()
+    reason = _wheel_reason()
     if reason:
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"))
+    src = _copy_checkout(tmp)
     out = tmp / "out"
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index",
                         "--disable-pip-version-check", "-q", "-w", str(out), str(src)],
@@ -126,23 +152,38 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     return zipfile.ZipFile(whl)
 
 
+def _shipped_files() -> list[str]:
+    """Every file of the checkout that an installation must hold, as ``mqsentry/<path>``."""
+    want = []
+    for path in ROOT.rglob("*"):
+        rel = path.relative_to(ROOT)
+        if not path.is_file() or rel.parts[0] in NOT_PACKAGED - {"docs"} or rel.parts[0].endswith(".egg-info") \
+                or "__pycache__" in rel.parts:
+            continue
+        if path.suffix in (".py", ".c") or rel.parts[0] == "docs" or path.name in ("py.typed", "DESIGN.md"):
+            want.append("mqsentry/" + rel.as_posix())
+    assert any(w.endswith(".c") for w in want) and any(w.startswith("mqsentry/docs/") for w in want)
+    return want
+
+
+def test_installation_holds_only_the_mqsentry_package(package_tree: pathlib.Path) -> None:
+    assert sorted(p.name for p in package_tree.iterdir()) == ["mqsentry"]
+
+
+def test_installation_holds_every_module_program_and_doc(package_tree: pathlib.Path) -> None:
+    """The test suite ships complete: every module, every C program, the docs the tests check."""
+    missing = sorted(w for w in _shipped_files() if not (package_tree / w).is_file())
+    assert missing == [], f"files of the checkout missing from an installation: {missing}"
+
+
 def test_wheel_installs_only_the_mqsentry_package(wheel: zipfile.ZipFile) -> None:
     top = {name.split("/")[0] for name in wheel.namelist()}
     assert top == {"mqsentry", f"mqsentry-{mqsentry.__version__}.dist-info"}
 
 
 def test_wheel_holds_every_source_file_and_program(wheel: zipfile.ZipFile) -> None:
-    """The test suite ships complete: every module, every C program, the docs it checks."""
     names = set(wheel.namelist())
-    want = []
-    for path in ROOT.rglob("*"):
-        rel = path.relative_to(ROOT)
-        if not path.is_file() or rel.parts[0] in NOT_PACKAGED - {"docs"} or rel.parts[0].endswith(".egg-info"):
-            continue
-        if path.suffix in (".py", ".c") or rel.parts[0] == "docs" or path.name in ("py.typed", "DESIGN.md"):
-            want.append("mqsentry/" + rel.as_posix())
-    assert any(w.endswith(".c") for w in want) and any(w.startswith("mqsentry/docs/") for w in want)
-    missing = sorted(w for w in want if w not in names)
+    missing = sorted(w for w in _shipped_files() if w not in names)
     assert missing == [], f"files of the checkout missing from the wheel: {missing}"
 
 
