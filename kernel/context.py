@@ -5,10 +5,11 @@ reads (``current_cred()``, ``rlimit()``, ``schedule_timeout`` through wait queue
 gVisor counterpart: pkg/context (``context.Context``: ``Blocker``, credentials, clock) and the small
 interfaces pkg/sentry/kernel/mq and pkg/sentry/vfs take instead of ``*kernel.Task``.
 
-The IPC engines (``mqsentry.kernel.ipc``, ``mqsentry.kernel.msgqueue``, ``mqsentry.kernel.mq``) and the filesystems (``fs``) sit
-below the kernel core (``mqsentry.kernel.kernel``, ``mqsentry.kernel.task``) in the one-way import order, so they may not
-name :class:`~mqsentry.kernel.task.Task` or :class:`~mqsentry.kernel.kernel.Kernel`; they take these
-Protocols, which ``Task`` and ``Kernel`` satisfy structurally (mypy checks it at every call).
+The IPC engines (``mqsentry.kernel.ipc``, ``mqsentry.kernel.msgqueue``, ``mqsentry.kernel.mq``) and the
+filesystems (``mqsentry.fs``) sit below the kernel core (``mqsentry.kernel.kernel``, ``mqsentry.kernel.task``)
+in the one-way import order, so they may not name :class:`~mqsentry.kernel.task.Task` or
+:class:`~mqsentry.kernel.kernel.Kernel`; they take these Protocols, which ``Task`` and ``Kernel`` satisfy
+structurally (mypy checks it at every call).
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ ipc/ipc_sysctl.c and ipc/mq_sysctl.c (``proc_dointvec_minmax`` bounds, ``ipc_per
 gVisor counterpart: the limits fields of pkg/sentry/kernel/ipc_namespace.go and
 pkg/sentry/fsimpl/proc/tasks_sys.go.
 
-:class:`IPCSysctls` is the part of an IPC namespace the engines read (``mqsentry.kernel.msgqueue``, ``mqsentry.kernel.mq``
-and ``mqsentry.fs.mqfs``), so they need not import the namespace itself, which sits above them and owns their
-registries. :class:`~mqsentry.kernel.ipc_namespace.IPCNamespace` extends it.
+:class:`IPCSysctls` is the part of an IPC namespace the engines read (``mqsentry.kernel.msgqueue``,
+``mqsentry.kernel.mq`` and ``mqsentry.fs.mqfs``), so they need not import the namespace itself, which sits
+above them and owns their registries. :class:`~mqsentry.kernel.ipc_namespace.IPCNamespace` extends it.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ import importlib
 import json
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 #: What a user without the test extra is told to run.
 TEST_EXTRA_HINT = "pip install 'mqsentry[test]'"
@@ -47,7 +48,8 @@ def _number(kind: Callable[[str], Any], what: str, low: float, inclusive: bool) 
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}")
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
         if v != v or v in (float("inf"), float("-inf")):  # NaN or infinity: never a meaningful count or time
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if v < low or (v == low and not inclusive):

@@ -12,8 +12,15 @@ import argparse
 import sys
 import time
 
-from mqsentry.tools.cliargs import (Progress, add_json_argument, nonnegative_int, positive_int, require_test_extra,
-                                     text_out, write_json)
+from mqsentry.tools.cliargs import (
+    Progress,
+    add_json_argument,
+    nonnegative_int,
+    positive_int,
+    require_test_extra,
+    text_out,
+    write_json,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:

@@ -105,8 +105,7 @@ from mqsentry.kernel.signals import SigInfo, send_locked
 from mqsentry.kernel.task import Task
 from mqsentry.kernel.waiter import EVENT_IN
 from mqsentry.tools import invariants
-from mqsentry.tools.cliargs import (Progress, add_json_argument, positive_float, positive_int, text_out,
-                                     write_json)
+from mqsentry.tools.cliargs import Progress, add_json_argument, positive_float, positive_int, text_out, write_json
 
 SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM = 10, 12, 17, 14
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF

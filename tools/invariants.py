@@ -212,7 +212,7 @@ def check_posix_queue(q: Any, where: str, quiescent: bool) -> list[str]:
             size += len(m)
             if len(m) > q.msgsize:
                 out.append(f"{where}: a {len(m)}-byte message exceeds mq_msgsize {q.msgsize}")
-    index = list(st.index)  # the priorities that have a node; top caches the last
+    index = list(st.prios)  # the priorities that have a node; top caches the last
     if index != sorted(st.nodes) or st.top != (index[-1] if index else -1):
         out.append(f"{where}: priority index {index[:8]} (top {st.top}) does not index the FIFO keys "
                    f"{sorted(st.nodes)[:8]}")

@@ -367,7 +367,7 @@ class Queue:
             pid = n.owner_tgid if n is not None else 0
             return f"QSIZE:{self.qsize:<10} NOTIFY:{notify:<5} SIGNO:{signo:<5} NOTIFY_PID:{pid:<6}\n"
 
-    def state_locked(self) -> "QueueState":
+    def state_locked(self) -> QueueState:
         """A copy of the message store and waiter counts (caller holds ``mu``; consistency checkers
         read the queue through this, never through its private fields)."""
         return QueueState({p: tuple(d) for p, d in self._by_prio.items()}, tuple(self._prios), self._top,
@@ -400,12 +400,12 @@ class Queue:
 
 class QueueState(NamedTuple):
     """What :meth:`Queue.state_locked` returns: ``nodes`` (priority -> its FIFO of payloads, an empty
-    one being the cached node), ``index`` (the priorities with a node, ascending), ``top`` (the cached
+    one being the cached node), ``prios`` (the priorities with a node, ascending), ``top`` (the cached
     highest, -1 if none), ``cached_empty`` (the priority whose empty node is kept, or None) and the
     numbers of blocked senders and receivers."""
 
     nodes: dict[int, tuple[bytes, ...]]
-    index: tuple[int, ...]
+    prios: tuple[int, ...]
     top: int
     cached_empty: int | None
     senders: int

@@ -19,7 +19,8 @@ import mqsentry
 
 ROOT = pathlib.Path(mqsentry.__file__).resolve().parent
 DOCS = ROOT / "docs"
-SKIP_DIRS = {".git", "build", "dist", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"}
+SKIP_DIRS = {".git", ".ci", "build", "dist", "__pycache__", ".venv", ".pytest_cache", ".hypothesis", ".mypy_cache",
+             ".ruff_cache"}
 
 
 def _files(*suffixes: str) -> list[pathlib.Path]:

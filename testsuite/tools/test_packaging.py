@@ -8,6 +8,7 @@ checkout and skip, saying so, when the suite runs from an installed wheel.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -25,7 +26,8 @@ import mqsentry
 ROOT = pathlib.Path(mqsentry.__file__).resolve().parent
 PYPROJECT = ROOT / "pyproject.toml"
 #: Directories of the checkout that are not part of the package.
-NOT_PACKAGED = {".git", ".ci", "build", "dist", "docs", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"}
+NOT_PACKAGED = {".git", ".ci", "build", "dist", "docs", "__pycache__", ".venv", ".pytest_cache", ".hypothesis",
+                ".mypy_cache", ".ruff_cache"}
 
 
 def _pyproject() -> dict[str, Any]:
@@ -99,8 +101,10 @@ def _copy_checkout(tmp: pathlib.Path) -> pathlib.Path:
     """A copy of the checkout to build from (a build never writes into the checkout)."""
     _pyproject()
     src = tmp / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"))
+    # .ci holds a symlink back to the root (for mypy): copy links as links and skip it anyway.
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".ci", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".pytest_cache", ".hypothesis",
+        ".mypy_cache", ".ruff_cache"))
     return src
 
 
@@ -119,18 +123,12 @@ def package_tree(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 
 def _wheel_reason() -> str | None:
-    try:
-        import setuptools
-    except ImportError:
+    if importlib.util.find_spec("setuptools") is None:
         return "setuptools is not installed"
-    try:
-        import setuptools.command.bdist_wheel  # noqa: F401  (setuptools >= 70.1)
-    except ImportError:
-        try:
-            import wheel  # noqa: F401
-        except ImportError:
-            return (f"setuptools {setuptools.__version__} cannot build wheels offline (no bdist_wheel: "
-                    "setuptools >= 70.1 or the wheel package needed); package_tree covers the layout")
+    # bdist_wheel is built into setuptools >= 70.1; older ones need the wheel package.
+    if importlib.util.find_spec("setuptools.command.bdist_wheel") is None and importlib.util.find_spec("wheel") is None:
+        return (f"setuptools {importlib.metadata.version('setuptools')} cannot build wheels offline (no "
+                "bdist_wheel: setuptools >= 70.1 or the wheel package needed); package_tree covers the layout")
     return None
 
 
