@@ -631,7 +631,7 @@ class _SigmaskSwap:
     def finish(self, interrupted: bool) -> None:
         if self.old is None:
             return
-        if interrupted and hasattr(self.t, "saved_sig_mask"):
+        if interrupted:
             self.t.saved_sig_mask = self.old
         else:
             self.t.set_sig_mask(self.old)
