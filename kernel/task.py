@@ -12,8 +12,9 @@ one thread at a time (as a CPU runs one thread at a time).
 
 Locking: ``Kernel.sig_mu`` guards every signal field of tasks and thread groups (``sig_mask``,
 ``pending``, ``sigpending``, ``actions``, ``shared_pending``, ``group_stop``, ``exiting``, ``exited``,
-``delivered``). ``Task._cv`` (a leaf) guards ``_woken`` and the sleep itself. ``creds`` and
-``ipc_ns`` are replaced only by the task itself (reads from other tasks see either value).
+``delivered``). ``Task._cv`` (a leaf) guards ``_woken`` and the sleep itself. ``creds``, ``ipc_ns``,
+``fs_context`` and ``mnt_ns`` are replaced only by the task itself (reads from other tasks see either
+value); ``fd_table`` is immutable (the table itself has its own lock).
 """
 
 from __future__ import annotations
