@@ -107,6 +107,14 @@ def test_missing_test_extra_is_a_hint_not_a_traceback() -> None:
     assert "Traceback" not in r.stderr
 
 
+def test_permmatrix_needs_no_test_extra() -> None:
+    """The permission matrix lives in the test suite but uses neither pytest nor hypothesis."""
+    r = _cli("permmatrix", "--sentry-only", "--quiet",
+             extra_code="sys.modules['hypothesis'] = None\nsys.modules['pytest'] = None")
+    assert r.returncode == 0, r.stderr
+    assert "mismatches: 0" in r.stdout
+
+
 def test_a_subcommand_that_fails_to_import_is_an_error_at_start() -> None:
     """Static imports: a broken subcommand module stops the command line, it does not vanish from it."""
     r = subprocess.run([sys.executable, "-P", "-c",
