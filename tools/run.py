@@ -24,6 +24,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     return p
 
 
+def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors before anything runs: every ``--sysctl`` must name a per-IPC-namespace sysctl the
+    sentry has and give it a value inside Linux's bounds (``proc_dointvec_minmax``'s extra1/extra2)."""
+    from mqsentry.kernel.ipc_sysctl import SYSCTLS
+
+    for name, value in args.sysctl:
+        spec = SYSCTLS.get(name)
+        if spec is None:
+            parser.error(f"--sysctl: unknown sysctl {name!r} (known: {', '.join(sorted(SYSCTLS))})")
+        if not spec.lo <= value <= spec.hi:
+            parser.error(f"--sysctl {name}={value}: out of range [{spec.lo}, {spec.hi}]")
+
+
 def run(args: argparse.Namespace) -> int:
     from mqsentry.kernel.platform.run import run_from_args
 

@@ -52,6 +52,9 @@ BAD = [
     ("difftest", "--min-steps", "9", "--max-steps", "3"),
     ("difftest", "--progress", "-1"),
     ("run", "--sysctl", "nonsense", "true"),
+    ("run", "--sysctl", "kernel.nosuch=5", "true"),
+    ("run", "--sysctl", "kernel.msgmax=-5", "true"),
+    ("run", "--sysctl", "fs.mqueue.msg_max=0", "true"),
     ("fuzz", "--json", "/nonexistent-dir/out.json"),
     ("demo", "--arch", "pdp11"),
     ("no-such-command",),
@@ -105,6 +108,14 @@ def test_missing_test_extra_is_a_hint_not_a_traceback() -> None:
     assert r.returncode == 2
     assert "pip install 'mqsentry[test]'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_permmatrix_needs_no_test_extra() -> None:
+    """The permission matrix lives in the test suite but uses neither pytest nor hypothesis."""
+    r = _cli("permmatrix", "--sentry-only", "--quiet",
+             extra_code="sys.modules['hypothesis'] = None\nsys.modules['pytest'] = None")
+    assert r.returncode == 0, r.stderr
+    assert "mismatches: 0" in r.stdout
 
 
 def test_a_subcommand_that_fails_to_import_is_an_error_at_start() -> None:

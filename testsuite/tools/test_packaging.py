@@ -158,6 +158,8 @@ def _shipped_files() -> list[str]:
         if not path.is_file() or rel.parts[0] in NOT_PACKAGED - {"docs"} or rel.parts[0].endswith(".egg-info") \
                 or "__pycache__" in rel.parts:
             continue
+        if rel.as_posix() == "setup.py":
+            continue  # a build script at the root, not part of the package
         if path.suffix in (".py", ".c") or rel.parts[0] == "docs" or path.name in ("py.typed", "DESIGN.md"):
             want.append("mqsentry/" + rel.as_posix())
     assert any(w.endswith(".c") for w in want) and any(w.startswith("mqsentry/docs/") for w in want)
