@@ -10,14 +10,23 @@ Each open description gets a node ``d<n>`` in a private mount that is detached r
 mounted: nobody can reach it by path, but the sentry can still ``openat(root_fd, "d<n>")`` and hand
 the resulting file to the target with SECCOMP_IOCTL_NOTIF_ADDFD. The host kernel then does dup,
 fork, exec (O_CLOEXEC) and close itself; FUSE tells us FLUSH on every close (with the closer's TID)
-and RELEASE on the last one.
+and RELEASE on the last close of each open.
+
+Permissions and identity (issue 9): the mount has ``default_permissions`` and every node carries the
+queue's real mode, owner and group (attributes never cached), so reopening a target's fd through
+/proc/<pid>/fd/<n> gets the host kernel's permission check, as ``open(2)`` of a queue in an mqueue
+mount does. Every OPEN has a file handle of its own with a description of its own (the sentry's
+first open of a node is the mq_open description; a reopen gets a new description of the same queue),
+so closing one never touches another. A target's fd is recognised as ours by the mount id and inode
+number in /proc/<tid>/fdinfo/<fd> (:meth:`FuseServer.resolve`): the mount is private and detached,
+so no file the program creates can have its mount id.
 
 Pitfall 7 of docs/platform-rules.md §4 (FUSE self-deadlock): the sentry closes its own copy of a file right
 after ADDFD (from a thread other than the server thread), answers FLUSH from its own threads at
 once, and on shutdown closes /dev/fuse first, which aborts the connection.
 
-Locks: ``_mu`` guards ``_nodes`` and ``_next``; a node's ``khs`` (pending poll handles) is guarded
-by ``_mu`` too. The server thread never holds ``_mu`` while calling back into the sentry.
+Locks: ``_mu`` guards ``_nodes``, ``_handles``, ``_next`` and each node's ``khs`` (pending poll
+handles) and ``handles``. The server thread never holds ``_mu`` while calling back into the sentry.
 """
 
 from __future__ import annotations
@@ -71,13 +80,16 @@ _BUFSIZE = 1 << 17 | 4096
 
 @dataclass(eq=False)
 class Node:
-    """One exposed description. ``obj`` is the sentry's description (immutable); ``khs`` are the
-    poll handles to wake (guarded by the server's ``_mu``)."""
+    """One exposed queue description. ``obj`` is the mq_open description (immutable); ``khs`` are the
+    poll handles to wake and ``handles`` the open file handles (fh -> description), both guarded by
+    the server's ``_mu``; ``opened`` says the sentry's own first open has happened."""
 
     nodeid: int
     obj: Any
     khs: set[int] = field(default_factory=set)
     entry: Any = None
+    handles: dict[int, Any] = field(default_factory=dict)
+    opened: bool = False
 
 
 class Hooks:
@@ -96,6 +108,13 @@ class Hooks:
     def flush(self, obj: Any, tid: int) -> None:
         pass
 
+    def closed(self, obj: Any) -> None:
+        """Some fd of ``obj``'s node was closed or replaced (any process, the sentry's included)."""
+
+    def reopen(self, obj: Any, flags: int) -> Any:
+        """A new description of ``obj``'s queue for a reopen with open(2) ``flags``."""
+        return obj
+
     def release(self, obj: Any) -> None:
         pass
 
@@ -110,18 +129,25 @@ class Hooks:
 class FuseServer:
     """The server: one /dev/fuse connection, a detached mount and a thread serving requests."""
 
+    #: Every close of one of our files reaches :meth:`Hooks.closed` before close(2) returns.
+    reports_closes = True
+
     def __init__(self, hooks: Hooks) -> None:
         self.hooks = hooks
         self._mu = threading.Lock()
         self._nodes: dict[int, Node] = {}
+        #: fh -> (node, description) of every open file handle.
+        self._handles: dict[int, tuple[Node, Any]] = {}
         self._next = 2
+        self._next_fh = 1
+        self.mnt_id = -1
         self._closed = False
         self._my_pid = os.getpid()
         self.dev = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         self.root_fd = -1
         d = tempfile.mkdtemp(prefix="mqsentry-fuse-")
         try:
-            opts = f"fd={self.dev},rootmode=40000,user_id=0,group_id=0,allow_other".encode()
+            opts = f"fd={self.dev},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions".encode()
             if _libc.mount(b"mqsentry", d.encode(), b"fuse.mqsentry", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0:
                 e = ctypes.get_errno()
                 raise OSError(e, f"mount fuse: {os.strerror(e)}")
@@ -131,6 +157,7 @@ class FuseServer:
                 self.root_fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             finally:
                 _libc.umount2(d.encode(), MNT_DETACH)
+            self.mnt_id = fdinfo(os.getpid(), self.root_fd)[0]
         except BaseException:
             os.close(self.dev)
             raise
@@ -156,16 +183,25 @@ class FuseServer:
             self._drop(nid)
             raise
 
-    def object_of_link(self, link: str) -> Any:
-        """The description behind a target's fd, given ``readlink(/proc/T/fd/N)`` (None if foreign).
-        Files of the detached mount read as ``/d<n>``."""
-        if link.startswith("/d"):
-            try:
-                nid = int(link[2:])
-            except ValueError:
-                return None
-            node = self._nodes.get(nid)
-            return node.obj if node is not None else None
+    def resolve(self, mnt_id: int, ino: int, flags: int) -> Any:
+        """The description behind a target's file, given its fdinfo (None if it is not ours): the
+        node is found by inode number on our private mount only; among the node's open handles, one
+        with the file's access mode (descriptions of one queue differ in nothing else; O_NONBLOCK is
+        taken from the host file by the caller)."""
+        if mnt_id != self.mnt_id:
+            return None
+        node = self._nodes.get(ino)
+        if node is None:
+            return None
+        acc = flags & os.O_ACCMODE
+        with self._mu:
+            descs = list(node.handles.values())
+        for d in descs:
+            if d.flags & os.O_ACCMODE == acc:
+                return d
+        for d in descs:  # mq_open's access mode 3 opens the host file O_RDWR
+            if acc == os.O_RDWR and d.flags & os.O_ACCMODE == os.O_ACCMODE:
+                return d
         return None
 
     def objects(self) -> list[Any]:
@@ -183,9 +219,13 @@ class FuseServer:
         os.close(self.dev)
         with self._mu:
             nodes, self._nodes = list(self._nodes.values()), {}
+            handles, self._handles = list(self._handles.values()), {}
         for n in nodes:
             self.hooks.unwatch(n.obj, n.entry)
-            self.hooks.release(n.obj)
+            if not n.opened:
+                self.hooks.release(n.obj)
+        for _node, desc in handles:
+            self.hooks.release(desc)
 
     # -- poll wake-ups ---------------------------------------------------------------------------------
     def _wake(self, node: Node) -> None:
@@ -252,7 +292,9 @@ class FuseServer:
             if attr is None:
                 self._reply(unique, err=errno.ENOENT)
             else:
-                self._reply(unique, ENTRY_OUT_HEAD.pack(nid, 0, 3600, 0, 0, 0) + attr)
+                # Neither the entry nor the attributes are cached: every permission check sees
+                # the queue's current mode and owner.
+                self._reply(unique, ENTRY_OUT_HEAD.pack(nid, 0, 0, 0, 0, 0) + attr)
         elif op == GETATTR:
             attr = self._attr(nodeid)
             if attr is None:
@@ -260,18 +302,33 @@ class FuseServer:
             else:
                 self._reply(unique, ATTR_OUT_HEAD.pack(0, 0, 0) + attr)
         elif op == OPEN:
-            if nodeid not in self._nodes:
+            node = self._nodes.get(nodeid)
+            if node is None:
                 self._reply(unique, err=errno.ENOENT)
-            else:
-                self._reply(unique, OPEN_OUT.pack(nodeid, FOPEN_DIRECT_IO, 0))
+                return
+            flags = struct.unpack_from("=I", body)[0]
+            # The first open of a node is the sentry's own (nobody else can reach a new node); any
+            # later one is a reopen that the kernel has permission-checked: a new description.
+            desc = node.obj if not node.opened else self.hooks.reopen(node.obj, flags)
+            if desc is None:
+                self._reply(unique, err=errno.ENOMEM)
+                return
+            with self._mu:
+                node.opened = True
+                fh = self._next_fh
+                self._next_fh += 1
+                node.handles[fh] = desc
+                self._handles[fh] = (node, desc)
+            self._reply(unique, OPEN_OUT.pack(fh, FOPEN_DIRECT_IO, 0))
         elif op == READ:
             fh, offset, size, _rf = READ_IN.unpack_from(body)
-            node = self._nodes.get(fh)
-            data = self.hooks.read(node.obj) if node is not None else b""
+            h = self._handles.get(fh)
+            data = self.hooks.read(h[1]) if h is not None else b""
             self._reply(unique, data[offset:offset + size])
         elif op == POLL:
             fh, kh, flags, events = POLL_IN.unpack_from(body)
-            node = self._nodes.get(fh)
+            h = self._handles.get(fh)
+            node = h[0] if h is not None else None
             if node is None:
                 self._reply(unique, err=errno.ENOENT)
                 return
@@ -281,15 +338,23 @@ class FuseServer:
             self._reply(unique, POLL_OUT.pack(self.hooks.poll(node.obj, events or 0xFFFF), 0))
         elif op == FLUSH:
             fh = struct.unpack_from("=Q", body)[0]
-            node = self._nodes.get(fh)
-            if node is not None and not os.path.exists(f"/proc/{self._my_pid}/task/{pid}"):
-                self.hooks.flush(node.obj, pid)
+            h = self._handles.get(fh)
+            if h is not None:
+                # Before the reply, so the closer's next call cannot find a stale cache entry.
+                self.hooks.closed(h[0].nodeid)
+                if not os.path.exists(f"/proc/{self._my_pid}/task/{pid}"):
+                    self.hooks.flush(h[1], pid)
             self._reply(unique)
         elif op == RELEASE:
             fh = struct.unpack_from("=Q", body)[0]
-            node = self._drop(fh)
-            if node is not None:
-                self.hooks.release(node.obj)
+            with self._mu:
+                h = self._handles.pop(fh, None)
+                last = h is not None and h[0].handles.pop(fh, None) is not None and not h[0].handles
+            if h is not None:
+                self.hooks.closed(h[0].nodeid)
+                if last:
+                    self._drop(h[0].nodeid)
+                self.hooks.release(h[1])
             self._reply(unique)
         elif op in (FORGET, BATCH_FORGET, INTERRUPT):
             return  # no reply
@@ -301,6 +366,24 @@ class FuseServer:
             self._reply(unique, b"")
         else:
             self._reply(unique, err=errno.ENOSYS)
+
+
+def fdinfo(tid: int, fd: int) -> tuple[int, int, int]:
+    """(mnt_id, ino, flags) of ``fd`` in thread ``tid``'s table, from /proc (the kernel's own view;
+    nothing the program controls). OSError if the fd is not open or the thread is gone."""
+    with open(f"/proc/{tid}/fdinfo/{fd}", "rb") as f:
+        data = f.read()
+    mnt = ino = flags = -1
+    for line in data.split(b"\n"):
+        if line.startswith(b"mnt_id:"):
+            mnt = int(line[7:])
+        elif line.startswith(b"ino:"):
+            ino = int(line[4:])
+        elif line.startswith(b"flags:"):
+            flags = int(line[6:], 8)
+    if mnt < 0 or ino < 0 or flags < 0:
+        raise OSError(errno.EINVAL, "unexpected fdinfo")
+    return mnt, ino, flags
 
 
 def fuse_available() -> str | None:

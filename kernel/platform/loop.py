@@ -35,9 +35,20 @@ for until they have replied and undone (``_release_parked``), so a message is ba
 before the next notification is served. The platform cannot tell a target killed just before the
 engine dequeued (native: no loss) from one killed just after (native: lost), so it always undoes.
 
+Identity (issue 9): a TID is trusted only while it is alive. Every adopted non-leader thread has a
+thread pidfd (PIDFD_THREAD) in the poll set, so its sentry task, credentials and descriptor cache are
+dropped when it exits, before a notification from a reused TID can be served (pidfd events are
+processed before the listener's in a poll round). Credentials come from /proc/<tid>/status with the
+capabilities that count in the IPC namespace's owning user namespace (:mod:`userns`), re-read after
+a credential-changing call by that thread and after an exec by *any* thread of the group; every /proc
+read is followed by a check that the notification is still valid.
+
 Locks: ``_own`` (loop ownership; held by the owner while it polls and dispatches), ``_mu`` guards
-``_parked``, ``_replying``, ``Parked.finished``, ``_idle``, ``_threads``; the task maps (``_by_tid``,
-``_groups``) are touched only by the owner. Kernel locks are taken inside handlers only, never while ``_mu`` is held.
+``_parked``, ``_replying``, ``Parked.finished``, ``Parked.interrupted``, ``_idle``, ``_threads``; the
+task maps (``_by_tid``, ``_groups``, ``_pidfds``, ``_thread_fds``) are touched only by the owner.
+Order: ``_own`` -> ``_mu`` -> ``Kernel.sig_mu`` (an interrupt sets and an unpark clears the forced
+sigpending flag under ``_mu``, so a call that has left the parked set is never interrupted); other
+kernel locks are taken inside handlers only, never while ``_mu`` is held.
 """
 
 from __future__ import annotations
@@ -52,10 +63,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqsentry.abi.linux.errno import ENOSYS
+from mqsentry.abi.linux.errno import EINTR, ENOSYS
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.kernel import Kernel
-from mqsentry.kernel.platform import memory, procfs
+from mqsentry.kernel.platform import memory, procfs, userns
 from mqsentry.kernel.platform.seccomp import Listener, Notification
 from mqsentry.kernel.task import Task
 
@@ -65,9 +76,14 @@ log = logging.getLogger("mqsentry.platform")
 SERVED = (68, 69, 70, 71, 240, 241, 242, 243, 244, 245)
 #: Syscalls that may change the caller's credentials: seen, marked, then run by the host
 #: (execve, setuid, setgid, setreuid, setregid, setgroups, setresuid, setresgid, setfsuid, setfsgid,
-#: capset, execveat).
-OBSERVED = (59, 105, 106, 113, 114, 116, 117, 119, 122, 123, 126, 322)
+#: capset, unshare (CLONE_NEWUSER), setns, execveat).
+OBSERVED = (59, 105, 106, 113, 114, 116, 117, 119, 122, 123, 126, 272, 308, 322)
 _OBSERVED = frozenset(OBSERVED)
+#: execve and execveat: the new image's credentials apply to the whole group, whichever thread exec'd
+#: (de_thread gives the exec'ing thread the leader's TID).
+_EXEC = frozenset((59, 322))
+#: pidfd_open's PIDFD_THREAD (O_EXCL): a pidfd for one thread, readable when that thread exits.
+PIDFD_THREAD = os.O_EXCL
 
 _POLLIN = select.POLLIN
 _POLLHUP = select.POLLHUP | select.POLLERR | select.POLLNVAL
@@ -75,8 +91,8 @@ _POLLHUP = select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 @dataclass(eq=False, slots=True)
 class Parked:
-    """A served call sleeping in the sentry. ``interrupted`` is written by the loop owner only;
-    ``finished`` under ``Platform._mu``."""
+    """A served call sleeping in the sentry. ``interrupted`` and ``finished`` are written under
+    ``Platform._mu``; ``interrupted`` is set only while the record is in the parked set."""
 
     nid: int
     tid: int
@@ -109,11 +125,16 @@ class Platform:
     """
 
     def __init__(self, kernel: Kernel, listener: Listener, *, scan_period: float = 0.005,
-                 max_threads: int = 1024, max_idle: int = 2) -> None:
+                 max_threads: int | None = None, max_idle: int = 2,
+                 owner_ns: userns.OwnerNamespace | None = None) -> None:
         self.kernel = kernel
         self.listener = listener
         self.scan_period = scan_period
+        #: None: no limit of our own (a parked call holds a runner thread; the host's thread limit
+        #: is the only bound, and a runner's stack is small).
         self.max_threads = max_threads
+        #: The user namespace owning the sentry's IPC namespace (capabilities count only there).
+        self.owner_ns = owner_ns if owner_ns is not None else userns.OwnerNamespace()
         self.max_idle = max_idle
         self.handlers = kernel.syscall_table.handlers
         self.replies: dict[int, Callable[[Platform, Notification, Task, int], bool]] = {}
@@ -141,6 +162,11 @@ class Platform:
         self._poll.register(listener.fd, select.POLLIN)
         self._poll.register(self._wake_fd, select.POLLIN)
         self._pidfds: dict[int, int] = {}  # pidfd -> tgid
+        #: Thread pidfds of adopted non-leader threads: pidfd -> tid, and tid -> pidfd.
+        self._thread_fds: dict[int, int] = {}
+        self._fd_of_thread: dict[int, int] = {}
+        #: Hooks run with a TID whose thread has gone (per-TID caches of backends).
+        self.on_thread_exit: list[Callable[[int], None]] = []
         self._last_scan = 0.0
         self.stats = {"served": 0, "parked": 0, "interrupted": 0, "lost_replies": 0, "undone": 0}
 
@@ -161,9 +187,11 @@ class Platform:
     def close(self) -> None:
         for closer in self.closers:
             closer()
-        for pfd in list(self._pidfds):
+        for pfd in list(self._pidfds) + list(self._thread_fds):
             os.close(pfd)
         self._pidfds.clear()
+        self._thread_fds.clear()
+        self._fd_of_thread.clear()
         os.close(self._wake_fd)
         self.listener.close()
 
@@ -251,11 +279,16 @@ class Platform:
     def _handoff(self) -> None:
         """The owner is about to sleep in a call: give the loop to an idle runner (start one if none)."""
         with self._mu:
-            spawn = self._idle == 0 and self._threads < self.max_threads
+            spawn = self._idle == 0 and (self.max_threads is None or self._threads < self.max_threads)
             if spawn:
                 self._threads += 1
         if spawn:
-            threading.Thread(target=self._runner, name="mqsentry-runner", daemon=True).start()
+            try:
+                threading.Thread(target=self._runner, name="mqsentry-runner", daemon=True).start()
+            except RuntimeError:  # the host's thread limit: the next call to complete serves on
+                with self._mu:
+                    self._threads -= 1
+                log.warning("cannot start a runner thread: the loop waits for a parked call to finish")
         self._owner = 0
         self._own.release()
 
@@ -277,24 +310,26 @@ class Platform:
         return p
 
     def _unpark(self, p: Parked) -> None:
+        # The caller may have died (and its TID been reused) while it slept: check again before the
+        # call touches its memory.
+        memory.context().validate = self.listener.id_valid
         with self._unparked:
             self._parked.pop(p, None)
             self._replying[p] = None  # until _finished: _release_parked waits for the reply too
             self._unparked.notify_all()
-        if p.interrupted:
-            # The host's signal is handled by the host; the sentry's flag is reset to its own state.
-            k = self.kernel
-            with k.sig_mu:
-                p.task.recalc_sigpending()
+            if p.interrupted:
+                # The host's signal is handled by the host; the sentry's flag is reset to its own
+                # state -- under _mu, so no interrupt of this record can come after the reset.
+                with self.kernel.sig_mu:
+                    p.task.recalc_sigpending()
 
     # -- dispatch ------------------------------------------------------------------------------------
     def _dispatch(self, n: Notification) -> None:
         nr = n.nr
         if nr in _OBSERVED:
-            self._dirty.add(n.pid)
-            self.listener.send_continue(n.id)
+            self._observed(n)
             return
-        t = self._task_for(n.pid)
+        t = self._task_for(n.pid, n.id)
         if t is None:
             self.listener.send(n.id, 0, -ENOSYS)  # the thread is gone; the reply fails harmlessly
             return
@@ -321,6 +356,8 @@ class Platform:
             cleanup()
         ctx.post = None
         ctx.validate = None
+        if -517 < ret < -511:
+            ret = self._restart_value(ctx.parked, ret)
         tracer = self.kernel.tracer
         if tracer is not None:
             tracer(t, nr, a, ret)
@@ -349,6 +386,34 @@ class Platform:
             except Exception:  # pragma: no cover - a vanished target
                 log.debug("post-reply action failed", exc_info=True)
 
+    def _restart_value(self, parked: list[Parked] | None, ret: int) -> int:
+        """A handler returned -ERESTART*: only a call the scan interrupted for a host signal may pass
+        it on (the host's signal code then turns it into EINTR or a restart). Any other is a sentry
+        state leak and must not reach the program (it would see errno 512..516)."""
+        if parked is not None and any(p.interrupted for p in parked):
+            return ret
+        log.error("restart code %d without a host signal: replying EINTR", ret)
+        self.stats["restart_leaks"] = self.stats.get("restart_leaks", 0) + 1
+        return -EINTR
+
+    def _observed(self, n: Notification) -> None:
+        """A credential-changing call: the caller's credentials are re-read at its next served call
+        (after an exec, every thread's of its group: the image may have changed them)."""
+        tid = n.pid
+        self._dirty.add(tid)
+        if n.nr in _EXEC:
+            t = self._by_tid.get(tid)
+            tgid = t.tg.tgid if t is not None else None
+            if tgid is None:
+                st = procfs.read_status(tid)
+                tgid = st.tgid if st is not None else None
+            if tgid is not None:
+                self._dirty.add(tgid)
+                grp = self._groups.get(tgid)
+                if grp is not None:
+                    self._dirty.update(grp.tasks)
+        self.listener.send_continue(n.id)
+
     def _undo(self, undo: list[Callable[[], None]]) -> None:
         """Run a call's undo actions (its reply could not be delivered), newest first."""
         for action in reversed(undo):
@@ -368,17 +433,22 @@ class Platform:
             self._unparked.notify_all()
 
     # -- host threads -> sentry tasks ------------------------------------------------------------------
-    def _task_for(self, tid: int) -> Task | None:
+    def _task_for(self, tid: int, nid: int) -> Task | None:
+        """The sentry task of host thread ``tid`` making notification ``nid`` (None: it is gone).
+        Whatever is read from /proc is trusted only once ``nid`` is checked still valid after it."""
         t = self._by_tid.get(tid)
         if t is not None and tid not in self._dirty:
             return t
         st = procfs.read_status(tid)
         if st is None:
             return None
+        creds = self.owner_ns.creds_for(tid, st.creds)
+        if not self.listener.id_valid(nid):
+            return None  # the TID may have been reused between the notification and the reads
         self._dirty.discard(tid)
         if t is not None:
             if t.tg.tgid == st.tgid:
-                t.creds = st.creds  # the task's own driver replaces its credentials
+                t.creds = creds  # the task's own driver replaces its credentials
                 return t
             self._forget_task(tid)  # the TID now belongs to another process
         grp = self._groups.get(st.tgid)
@@ -393,20 +463,31 @@ class Platform:
             except OSError:
                 return None
             leader = k.new_task(pid=st.tgid, mm=memory.ProcessMemory(st.tgid))
-            self._adopt(leader, st.creds)
+            # The leader's own credentials are read when it makes a call; until then it has the
+            # caller's (a process's threads normally share them).
+            self._adopt(leader, creds)
             grp = Group(st.tgid, leader, pidfd)
             grp.tasks[st.tgid] = leader
             self._groups[st.tgid] = grp
             self._pidfds[pidfd] = st.tgid
             self._poll.register(pidfd, select.POLLIN)
+            # Registered whichever thread came first, so the leader's own first call finds it.
+            self._by_tid[st.tgid] = leader
             if tid == st.tgid:
-                self._by_tid[tid] = leader
                 return leader
+            self._dirty.add(st.tgid)  # the leader's credentials are its own: read them at its call
         self._reap_ids(tid)
+        try:
+            tfd = os.pidfd_open(tid, PIDFD_THREAD)
+        except OSError:
+            return None  # the thread is gone (or the host lacks PIDFD_THREAD: Linux < 6.9)
         th = k.clone_thread(grp.leader, tid=tid)
-        self._adopt(th, st.creds)
+        self._adopt(th, creds)
         grp.tasks[tid] = th
         self._by_tid[tid] = th
+        self._thread_fds[tfd] = tid
+        self._fd_of_thread[tid] = tfd
+        self._poll.register(tfd, select.POLLIN)
         return th
 
     def _adopt(self, t: Task, creds: Any) -> None:
@@ -460,6 +541,14 @@ class Platform:
             log.warning("host reused id %d while the sentry still has it live", tid)
 
     def _forget_task(self, tid: int) -> None:
+        tfd = self._fd_of_thread.pop(tid, None)
+        if tfd is not None:
+            self._thread_fds.pop(tfd, None)
+            self._poll.unregister(tfd)
+            os.close(tfd)
+        for hook in self.on_thread_exit:
+            hook(tid)
+        self._dirty.discard(tid)
         t = self._by_tid.pop(tid, None)
         if t is None:
             return
@@ -477,6 +566,17 @@ class Platform:
         tgid = self._pidfds.get(pidfd)
         if tgid is not None:
             self._group_exited_tgid(tgid)
+            return
+        tid = self._thread_fds.get(pidfd)
+        if tid is not None:
+            self._thread_exited(tid)
+
+    def _thread_exited(self, tid: int) -> None:
+        """A non-leader thread exited while its process lives on: its parked call (if it was killed
+        with the group, or by an exec elsewhere) is released, and everything the sentry keeps for its
+        TID goes, so a thread that reuses the TID inherits nothing."""
+        self._release_parked(None, tid)
+        self._forget_task(tid)
 
     def _group_exited_tgid(self, tgid: int) -> None:
         """The host process is gone: its sentry process exits (exit hooks close its files and drop
@@ -489,9 +589,13 @@ class Platform:
         self._pidfds.pop(grp.pidfd, None)
         os.close(grp.pidfd)
         for tid, t in grp.tasks.items():
+            if tid != tgid and tid in self._fd_of_thread:
+                self._forget_task(tid)
             if self._by_tid.get(tid) is t:
                 del self._by_tid[tid]
             self._dirty.discard(tid)
+            for hook in self.on_thread_exit:
+                hook(tid)
         grp.leader.exit_group(0)
         try:
             self.kernel.reap(tgid)  # the host may reuse these ids
@@ -508,7 +612,7 @@ class Platform:
         groups: dict[int, dict[int, procfs.ThreadStatus]] = {}
         valid = self.listener.id_valid
         for p in parked:
-            if p.interrupted:
+            if p.interrupted or p.finished:
                 continue
             if not valid(p.nid):
                 self._interrupt(p)  # killed (or gone): release the sentry side
@@ -532,12 +636,18 @@ class Platform:
                 self._interrupt(p)
 
     def _interrupt(self, p: Parked) -> None:
-        p.interrupted = True
-        self.stats["interrupted"] += 1
-        with self.kernel.sig_mu:
-            p.task.recalc_sigpending(force=True)
+        """Make parked call ``p`` return EINTR in the sentry -- only while it is still parked: a call
+        that has woken and replied must never see the flag (its next call would return -ERESTART*
+        with no host signal to consume it)."""
+        with self._mu:
+            if p not in self._parked or p.interrupted:
+                return
+            p.interrupted = True
+            self.stats["interrupted"] += 1
+            with self.kernel.sig_mu:
+                p.task.recalc_sigpending(force=True)
 
-    def _release_parked(self, tgid: int, timeout: float = 1.0) -> None:
+    def _release_parked(self, tgid: int | None, tid: int | None = None, timeout: float = 1.0) -> None:
         """Interrupt the parked calls of a dead process and wait until they have finished.
 
         A receiver killed while parked must stop being a receiver before anything else is served:
@@ -547,11 +657,10 @@ class Platform:
         it back (undo) -- before the owner serves anything else, so the next receive finds it.
         """
         with self._mu:
-            mine = [p for p in self._parked if p.tgid == tgid]
-            replying = [p for p in self._replying if p.tgid == tgid]
+            mine = [p for p in self._parked if p.tgid == tgid or p.tid == tid]
+            replying = [p for p in self._replying if p.tgid == tgid or p.tid == tid]
         for p in mine:
-            if not p.interrupted:
-                self._interrupt(p)
+            self._interrupt(p)
         mine += replying
         if not mine:
             return
@@ -567,8 +676,7 @@ class Platform:
         with self._mu:
             parked = list(self._parked)
         for p in parked:
-            if not p.interrupted:
-                self._interrupt(p)
+            self._interrupt(p)
 
     # -- helpers for backends --------------------------------------------------------------------------
     def after_reply(self, action: Callable[[], None]) -> None:

@@ -11,10 +11,12 @@ the *calling thread's*: a group leader may already be a zombie with no mm while 
 So the adapter reads the TID from the per-OS-thread call context (:func:`context`), which the platform
 sets before it runs a syscall (a parked call keeps its OS thread, so the context stays right).
 
-TOCTOU (docs/platform-rules.md §4, pitfall 5): the TID in a notification may die and be reused by another process.
-After the first successful read of a call, the adapter checks that the notification is still valid:
-if it is, the bytes came from the right process. Short transfers and errors raise
-:class:`MemoryFault`, which the sentry turns into EFAULT exactly where Linux would fault.
+TOCTOU (docs/platform-rules.md §4, pitfall 5): the TID in a notification may die and be reused by
+another process. After the first successful read of a call, and before its first write, the adapter
+checks that the notification is still valid: if it is, the bytes came from (or go to) the right
+process. A call that slept is checked again at its next access (the platform re-arms ``validate``
+when it wakes). Short transfers and errors raise :class:`MemoryFault`, which the sentry turns into
+EFAULT exactly where Linux would fault.
 """
 
 from __future__ import annotations
@@ -114,6 +116,11 @@ class ProcessMemory:
         n = len(data)
         ctx = context()
         tid = ctx.tid or self.tgid
+        check = ctx.validate
+        if check is not None:
+            ctx.validate = None
+            if not check(ctx.nid):
+                raise MemoryFault("the calling thread went away (notification no longer valid)")
         if n <= SCRATCH:
             ctx.scratch_view[:n] = data
             local = ctx.scratch_addr

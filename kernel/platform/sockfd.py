@@ -10,6 +10,9 @@ poll() reports "writable, never readable", fstat() says S_IFSOCK, F_GETFL shows 
 the access mode, and there is no FLUSH: an owner closing one of several fds keeps its mq_notify
 registration until its last fd of that description closes or the process exits.
 
+Identity (issue 9): a target's fd is ours when /proc/<tid>/fdinfo/<fd> names the sockets'
+mount (sockfs) and the inode of one of our sockets -- values only the kernel supplies.
+
 Locks: ``_mu`` guards ``_by_ino`` and ``_by_peer``; the watcher thread owns the poll object.
 """
 
@@ -33,6 +36,7 @@ class SocketBackend:
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poll.register(self._wake, select.POLLIN)
         self._closed = False
+        self.mnt_id = self._sockfs_mnt_id()
         self._thread = threading.Thread(target=self._watch, name="mqsentry-sockfd", daemon=True)
         self._thread.start()
 
@@ -48,13 +52,21 @@ class SocketBackend:
         os.eventfd_write(self._wake, 1)
         return a.detach()
 
-    def object_of_link(self, link: str) -> Any:
-        if link.startswith("socket:["):
-            try:
-                return self._by_ino.get(int(link[8:-1]))
-            except ValueError:
-                return None
-        return None
+    @staticmethod
+    def _sockfs_mnt_id() -> int:
+        from mqsentry.kernel.platform.fuse import fdinfo
+
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            return fdinfo(os.getpid(), s.fileno())[0]
+        finally:
+            s.close()
+
+    def resolve(self, mnt_id: int, ino: int, flags: int) -> Any:
+        """The description behind a target's file given its fdinfo (None: not one of our sockets)."""
+        if mnt_id != self.mnt_id:
+            return None
+        return self._by_ino.get(ino)
 
     def objects(self) -> list[Any]:
         with self._mu:
