@@ -11,18 +11,30 @@ installs the filter on itself, sends the listener fd over the AF_UNIX socket ``S
 SCM_RIGHTS (the listener is O_CLOEXEC, so this happens before exec), and execs the program. Every
 process and thread the program creates inherits the filter. The helper half uses the standard library
 only, so it starts in a few milliseconds; the sentry half (:func:`spawn`) builds the program.
+
+The program tree dies with the sentry (issue 9): the helper forks; the child does the above, the
+parent stays as the tree's *guardian*. The guardian is a child subreaper (every orphan of the tree
+becomes its child, so nothing leaves the tree), has PR_SET_PDEATHSIG(SIGTERM) against the sentry and
+kills the whole tree when that signal comes (or when the sentry was gone before the prctl), then
+exits; the program has PR_SET_PDEATHSIG(SIGKILL) against the guardian. The guardian waits for every
+process of the tree and exits with the program's status (re-raising its fatal signal), so the
+sentry's ``wait`` of its child sees the program's status and, once it returns, nothing of the tree
+is left to reap. It ignores the terminal's job-control and interrupt signals (they are meant for the
+program) and restores their default before the program's exec.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 _NR_SECCOMP = 317
 _SET_MODE_FILTER = 1
 _EACCES = 13
@@ -30,13 +42,31 @@ _EACCES = 13
 
 def _helper(argv: list[str]) -> int:
     """The helper process: install, send, exec. Exit status 127 if the program cannot be run."""
-    sock_fd, flags, hexprog = int(argv[0]), int(argv[1]), argv[2]
-    assert argv[3] == "--"
-    prog_argv = argv[4:]
+    sock_fd, flags, hexprog, sentry = int(argv[0]), int(argv[1]), argv[2], int(argv[3])
+    assert argv[4] == "--"
+    prog_argv = argv[5:]
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     # Die with the sentry: a target left without its sentry would see ENOSYS from every queue call.
-    libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    guard = _Guardian()
+    signal.signal(signal.SIGTERM, guard.on_death)
+    if os.getppid() != sentry:
+        return guard.kill_tree_and_exit()
+    for sig in _FOR_PROGRAM:
+        signal.signal(sig, signal.SIG_IGN)
+    child = os.fork()
+    if child:
+        os.close(sock_fd)
+        return guard.wait_all(child)
+    me = os.getpid()
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1 or os.getppid() != guard.pid or me == guard.pid:
+        os._exit(1)  # the guardian is gone already
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for sig in _FOR_PROGRAM:
+        signal.signal(sig, signal.SIG_DFL)
     code = bytes.fromhex(hexprog)
     n = len(code) // 8
     filt = ctypes.create_string_buffer(code, len(code))
@@ -70,6 +100,78 @@ def _helper(argv: list[str]) -> int:
         return 127
 
 
+#: Signals a terminal sends to the whole foreground group: meant for the program, not the guardian.
+_FOR_PROGRAM = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP)
+
+
+class _Guardian:
+    """The helper's parent half: waits for the whole tree, kills it when the sentry dies."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def on_death(self, _sig: int, _frame: object) -> None:
+        self.kill_tree_and_exit()
+
+    def _descendants(self) -> list[int]:
+        parent: dict[int, int] = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            parent[int(name)] = int(data[data.rindex(b")") + 2:].split()[1])
+        found: list[int] = []
+        frontier = {self.pid}
+        while frontier:
+            nxt = {pid for pid, pp in parent.items() if pp in frontier}
+            found.extend(nxt)
+            frontier = nxt
+        return found
+
+    def kill_tree_and_exit(self) -> int:
+        # Orphans of the tree become our children (we are a subreaper): repeat until none is left.
+        while True:
+            pids = self._descendants()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                    pass
+            except ChildProcessError:
+                pass
+        os._exit(137)
+
+    def wait_all(self, child: int) -> int:
+        status = 0
+        while True:
+            try:
+                pid, st = os.waitpid(-1, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+            if pid == child:
+                status = st
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(self.pid, sig)
+            return 128 + sig
+        return os.waitstatus_to_exitcode(status)
+
+
 class Launched:
     """A started program: the helper's Popen (the program itself after exec) and the listener fd."""
 
@@ -91,7 +193,7 @@ def spawn(argv: list[str], notify: list[int], observe: list[int] = (), killable:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         cmd = [sys.executable, "-I", "-S", os.path.abspath(__file__), str(theirs.fileno()), str(flags), code.hex(),
-               "--", *argv]
+               str(os.getpid()), "--", *argv]
         proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), **popen_kw)  # type: ignore[call-overload]
         theirs.close()
         msg, fds, _flags, _addr = socket.recv_fds(ours, 64, 1)

@@ -270,7 +270,9 @@ class Platform:
                     self._group_exited(fd)
             if self._parked:
                 now = time.monotonic()
-                if now - self._last_scan >= self.scan_period:
+                # A scan reads /proc for every parked call: with many parked, scan less often so
+                # the scans never take more than a fraction of the loop's time.
+                if now - self._last_scan >= self.scan_period * max(1.0, len(self._parked) / 32):
                     self._last_scan = now
                     self._scan()
         self._interrupt_all()

@@ -64,13 +64,13 @@ def run_native(argv: Sequence[str], sysctls: Sequence[tuple[str, int]] = ()) -> 
     return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
 
 
-def run_sentry(argv: Sequence[str], sysctls: Sequence[tuple[str, int]] = (), extra: Sequence[str] = ()
-               ) -> subprocess.CompletedProcess[str]:
+def run_sentry(argv: Sequence[str], sysctls: Sequence[tuple[str, int]] = (), extra: Sequence[str] = (),
+               timeout: int = TIMEOUT) -> subprocess.CompletedProcess[str]:
     """``python -m mqsentry.kernel.platform.run`` in a fresh interpreter (a fresh sentry per run)."""
     args = [*PYTHON_M, "mqsentry.kernel.platform.run"]
     for k, v in sysctls:
         args += ["--sysctl", f"{k}={v}"]
-    return subprocess.run([*args, *extra, *argv], capture_output=True, text=True, timeout=TIMEOUT)
+    return subprocess.run([*args, *extra, *argv], capture_output=True, text=True, timeout=timeout)
 
 
 def assert_same(native: subprocess.CompletedProcess[str], sentry: subprocess.CompletedProcess[str]) -> None:
