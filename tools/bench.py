@@ -526,7 +526,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def _platform_section(quick: bool) -> str:
-    """The platform's per-call overhead (kernel/platform/bench.py), or why it cannot be measured here."""
+    """The platform's per-call overhead (tools/platform_bench.py), or why it cannot be measured here."""
     import shutil
 
     from mqsentry.kernel import platform as plat_pkg
@@ -536,7 +536,7 @@ def _platform_section(quick: bool) -> str:
         reason = "no C compiler for the measurement program"
     if reason is not None:
         return f"platform overhead: not measured ({reason})"
-    from mqsentry.kernel.platform.bench import report
+    from mqsentry.tools.platform_bench import report
 
     try:
         return report(iterations=2_000 if quick else 20_000, repeat=1 if quick else 3)

@@ -1,17 +1,23 @@
 """``mqsentry run``: run a real x86_64 program with its message-queue syscalls served by the sentry.
 
-Linux counterpart: none. gVisor counterpart: ``runsc do``. The work is in kernel/platform/run.py; this
-module only plugs it into the CLI (``add_parser(subparsers)`` and ``run(args)``).
+Linux counterpart: none. gVisor counterpart: ``runsc do``. The work is in kernel/platform/run.py
+(``run_program``); this module is its command line: the subcommand (``add_parser(subparsers)`` and
+``run(args)``) and a standalone entry, ``python -m mqsentry.tools.run [--sysctl k=v]... PROGRAM ARGS``,
+which the platform tests use (it imports only what a run needs).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from mqsentry.kernel.platform.run import run_program
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    from mqsentry.kernel.platform.run import add_arguments
-
     p = subparsers.add_parser(
         "run", help="run a real program with its message-queue syscalls served by the sentry",
         description="Run PROGRAM (and every process and thread it creates) with msgget/msgsnd/msgrcv/msgctl "
@@ -38,8 +44,6 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mqsentry.kernel.platform.run import run_from_args
-
     if args.trace:
         import sys
 
@@ -50,3 +54,59 @@ def run(args: argparse.Namespace) -> int:
         Strace(sys.stderr).install(k)
         args.kernel = k
     return run_from_args(args)
+
+
+def parse_sysctl(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--sysctl wants NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), int(value, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sysctl {name}: {value!r} is not an integer") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sysctl", action="append", type=parse_sysctl, default=[], metavar="NAME=VALUE",
+                   help="set an IPC sysctl of the sentry, e.g. kernel.msgmax=4096 or fs.mqueue.msg_max=20")
+    p.add_argument("--no-fuse", action="store_true", help="back mq descriptors with sockets, not FUSE files")
+    p.add_argument("--no-sync", action="store_true", help="do not set SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP")
+    p.add_argument("--stats", action="store_true", help="print served/parked/interrupted counts at exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="log platform decisions to stderr")
+    p.add_argument("program", help="the program to run")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mqsentry.tools.run")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    return run_from_args(args)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    from mqsentry.kernel import platform as plat_pkg
+
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="mqsentry: %(message)s")
+    reason = plat_pkg.available()
+    if reason is not None:
+        print(f"mqsentry run: {reason}", file=sys.stderr)
+        return 125
+    argv = [args.program, *args.args]
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    try:
+        return run_program(argv, args.sysctl, use_fuse=not args.no_fuse, sync=not args.no_sync,
+                           stats=args.stats, kernel=getattr(args, "kernel", None))
+    except OSError as e:
+        print(f"mqsentry run: {e}", file=sys.stderr)
+        return 125
+    except Exception as e:  # a bad sysctl name or value
+        print(f"mqsentry run: {e}", file=sys.stderr)
+        return 125
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.exit(main())

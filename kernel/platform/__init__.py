@@ -7,7 +7,8 @@ keep credentials current) and lets the host kernel run the rest natively.
 
 Modules: ``seccomp`` (ctypes ABI, BPF, listener), ``launch`` (helper-process launcher), ``memory``
 (process_vm_readv/writev adapter), ``procfs`` (/proc status: creds, signal state), ``loop`` (the event
-loop, parking, signals), ``run`` (``mqsentry run``), ``bench`` (per-call overhead).
+loop, parking, signals), ``userns`` (which capabilities count), ``run`` (``run_program``). The command
+line (tools/run.py) and the per-call benchmark (tools/platform_bench.py) live in tools/.
 
 Lock order (outermost first): ``Platform._own`` (loop ownership) -> ``Platform._mu`` (parked set) ->
 kernel locks (kernel/kernel.py's order). ``_mu`` is never held while calling into the kernel.

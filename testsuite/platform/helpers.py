@@ -66,8 +66,8 @@ def run_native(argv: Sequence[str], sysctls: Sequence[tuple[str, int]] = ()) -> 
 
 def run_sentry(argv: Sequence[str], sysctls: Sequence[tuple[str, int]] = (), extra: Sequence[str] = (),
                timeout: int = TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """``python -m mqsentry.kernel.platform.run`` in a fresh interpreter (a fresh sentry per run)."""
-    args = [*PYTHON_M, "mqsentry.kernel.platform.run"]
+    """``python -m mqsentry.tools.run`` in a fresh interpreter (a fresh sentry per run)."""
+    args = [*PYTHON_M, "mqsentry.tools.run"]
     for k, v in sysctls:
         args += ["--sysctl", f"{k}={v}"]
     return subprocess.run([*args, *extra, *argv], capture_output=True, text=True, timeout=timeout)

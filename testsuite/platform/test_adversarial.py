@@ -69,7 +69,7 @@ def _unprivileged_python(tmp: str) -> list[str] | None:
         if py is None:
             continue
         cmd = [*NOBODY, "env", f"PYTHONPATH={pp}", py]
-        r = subprocess.run([*cmd, "-c", "import mqsentry.kernel.platform.run"], capture_output=True)
+        r = subprocess.run([*cmd, "-c", "import mqsentry.tools.run"], capture_output=True)
         if r.returncode == 0:
             return cmd
     return None
@@ -103,7 +103,7 @@ def test_as_unprivileged_user(cprog: Callable[[str], str], nobody_python: list[s
     *py, tmp = nobody_python
     exe = _public_copy(cprog(name), tmp)
     native = subprocess.run([*NOBODY, "unshare", "-c", "-i", exe], capture_output=True, text=True, timeout=TIMEOUT)
-    sentry = subprocess.run([*py, "-m", "mqsentry.kernel.platform.run", exe], capture_output=True,
+    sentry = subprocess.run([*py, "-m", "mqsentry.tools.run", exe], capture_output=True,
                             text=True, timeout=_timeout(name), cwd="/")
     assert_same(native, sentry)
 
@@ -112,7 +112,7 @@ def test_program_tree_dies_with_the_sentry(platform_ok: None) -> None:
     """Issue 9 item 11: SIGKILL the sentry; every process of the program's tree (a grandchild that
     left the tree's process group and a double-forked orphan included) is killed."""
     script = 'setsid sleep 1001 & (sleep 1002 &) ; sleep 1003 & echo started; wait'
-    sentry = subprocess.Popen([sys.executable, "-m", "mqsentry.kernel.platform.run", "sh", "-c", script], cwd=REPO,
+    sentry = subprocess.Popen([sys.executable, "-m", "mqsentry.tools.run", "sh", "-c", script], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     pidfds: list[int] = []
     try:

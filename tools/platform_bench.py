@@ -158,7 +158,7 @@ def report(iterations: int = 20_000, repeat: int = 5, sync: bool = True) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m mqsentry.kernel.platform.bench")
+    p = argparse.ArgumentParser(prog="python -m mqsentry.tools.platform_bench")
     p.add_argument("-n", "--iterations", type=int, default=20_000)
     p.add_argument("-r", "--repeat", type=int, default=5)
     p.add_argument("--no-sync", action="store_true")
