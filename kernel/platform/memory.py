@@ -43,6 +43,14 @@ _writev = _libc.process_vm_writev
 _writev.restype = ctypes.c_ssize_t
 _writev.argtypes = _ARGS
 _IOV = struct.Struct("=QQ").pack
+# A large read lands directly in the bytes object the sentry keeps (issue 9: a served 512 MiB msgsnd
+# must hold about one copy beyond the queue's, not a ctypes buffer plus a bytes copy of it). CPython
+# only: a fresh, unshared bytes object from PyBytes_FromStringAndSize(NULL, n) is filled in place at
+# its ob_sval (the last byte of the fixed header is the first of the data).
+_new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+_new_bytes.restype = ctypes.py_object
+_new_bytes.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
+_BYTES_DATA = bytes.__basicsize__ - 1
 #: Scratch size per OS thread; larger transfers get a buffer of their own.
 SCRATCH = 1 << 16
 
@@ -100,9 +108,8 @@ class ProcessMemory:
             got = _readv(tid, _IOV(ctx.scratch_addr, n), 1, _IOV(addr, n), 1, 0)
             data = ctx.scratch_view[:n].tobytes() if got == n else b""
         else:
-            buf = ctypes.create_string_buffer(n)
-            got = _readv(tid, _IOV(ctypes.addressof(buf), n), 1, _IOV(addr, n), 1, 0)
-            data = buf.raw
+            data = _new_bytes(None, n)
+            got = _readv(tid, _IOV(id(data) + _BYTES_DATA, n), 1, _IOV(addr, n), 1, 0)
         if got != n:
             raise MemoryFault(f"process_vm_readv({tid}, {addr:#x}, {n}) = {got}")
         check = ctx.validate
@@ -125,8 +132,10 @@ class ProcessMemory:
             ctx.scratch_view[:n] = data
             local = ctx.scratch_addr
         else:
-            buf = ctypes.create_string_buffer(bytes(data), n)
-            local = ctypes.addressof(buf)
+            # Written from the caller's own bytes (no staging copy); kept alive by ``data``.
+            if not isinstance(data, bytes):
+                data = bytes(data)
+            local = id(data) + _BYTES_DATA
         got = _writev(tid, _IOV(local, n), 1, _IOV(addr, n), 1, 0)
         if got != n:
             raise MemoryFault(f"process_vm_writev({tid}, {addr:#x}, {n}) = {got}")
