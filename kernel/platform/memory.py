@@ -114,9 +114,11 @@ class ProcessMemory:
             raise MemoryFault(f"process_vm_readv({tid}, {addr:#x}, {n}) = {got}")
         check = ctx.validate
         if check is not None:
-            ctx.validate = None
             if not check(ctx.nid):
+                # Stays armed: every later access of this call fails too (nothing is written to a
+                # process that may not be the caller, e.g. msgrcv's mtype after a failed text copy).
                 raise MemoryFault("the calling thread went away (notification no longer valid)")
+            ctx.validate = None
         return data
 
     def write(self, addr: int, data: bytes) -> None:
@@ -125,9 +127,9 @@ class ProcessMemory:
         tid = ctx.tid or self.tgid
         check = ctx.validate
         if check is not None:
-            ctx.validate = None
             if not check(ctx.nid):
                 raise MemoryFault("the calling thread went away (notification no longer valid)")
+            ctx.validate = None
         if n <= SCRATCH:
             ctx.scratch_view[:n] = data
             local = ctx.scratch_addr
