@@ -24,7 +24,9 @@ def _stale_listener(nr: int, asked: list[int]) -> Callable[[int], Listener]:
         """Notifications of syscall ``nr`` are reported invalid (``stale`` is touched by the loop's
         owner and the replying thread; set operations are atomic under the GIL)."""
 
-        stale: set[int] = set()
+        def __init__(self, fd: int) -> None:
+            super().__init__(fd)
+            self.stale: set[int] = set()
 
         def recv(self) -> Notification | None:
             n = super().recv()
