@@ -85,8 +85,8 @@ _EXEC = frozenset((59, 322))
 #: pidfd_open's PIDFD_THREAD (O_EXCL): a pidfd for one thread, readable when that thread exits.
 PIDFD_THREAD = os.O_EXCL
 
-_POLLIN = select.POLLIN
-_POLLHUP = select.POLLHUP | select.POLLERR | select.POLLNVAL
+_POLLIN = select.EPOLLIN
+_POLLHUP = select.EPOLLHUP | select.EPOLLERR
 
 
 @dataclass(eq=False, slots=True)
@@ -158,9 +158,11 @@ class Platform:
         self._groups: dict[int, Group] = {}
         self._dirty: set[int] = set()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._poll = select.poll()
-        self._poll.register(listener.fd, select.POLLIN)
-        self._poll.register(self._wake_fd, select.POLLIN)
+        # epoll, not poll: every adopted thread adds a pidfd, and a poll() over a thousand fds per
+        # served call would cost more than the call.
+        self._poll = select.epoll()
+        self._poll.register(listener.fd, select.EPOLLIN)
+        self._poll.register(self._wake_fd, select.EPOLLIN)
         self._pidfds: dict[int, int] = {}  # pidfd -> tgid
         #: Thread pidfds of adopted non-leader threads: pidfd -> tid, and tid -> pidfd.
         self._thread_fds: dict[int, int] = {}
@@ -194,6 +196,7 @@ class Platform:
         self._thread_fds.clear()
         self._fd_of_thread.clear()
         os.close(self._wake_fd)
+        self._poll.close()
         self.listener.close()
 
     def tasks(self) -> dict[int, Task]:
@@ -242,7 +245,7 @@ class Platform:
         wake_fd = self._wake_fd
         recv = self.listener.recv
         while not self._stopping:
-            timeout = int(self.scan_period * 1000) if self._parked else -1
+            timeout = self.scan_period if self._parked else -1
             try:
                 events = poll(timeout)
             except InterruptedError:
@@ -471,7 +474,7 @@ class Platform:
             grp.tasks[st.tgid] = leader
             self._groups[st.tgid] = grp
             self._pidfds[pidfd] = st.tgid
-            self._poll.register(pidfd, select.POLLIN)
+            self._poll.register(pidfd, select.EPOLLIN)
             # Registered whichever thread came first, so the leader's own first call finds it.
             self._by_tid[st.tgid] = leader
             if tid == st.tgid:
@@ -488,7 +491,7 @@ class Platform:
         self._by_tid[tid] = th
         self._thread_fds[tfd] = tid
         self._fd_of_thread[tid] = tfd
-        self._poll.register(tfd, select.POLLIN)
+        self._poll.register(tfd, select.EPOLLIN)
         return th
 
     def _adopt(self, t: Task, creds: Any) -> None:
