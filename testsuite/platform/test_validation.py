@@ -11,6 +11,7 @@ nothing it read (its credentials, its memory) and writes nothing into the progra
 from __future__ import annotations
 
 import os
+import pathlib
 from collections.abc import Callable
 
 from mqsentry.kernel.platform.run import run_program
@@ -53,14 +54,14 @@ def _run(exe: str, argv: list[str], nr: int, tmp: str) -> tuple[str, list[int]]:
         return f.read(), asked
 
 
-def test_credentials_read_for_a_stale_notification_are_not_used(cprog: Callable[[str], str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_credentials_read_for_a_stale_notification_are_not_used(cprog: Callable[[str], str], tmp_path: pathlib.Path) -> None:
     """msgget reads no memory; its caller's /proc status is read, then the notification checked."""
     text, asked = _run(cprog("adv_stale"), ["get"], NR_MSGGET, str(tmp_path))
     assert asked, "the notification was never re-validated"
     assert text == "msgget: errno38\n"  # ENOSYS: the reply a vanished caller would have got
 
 
-def test_no_write_into_a_stale_caller(cprog: Callable[[str], str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_no_write_into_a_stale_caller(cprog: Callable[[str], str], tmp_path: pathlib.Path) -> None:
     text, asked = _run(cprog("adv_stale"), [], NR_MSGRCV, str(tmp_path))
     assert asked
     assert "msgsnd: ok\n" in text
