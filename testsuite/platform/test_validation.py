@@ -54,7 +54,8 @@ def _run(exe: str, argv: list[str], nr: int, tmp: str) -> tuple[str, list[int]]:
         return f.read(), asked
 
 
-def test_credentials_read_for_a_stale_notification_are_not_used(cprog: Callable[[str], str], tmp_path: pathlib.Path) -> None:
+def test_credentials_read_for_a_stale_notification_are_not_used(cprog: Callable[[str], str],
+                                                                 tmp_path: pathlib.Path) -> None:
     """msgget reads no memory; its caller's /proc status is read, then the notification checked."""
     text, asked = _run(cprog("adv_stale"), ["get"], NR_MSGGET, str(tmp_path))
     assert asked, "the notification was never re-validated"
