@@ -53,6 +53,7 @@ kernel locks are taken inside handlers only, never while ``_mu`` is held.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import select
@@ -169,6 +170,8 @@ class Platform:
         self._fd_of_thread: dict[int, int] = {}
         #: Hooks run with a TID whose thread has gone (per-TID caches of backends).
         self.on_thread_exit: list[Callable[[int], None]] = []
+        #: TIDs whose exit the loop cannot see (no PIDFD_THREAD): re-read at every call, never cached.
+        self.untracked: set[int] = set()
         self._last_scan = 0.0
         self._scan_pos = 0
         self.stats = {"served": 0, "parked": 0, "interrupted": 0, "lost_replies": 0, "undone": 0}
@@ -443,13 +446,16 @@ class Platform:
         t = self._by_tid.get(tid)
         if t is not None and tid not in self._dirty:
             return t
+        if tid in self.untracked:
+            self._dirty.add(tid)  # stays dirty: checked again at its next call
         st = procfs.read_status(tid)
         if st is None:
             return None
         creds = self.owner_ns.creds_for(tid, st.creds)
         if not self.listener.id_valid(nid):
             return None  # the TID may have been reused between the notification and the reads
-        self._dirty.discard(tid)
+        if tid not in self.untracked:
+            self._dirty.discard(tid)
         if t is not None:
             if t.tg.tgid == st.tgid:
                 t.creds = creds  # the task's own driver replaces its credentials
@@ -481,17 +487,25 @@ class Platform:
                 return leader
             self._dirty.add(st.tgid)  # the leader's credentials are its own: read them at its call
         self._reap_ids(tid)
+        tfd = -1
         try:
             tfd = os.pidfd_open(tid, PIDFD_THREAD)
-        except OSError:
-            return None  # the thread is gone (or the host lacks PIDFD_THREAD: Linux < 6.9)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                return None  # the thread is gone
+            # Linux < 6.9 has no thread pidfds: the thread's exit cannot be seen, so its identity
+            # is re-read (and re-validated) at every call instead, and nothing is cached for it.
         th = k.clone_thread(grp.leader, tid=tid)
         self._adopt(th, creds)
         grp.tasks[tid] = th
         self._by_tid[tid] = th
-        self._thread_fds[tfd] = tid
-        self._fd_of_thread[tid] = tfd
-        self._poll.register(tfd, select.EPOLLIN)
+        if tfd >= 0:
+            self._thread_fds[tfd] = tid
+            self._fd_of_thread[tid] = tfd
+            self._poll.register(tfd, select.EPOLLIN)
+        else:
+            self.untracked.add(tid)
+            self._dirty.add(tid)
         return th
 
     def _adopt(self, t: Task, creds: Any) -> None:
@@ -545,6 +559,7 @@ class Platform:
             log.warning("host reused id %d while the sentry still has it live", tid)
 
     def _forget_task(self, tid: int) -> None:
+        self.untracked.discard(tid)
         tfd = self._fd_of_thread.pop(tid, None)
         if tfd is not None:
             self._thread_fds.pop(tfd, None)

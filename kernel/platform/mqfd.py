@@ -203,7 +203,7 @@ class MqFiles:
         desc = self.backend.resolve(mnt_id, ino, flags)
         if not self.plat.listener.id_valid(nid):
             return None  # the TID was reused: what we read belongs to someone else
-        if desc is not None and self.caching:
+        if desc is not None and self.caching and tid not in self.plat.untracked:
             with self._cache_mu:
                 if self._cache_gen == gen:
                     self._cache[key] = (desc, ino)

@@ -14,8 +14,11 @@ import os
 import pathlib
 from collections.abc import Callable
 
+import pytest
+
 from mqsentry.kernel.platform.run import run_program
 from mqsentry.kernel.platform.seccomp import Listener, Notification
+from mqsentry.testsuite.platform.helpers import run_native
 
 NR_MSGGET, NR_MSGRCV = 68, 70
 
@@ -67,3 +70,19 @@ def test_no_write_into_a_stale_caller(cprog: Callable[[str], str], tmp_path: pat
     assert asked
     assert "msgsnd: ok\n" in text
     assert "buffer: -5 untouched" in text, text
+
+
+def test_without_thread_pidfds(cprog: Callable[[str], str], tmp_path: pathlib.Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a host without PIDFD_THREAD (Linux < 6.9) threads are still served: their identity is
+    re-read at every call instead of being dropped when they exit."""
+    from mqsentry.kernel.platform import loop
+
+    monkeypatch.setattr(loop, "PIDFD_THREAD", 0o1)  # an invalid flag: pidfd_open says EINVAL
+    exe = cprog("adv_threads")
+    native = run_native([exe])
+    out = os.path.join(str(tmp_path), "out")
+    with open(out, "w") as f:
+        assert run_program([exe], stdout=f) == 0
+    with open(out) as f:
+        assert f.read() == native.stdout
