@@ -58,11 +58,19 @@ def _unprivileged_python(tmp: str) -> list[str] | None:
 
     pp = os.path.join(tmp, "pp")
     os.makedirs(pp, exist_ok=True)
-    for name, target in (("mqsentry", REPO), ("construct", os.path.dirname(construct.__file__)),
+    # Copies, not symlinks: the packages may live under a directory uid 65534 cannot search (a
+    # pyenv under /root, mode 0700). All three are pure Python. .ci holds a symlink to the root.
+    skip = shutil.ignore_patterns(".git", ".ci", "__pycache__", "*.egg-info", "build", "*.so")
+    for name, source in (("mqsentry", REPO), ("construct", os.path.dirname(construct.__file__)),
                          ("sortedcontainers", os.path.dirname(sortedcontainers.__file__))):
-        link = os.path.join(pp, name)
-        if not os.path.lexists(link):
-            os.symlink(target, link)
+        dst = os.path.join(pp, name)
+        if not os.path.exists(dst):
+            shutil.copytree(source, dst, ignore=skip)
+    for root, dirs, files in os.walk(pp):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
     os.chmod(tmp, 0o755)
     os.chmod(pp, 0o755)
     for py in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
