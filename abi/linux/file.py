@@ -38,6 +38,10 @@ ARCH_O_FLAGS: dict[str, dict[str, int]] = {
     "amd64": {"O_DIRECT": 0o40000, "O_LARGEFILE": 0o100000, "O_DIRECTORY": 0o200000, "O_NOFOLLOW": 0o400000},
     "arm64": {"O_DIRECTORY": 0o40000, "O_NOFOLLOW": 0o100000, "O_DIRECT": 0o200000, "O_LARGEFILE": 0o400000},
 }
+# i386 spells them as amd64 does and arm as arm64; a mips guest's flags are translated to the amd64
+# values where they enter the sentry (abi/linux/abi32.py), so the sentry sees amd64's.
+ARCH_O_FLAGS["i386"] = ARCH_O_FLAGS["mips"] = ARCH_O_FLAGS["mipsel"] = ARCH_O_FLAGS["amd64"]
+ARCH_O_FLAGS["arm"] = ARCH_O_FLAGS["arm64"]
 # amd64 values, for code that only targets x86_64 (use :func:`o_flags` for arch-neutral code).
 O_DIRECT = ARCH_O_FLAGS["amd64"]["O_DIRECT"]
 O_LARGEFILE = ARCH_O_FLAGS["amd64"]["O_LARGEFILE"]

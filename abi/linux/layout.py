@@ -6,7 +6,8 @@ generator (tools/go_marshal), which derives MarshalBytes/UnmarshalBytes from one
 Each ABI struct is declared once with construct (readable, self-documenting, asserted against the C
 ``sizeof``). Hot paths must not pay construct's per-call interpretation cost, so :class:`Layout` also
 derives a flat ``struct.Struct`` format from the very same definition and exposes ``pack``/``unpack``
-over the flattened field tuple. Nothing is declared twice.
+over the flattened field tuple. Nothing is declared twice. A struct is little- or big-endian as its
+fields say (big-endian for mips guests), never a mix.
 """
 
 from __future__ import annotations
@@ -17,19 +18,21 @@ from typing import Any
 import construct as cs
 
 
-def _flatten(con: cs.Construct, prefix: str, fmt: list[str], names: list[str]) -> None:
-    """Append the struct format characters and dotted field names of ``con`` (little-endian only)."""
+def _flatten(con: cs.Construct, prefix: str, fmt: list[str], names: list[str], order: list[str]) -> None:
+    """Append the struct format characters and dotted field names of ``con``; ``order`` collects the
+    byte order of its fields (one struct is all little- or all big-endian: a guest has one order)."""
     if isinstance(con, cs.Renamed):
         name = f"{prefix}{con.name}" if con.name else prefix.rstrip(".")
-        _flatten(con.subcon, name + "." if isinstance(con.subcon, cs.Struct) else name, fmt, names)
+        _flatten(con.subcon, name + "." if isinstance(con.subcon, cs.Struct) else name, fmt, names, order)
         return
     if isinstance(con, cs.Struct):
         for sub in con.subcons:
-            _flatten(sub, prefix, fmt, names)
+            _flatten(sub, prefix, fmt, names, order)
         return
     if isinstance(con, cs.FormatField):
-        if con.fmtstr[0] not in "<=":
-            raise TypeError(f"{prefix}: only little-endian fields are supported, got {con.fmtstr!r}")
+        if con.fmtstr[0] not in "<>" or order and order[0] != con.fmtstr[0]:
+            raise TypeError(f"{prefix}: fields must share one explicit byte order, got {con.fmtstr!r}")
+        order[:1] = con.fmtstr[0]
         fmt.append(con.fmtstr[1:])
         names.append(prefix)
         return
@@ -42,7 +45,7 @@ def _flatten(con: cs.Construct, prefix: str, fmt: list[str], names: list[str]) -
         return
     if isinstance(con, cs.Array) and isinstance(con.count, int):
         for i in range(con.count):
-            _flatten(con.subcon, f"{prefix}[{i}]", fmt, names)
+            _flatten(con.subcon, f"{prefix}[{i}]", fmt, names, order)
         return
     raise TypeError(f"{prefix}: cannot derive a struct format for {type(con).__name__}")
 
@@ -60,8 +63,9 @@ class Layout:
     def __init__(self, name: str, con: cs.Struct, size: int) -> None:
         fmt: list[str] = []
         fields: list[str] = []
-        _flatten(con, "", fmt, fields)
-        codec = struct.Struct("<" + "".join(fmt))
+        order: list[str] = []
+        _flatten(con, "", fmt, fields, order)
+        codec = struct.Struct((order[0] if order else "<") + "".join(fmt))
         if con.sizeof() != size or codec.size != size:
             raise AssertionError(f"{name}: construct size {con.sizeof()}, struct size {codec.size}, "
                                  f"C sizeof {size}")
