@@ -40,7 +40,7 @@ log = logging.getLogger("mqsentry")
 #: Signature of a syscall tracer: (task, nr, raw args, result) after each syscall.
 Tracer = Callable[[Task, int, tuple[int, ...], int], None]
 
-ARCHES = ("amd64", "arm64")
+ARCHES = ("amd64", "arm64", "i386", "arm", "mips", "mipsel")
 
 
 class SyscallDispatch(Protocol):

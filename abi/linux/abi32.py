@@ -133,6 +133,8 @@ class Abi32:
     ipc_kludge: Layout
     msginfo: Layout
     mq_attr: Layout
+    #: The ``unsigned int`` priority mq_timedreceive stores.
+    mq_prio: Layout
     sigevent: Layout
     siginfo: Layout
     #: ``old_timespec32`` of mq_timedsend/mq_timedreceive and ``__kernel_timespec`` of the _time64 calls.
@@ -143,6 +145,10 @@ class Abi32:
     #: The direct msgctl is ``sys_old_msgctl`` (it strips IPC_64 and picks the layout from it), as on
     #: arm and mips; i386's direct msgctl always means IPC_64.
     msgctl_parses_version: bool
+    #: i386 is served as x86_64's compat layer serves it (ipc/compat.c: old layouts truncate, the
+    #: ipc(2) MSGRCV checks its ints first); arm and mips as a native 32-bit kernel (ipc/msg.c's
+    #: IPC_OLD cases: counters clamp to USHRT_MAX, the ``l`` twins are filled).
+    x86_compat: bool = False
     #: The guest's errno values where they differ from asm-generic (mips): generic -> guest.
     errno_out: dict[int, int] = field(default_factory=dict)
     #: The guest's open flags where they differ from this sentry's (amd64) values: (guest, sentry).
@@ -230,6 +236,7 @@ def _build(arch: str) -> Abi32:
             cs.Padding(16)), 32),  # __reserved[4]: ignored on input, zero on output
         # compat_sigevent: SIGEV_MAX_SIZE (64) bytes; the union starts at 12 (``_tid``, or the
         # SIGEV_THREAD function and attribute pointers at 12 and 16).
+        mq_prio=Layout("mq_prio", cs.Struct("prio" / i.u32), 4),
         sigevent=Layout("sigevent", cs.Struct(
             "value" / i.u32, "signo" / i.s32, "notify" / i.s32, "tid" / i.s32, "attribute" / i.u32,
             cs.Padding(44)), 64),
@@ -239,6 +246,7 @@ def _build(arch: str) -> Abi32:
         timespec64=Layout("__kernel_timespec", cs.Struct("tv_sec" / i.s64, "tv_nsec" / i.s64), 16),
         has_ipc=arch != "arm",
         msgctl_parses_version=arch != "i386",
+        x86_compat=arch == "i386",
         errno_out=MIPS_ERRNO if mips else {},
         open_flags=_MIPS_OPEN_FLAGS if mips else (),
         nsig=128 if mips else 64,

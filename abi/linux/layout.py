@@ -58,7 +58,7 @@ class Layout:
     """
 
     __slots__ = ("name", "con", "compiled", "codec", "size", "fields", "pack", "unpack", "pack_into",
-                 "unpack_from", "_index")
+                 "unpack_from", "_index", "_offsets")
 
     def __init__(self, name: str, con: cs.Struct, size: int) -> None:
         fmt: list[str] = []
@@ -80,10 +80,19 @@ class Layout:
         self.pack_into = codec.pack_into
         self.unpack_from = codec.unpack_from
         self._index = {f: i for i, f in enumerate(fields)}
+        self._offsets = _field_offsets(codec.format, self.fields)
 
     def index(self, field: str) -> int:
         """Position of a flattened field in the pack/unpack tuple."""
         return self._index[field]
+
+    def offsetof(self, field: str) -> int:
+        """C ``offsetof`` of a flattened field."""
+        return self._offsets[field][0]
+
+    def sizeof(self, field: str) -> int:
+        """C ``sizeof`` of a flattened field."""
+        return self._offsets[field][1]
 
     def parse(self, data: bytes) -> Any:
         """Parse with the compiled construct (a Container with attribute access); for cold paths."""
@@ -121,3 +130,29 @@ def _field_kinds(fmt: str) -> list[str]:
             kinds.extend(ch * (int(num) if num else 1))
         num = ""
     return kinds
+
+
+def _field_offsets(fmt: str, fields: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """Each field of a flat struct format -> (offset, size); formats here never use native alignment."""
+    order = fmt[0]
+    out: dict[str, tuple[int, int]] = {}
+    names = iter(fields)
+    pos = 0
+    num = ""
+    for ch in fmt[1:]:
+        if ch.isdigit():
+            num += ch
+            continue
+        n = int(num) if num else 1
+        num = ""
+        if ch == "x":
+            pos += n
+        elif ch == "s":
+            out[next(names)] = (pos, n)
+            pos += n
+        else:
+            size = struct.calcsize(order + ch)
+            for _ in range(n):
+                out[next(names)] = (pos, size)
+                pos += size
+    return out

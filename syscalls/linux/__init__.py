@@ -51,7 +51,17 @@ def all_syscalls() -> dict[str, Syscall]:
 @cache
 def table_for(arch: str) -> SyscallTable:
     """The (shared, immutable) syscall table of ``arch``."""
-    return SyscallTable(arch, all_syscalls())
+    from mqsentry.abi.linux.abi32 import ABIS32
+
+    abi = ABIS32.get(arch)
+    if abi is None:
+        return SyscallTable(arch, all_syscalls())
+    from mqsentry.abi.linux.errno import ENOSYS
+    from mqsentry.syscalls.linux.compat32 import EnosysTable, Handlers32
+
+    enosys = abi.errno_out.get(ENOSYS, ENOSYS)
+    return SyscallTable(arch, Handlers32(abi).syscalls(all_syscalls()),
+                        (lambda h: EnosysTable(h, enosys)) if enosys != ENOSYS else dict)
 
 
 __all__ = ["table_for", "Syscall", "SyscallTable", "all_syscalls", "HANDLER_TABLES"]

@@ -79,12 +79,15 @@ def _name(t: Task, addr: int) -> str:
 
 # -- mq_open / mq_unlink ---------------------------------------------------------------------------------
 def mq_open(t: Task, name: int, oflag: int, mode: int, attr: int, *_: int) -> int:
-    flags = int32(oflag)
-    umode = mode_t(mode)
     qattr = None
     if attr:
         _f, maxmsg, msgsize, _cur = _MQ_ATTR_UNPACK(t.copy_in(attr, MQ_ATTR.size))
         qattr = (maxmsg, msgsize)
+    return do_mq_open(t, name, int32(oflag), mode_t(mode), qattr)
+
+
+def do_mq_open(t: Task, name: int, flags: int, umode: int, qattr: tuple[int, int] | None) -> int:
+    """``do_mq_open`` after the attributes are copied in: ``qattr`` is (mq_maxmsg, mq_msgsize)."""
     qname = _name(t, name)
     table = fd_table(t)
     fd = table.reserve(t, cloexec=True)
@@ -109,7 +112,12 @@ def mq_unlink(t: Task, name: int, *_: int) -> int:
 # entry always passes exactly six, and CPython sets up a varargs frame measurably slower.
 def mq_timedsend(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: int, abs_timeout: int,
                  _a5: int = 0) -> int:
-    deadline = _deadline(t, abs_timeout) if abs_timeout else None
+    return do_mq_timedsend(t, mqdes, msg_ptr, msg_len, msg_prio,
+                           _deadline(t, abs_timeout) if abs_timeout else None)
+
+
+def do_mq_timedsend(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: int, deadline: int | None) -> int:
+    """``do_mq_timedsend`` after ``prepare_timeout``: ``deadline`` in CLOCK_REALTIME ns, or None."""
     prio = msg_prio & _MASK32
     if prio >= MQ_PRIO_MAX:
         raise SysError(EINVAL)
@@ -132,7 +140,14 @@ def mq_timedsend(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: int,
 
 def mq_timedreceive(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: int, abs_timeout: int,
                     _a5: int = 0) -> int:
-    deadline = _deadline(t, abs_timeout) if abs_timeout else None
+    return do_mq_timedreceive(t, mqdes, msg_ptr, msg_len, msg_prio,
+                              _deadline(t, abs_timeout) if abs_timeout else None)
+
+
+def do_mq_timedreceive(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: int,
+                       deadline: int | None, pack_prio: Callable[[int], bytes] = _U32) -> int:
+    """``do_mq_timedreceive`` after ``prepare_timeout`` (see :func:`do_mq_timedsend`); ``pack_prio``
+    writes the ``unsigned int`` priority in the guest's byte order."""
     desc = t.fd_table.files.get(mqdes & _MASK32)  # _queue_fd, inlined
     if type(desc) is not QueueFD and not isinstance(desc, QueueFD):
         raise SysError(EBADF)
@@ -153,7 +168,7 @@ def mq_timedreceive(t: Task, mqdes: int, msg_ptr: int, msg_len: int, msg_prio: i
         undo.append(_undo_receive(q, data, prio))
     # The message is already dequeued: a fault below loses it, as in Linux.
     if msg_prio:
-        t.copy_out(msg_prio, _U32(prio) if prio else _PRIO0)
+        t.copy_out(msg_prio, pack_prio(prio) if prio else _PRIO0)  # zero reads the same either way
     if data:
         t.copy_out(msg_ptr, data)
     return len(data)
@@ -166,10 +181,20 @@ def _undo_receive(q: Queue, data: bytes, prio: int) -> Callable[[], None]:
 
 # -- mq_notify / mq_getsetattr ---------------------------------------------------------------------------
 def mq_notify(t: Task, mqdes: int, notification: int, *_: int) -> int:
-    n = None
-    sock = None
+    ev = None
     if notification:
         value, signo, notify, _tid, _attr = _SIGEVENT_UNPACK(t.copy_in(notification, SIGEVENT.size))
+        ev = (value, signo, notify)
+    return do_mq_notify(t, mqdes, ev)
+
+
+def do_mq_notify(t: Task, mqdes: int, ev: tuple[int, int, int] | None) -> int:
+    """``do_mq_notify`` after the sigevent is copied in: ``ev`` is (sigev_value, sigev_signo,
+    sigev_notify) with the value widened to a pointer, or None to unregister."""
+    n = None
+    sock = None
+    if ev is not None:
+        value, signo, notify = ev
         if notify not in (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD):
             raise SysError(EINVAL)
         # valid_signal takes an unsigned long: a negative signo is invalid too.
@@ -204,6 +229,15 @@ def mq_getsetattr(t: Task, mqdes: int, mqstat: int, omqstat: int, *_: int) -> in
         new_flags = _MQ_ATTR_UNPACK(t.copy_in(mqstat, MQ_ATTR.size))[0]
         if new_flags & _NONBLOCK_INV:
             raise SysError(EINVAL)
+    old = do_mq_getsetattr(t, mqdes, new_flags)
+    if omqstat:
+        t.copy_out(omqstat, _MQ_ATTR_PACK(*old))
+    return 0
+
+
+def do_mq_getsetattr(t: Task, mqdes: int, new_flags: int | None) -> tuple[int, int, int, int]:
+    """``do_mq_getsetattr`` after the flags check: the old (mq_flags, mq_maxmsg, mq_msgsize,
+    mq_curmsgs); ``new_flags`` is O_NONBLOCK or 0 to set, None to only read."""
     desc = _queue_fd(t, mqdes)
     q = desc.queue
     with q.mu:
@@ -214,9 +248,7 @@ def mq_getsetattr(t: Task, mqdes: int, mqstat: int, omqstat: int, *_: int) -> in
                 desc.flags = (desc.flags | O_NONBLOCK) if new_flags & O_NONBLOCK else (desc.flags & _NONBLOCK_INV)
         if new_flags is not None:
             q.touch_attr()
-    if omqstat:
-        t.copy_out(omqstat, _MQ_ATTR_PACK(old_flags, maxmsg, msgsize, curmsgs))
-    return 0
+    return old_flags, maxmsg, msgsize, curmsgs
 
 
 SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
@@ -229,4 +261,5 @@ SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
     Syscall("mq_getsetattr", mq_getsetattr),
 )}
 
-__all__ = ["SYSCALLS"]
+__all__ = ["SYSCALLS", "do_mq_open", "do_mq_timedsend", "do_mq_timedreceive", "do_mq_notify",
+           "do_mq_getsetattr"]

@@ -61,23 +61,32 @@ def msgget(t: Task, key: int, msgflg: int, *_: int) -> int:
 
 
 def msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, *_: int) -> int:
+    return do_msgsnd(t, msqid, msgp, msgsz, msgflg, _mtype_of, 8, None)
+
+
+def do_msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, mtype_of: Callable[[bytes], tuple[int]],
+              hdr: int, to_native: Callable[[bytes, int], bytes] | None) -> int:
+    """``do_msgsnd`` for a ``struct msgbuf`` whose ``long mtype`` is ``hdr`` bytes (``mtype_of``
+    reads it); ``to_native`` rebuilds a 32-bit guest's message with the sentry's 8-byte header."""
     msqid &= 0xFFFF_FFFF  # int msqid: only its sign matters below, and bit 31 is the sign
     msgsz &= 0xFFFF_FFFF_FFFF_FFFF
     ns = t.ipc_ns
     # msgsz > msgmax also covers (long)msgsz < 0: msgmax is at most INT_MAX.
     if msgsz > ns.msg_ctlmax or msqid & 0x8000_0000:
-        t.copy_in(msgp, 8)  # get_user(mtype) faults first of all
+        t.copy_in(msgp, hdr)  # get_user(mtype) faults first of all
         raise SysError(EINVAL)
     try:
-        blob = t.copy_in(msgp, 8 + msgsz)  # mtype and text in one read
+        blob = t.copy_in(msgp, hdr + msgsz)  # mtype and text in one read
     except SysError:
         # Find out which of Linux's separate reads fails, in its order.
-        if _mtype_of(t.copy_in(msgp, 8))[0] < 1:
+        if mtype_of(t.copy_in(msgp, hdr))[0] < 1:
             raise SysError(EINVAL) from None
         raise
-    mtype = _mtype_of(blob)[0]
+    mtype = mtype_of(blob)[0]
     if mtype < 1:
         raise SysError(EINVAL)
+    if to_native is not None:
+        blob = to_native(blob, mtype)
     q = ns.msgqueues.by_idx.get(msqid & _IDX_MASK)  # ipc_obtain_object_check, inlined
     if q is None or q.seq != msqid >> _SEQ_SHIFT:
         raise SysError(EINVAL)
@@ -86,6 +95,21 @@ def msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, *_: int) -> 
 
 
 def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int, *_: int) -> int:
+    blob, n = do_msgrcv(t, msqid, msgp, msgsz, msgtyp, msgflg)
+    if n < len(blob) - 8:
+        blob = blob[:8 + n]
+    try:
+        t.copy_out(msgp, blob)
+    except SysError:
+        # do_msg_fill writes mtype, then the text; the message is lost either way (already taken).
+        t.copy_out(msgp, blob[:8])
+        raise
+    return n
+
+
+def do_msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int) -> tuple[bytes, int]:
+    """``do_msgrcv`` up to the copy-out: (the message with its 8-byte header, the text bytes to copy).
+    ``msgsz`` and ``msgtyp`` are 64-bit ``long`` register values (a 32-bit caller sign-extends)."""
     msqid &= 0xFFFF_FFFF
     bufsz = msgsz & 0xFFFF_FFFF_FFFF_FFFF
     if msqid & 0x8000_0000 or bufsz >> 63:  # msqid < 0 || (long)bufsz < 0
@@ -119,14 +143,7 @@ def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int,
     n = len(blob) - 8
     if bufsz < n:
         n = bufsz
-        blob = blob[:8 + n]
-    try:
-        t.copy_out(msgp, blob)
-    except SysError:
-        # do_msg_fill writes mtype, then the text; the message is lost either way (already taken).
-        t.copy_out(msgp, blob[:8])
-        raise
-    return n
+    return blob, n
 
 
 def _undo_receive(q: Queue, blob: bytes, clock: Clock) -> Callable[[], None]:
@@ -173,4 +190,4 @@ SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
     Syscall("msgctl", msgctl),
 )}
 
-__all__ = ["SYSCALLS", "msgget", "msgsnd", "msgrcv", "msgctl"]
+__all__ = ["SYSCALLS", "msgget", "msgsnd", "msgrcv", "msgctl", "do_msgsnd", "do_msgrcv"]

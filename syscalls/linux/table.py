@@ -1,4 +1,4 @@
-"""Numbered syscall tables for amd64 and arm64.
+"""Numbered syscall tables for amd64 and arm64 (and the 32-bit ABIs of syscalls/linux/compat32.py).
 
 Linux counterpart: arch/x86/entry/syscalls/syscall_64.tbl and include/uapi/asm-generic/unistd.h.
 gVisor counterpart: pkg/sentry/kernel/syscalls.go (``SyscallTable``) and
@@ -41,7 +41,8 @@ class SyscallTable:
     keeps the metadata; numbers absent from both give ENOSYS.
     """
 
-    def __init__(self, arch: str, entries: dict[str, Syscall]) -> None:
+    def __init__(self, arch: str, entries: dict[str, Syscall],
+                 handler_dict: Callable[[dict[int, Handler]], dict[int, Handler]] = dict) -> None:
         self.arch = arch
         numbers = sysno.NUMBERS[arch]
         self.entries: dict[int, Syscall] = {}
@@ -50,7 +51,8 @@ class SyscallTable:
             if nr is None:
                 continue  # e.g. poll, dup2, open exist on amd64 only
             self.entries[nr] = entry
-        self.handlers: dict[int, Handler] = {nr: e.fn for nr, e in self.entries.items()}
+        # ``handler_dict`` lets an ABI whose ENOSYS differs (mips) answer unknown numbers itself.
+        self.handlers: dict[int, Handler] = handler_dict({nr: e.fn for nr, e in self.entries.items()})
 
     def name(self, nr: int) -> str:
         """The syscall's name (implemented or not) for strace-like output."""

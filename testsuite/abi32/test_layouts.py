@@ -5,9 +5,6 @@ headers' values. A missing compiler skips its architecture with the reason."""
 
 from __future__ import annotations
 
-import re
-import struct
-
 import pytest
 
 from mqsentry.abi.linux import file as F
@@ -17,25 +14,8 @@ from mqsentry.testsuite.abi32 import cross
 
 
 def offsets(lay: Layout) -> dict[str, tuple[int, int]]:
-    """Each flattened field of ``lay`` -> (offset, size), read off its struct format."""
-    order = lay.codec.format[0]
-    out: dict[str, tuple[int, int]] = {}
-    pos = 0
-    names = iter(lay.fields)
-    for count, ch in re.findall(r"(\d*)([a-zA-Z?])", lay.codec.format[1:]):
-        n = int(count) if count else 1
-        if ch == "x":
-            pos += n
-            continue
-        if ch == "s":
-            out[next(names)] = (pos, n)
-            pos += n
-            continue
-        size = struct.calcsize(order + ch)
-        for _ in range(n):
-            out[next(names)] = (pos, size)
-            pos += size
-    return out
+    """Each flattened field of ``lay`` -> (offset, size)."""
+    return {f: (lay.offsetof(f), lay.sizeof(f)) for f in lay.fields}
 
 
 def _perm(prefix: str, c: str) -> dict[str, str]:
