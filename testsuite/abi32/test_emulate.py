@@ -1,0 +1,63 @@
+"""``mqsentry emulate``: static C programs of every architecture print under Qiling, with their
+message-queue calls served by the sentry, exactly what the same program prints natively for its word
+size (i686 on this x86_64 kernel for the 32-bit ABIs, x86_64 for 64 bits). Skips with the reason when
+Qiling (``pip install 'mqsentry[qiling]'``), a cross compiler or the native reference is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from mqsentry.testsuite.abi32 import builds
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("qiling") is None,
+                                reason="Qiling is not installed (pip install 'mqsentry[qiling]')")
+
+
+@pytest.fixture(scope="module")
+def outdir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("abi32-c"))
+
+
+@pytest.fixture(scope="module")
+def reference(outdir: str) -> dict[str, str]:
+    """The native output of mqprobe per word size, where the host can produce it."""
+    out: dict[str, str] = {}
+    for arch in ("i386", "amd64"):
+        if builds.native_reason(arch) is None:
+            try:
+                exe = builds.build(arch, "mqprobe", outdir)
+            except pytest.skip.Exception:
+                continue
+            r = builds.run_native(exe)
+            assert r.returncode == 0, r.stderr
+            out[arch] = r.stdout
+    return out
+
+
+@pytest.mark.parametrize("arch", ["i386", "arm", "mips", "mipsel", "amd64"])
+def test_emulated_output_equals_native(arch: str, outdir: str, reference: dict[str, str]) -> None:
+    ref = builds.REFERENCE[arch]
+    if ref not in reference:
+        pytest.skip(builds.native_reason(ref) or f"no native {ref} build")
+    exe = builds.build(arch, "mqprobe", outdir)
+    r = builds.run_cli(["emulate", "--stats", exe])
+    assert r.returncode == 0, r.stderr
+    assert "internal error" not in r.stderr, r.stderr
+    assert r.stdout == reference[ref], r.stderr
+    assert "served" in r.stderr and ("ipc" in r.stderr or "msgget" in r.stderr)
+
+
+def test_a_call_that_would_sleep_forever_stops_the_emulation(outdir: str) -> None:
+    exe = builds.build("mipsel", "hang", outdir)
+    r = builds.run_cli(["emulate", exe])
+    assert r.returncode == 124, r.stderr
+    assert r.stdout == "msgget ok 1\n"
+    assert "would sleep forever" in r.stderr
+
+
+def test_emulate_refuses_a_missing_program() -> None:
+    r = builds.run_cli(["emulate", "/nonexistent/program"])
+    assert r.returncode == 2
+    assert "no such file" in r.stderr
