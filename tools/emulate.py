@@ -24,7 +24,7 @@ HANG_STATUS = 124
 UNAVAILABLE_STATUS = 2
 
 
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "emulate", help="run a Linux program under Qiling with its message-queue calls served by the sentry",
         description="Run PROGRAM (i386, arm EABI, mips o32 of either byte order, x86_64 or arm64 Linux) "

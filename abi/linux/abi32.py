@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import construct as cs
-
 from mqsentry.abi.linux import file as F
 from mqsentry.abi.linux.layout import Layout
 

@@ -18,20 +18,33 @@ x86_64's compat layer (the kernel this project can compare with); arm and mips f
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mqsentry.abi.linux.abi32 import Abi32
 from mqsentry.abi.linux.errno import EINVAL, ENOSYS
 from mqsentry.abi.linux.file import O_NONBLOCK
 from mqsentry.abi.linux.ipc import IPC_64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT
 from mqsentry.abi.linux.layout import Layout
-from mqsentry.abi.linux.msgqueue import MSG_INFO, MSG_STAT, MSG_STAT_ANY, MSQID64_DS, MTYPE
+from mqsentry.abi.linux.msgqueue import (
+    MSG_INFO,
+    MSG_STAT,
+    MSG_STAT_ANY,
+    MSQID64_DS,
+    MTYPE,
+)
 from mqsentry.abi.linux.time import NSEC_PER_SEC
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.task import Task
 from mqsentry.syscalls.linux.args import int32, mode_t, uint32
-from mqsentry.syscalls.linux.sys_mq import (do_mq_getsetattr, do_mq_notify, do_mq_open, do_mq_timedreceive,
-                                            do_mq_timedsend, mq_unlink)
+from mqsentry.syscalls.linux.sys_mq import (
+    do_mq_getsetattr,
+    do_mq_notify,
+    do_mq_open,
+    do_mq_timedreceive,
+    do_mq_timedsend,
+    mq_unlink,
+)
 from mqsentry.syscalls.linux.sys_msgqueue import do_msgrcv, do_msgsnd, msgget
 from mqsentry.syscalls.linux.table import Syscall
 

@@ -10,10 +10,9 @@ import platform as host_platform
 import shutil
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
-
 from mqsentry.testsuite.abi32 import cross
 
 C_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")

@@ -22,7 +22,7 @@ COMPILERS: dict[str, str] = {
     "arm64": "aarch64-linux-gnu-gcc",
 }
 
-_DATA = re.compile(r"^\s*\.(?:long|word|4byte|int)\s+(-?\w+)", re.M)
+_DATA = re.compile(r"^\s*\.(?:long|word|4byte|int)\s+(-?\w+)", re.MULTILINE)
 
 
 def compiler(arch: str) -> str | None:

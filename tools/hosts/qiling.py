@@ -29,7 +29,8 @@ Linux would fault. What Qiling limits, and how this host copes:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.abi32 import ABIS32
@@ -62,7 +63,7 @@ class GuestWouldHang(BaseException):
     """
 
 
-def arch_of(ql: "Qiling") -> str:
+def arch_of(ql: Qiling) -> str:
     """The sentry's name for Qiling's architecture."""
     from qiling.const import QL_ARCH, QL_ENDIAN
 
@@ -86,7 +87,7 @@ class QilingMemory:
 
     __slots__ = ("_mem",)
 
-    def __init__(self, ql: "Qiling") -> None:
+    def __init__(self, ql: Qiling) -> None:
         self._mem = ql.mem
 
     def read(self, addr: int, n: int) -> bytes:
@@ -100,7 +101,7 @@ class SentryDescriptor:
     """The placeholder a queue descriptor occupies in Qiling's fd table; closing it closes the
     sentry's descriptor."""
 
-    def __init__(self, host: "QilingHost", sfd: int) -> None:
+    def __init__(self, host: QilingHost, sfd: int) -> None:
         self.host = host
         self.sfd = sfd
 
@@ -121,7 +122,7 @@ class QilingHost:
     ``calls`` counts served calls by name; ``hung`` names the call refused by :class:`GuestWouldHang`.
     """
 
-    def __init__(self, ql: "Qiling", kernel: Kernel | None = None) -> None:
+    def __init__(self, ql: Qiling, kernel: Kernel | None = None) -> None:
         from qiling.os.posix.syscall.unistd import ql_syscall_getpid
 
         self.ql = ql
@@ -141,7 +142,7 @@ class QilingHost:
         self._current = ""
 
     # -- installation ----------------------------------------------------------------------------------
-    def install(self) -> "QilingHost":
+    def install(self) -> QilingHost:
         table = self.kernel.syscall_table
         for name in SERVED:
             nr = self.numbers.get(name)
@@ -217,10 +218,10 @@ class QilingHost:
         return abi.errno_out.get(generic, generic) if abi is not None else generic
 
 
-def install(ql: "Qiling", kernel: Kernel | None = None) -> QilingHost:
+def install(ql: Qiling, kernel: Kernel | None = None) -> QilingHost:
     """Serve ``ql``'s message-queue calls from a sentry (a new ``Kernel`` for its architecture unless
     ``kernel`` is given); returns the host, whose ``task`` is the guest process."""
     return QilingHost(ql, kernel).install()
 
 
-__all__ = ["install", "QilingHost", "GuestWouldHang", "QilingMemory", "SentryDescriptor", "arch_of"]
+__all__ = ["GuestWouldHang", "QilingHost", "QilingMemory", "SentryDescriptor", "arch_of", "install"]
