@@ -75,20 +75,27 @@ def ipc_parse_version(cmd: int) -> tuple[int, int]:
 def _fit(lay: Layout, values: dict[str, int]) -> bytes:
     """Pack ``values`` into ``lay`` as C assignment would: each value is cut to its field's width
     (two's complement), as the kernel's ``v.field = in->field`` does."""
-    out = {}
-    for f in lay.fields:
-        v = values.get(f, 0)
-        bits = 8 * lay.sizeof(f)
-        v &= (1 << bits) - 1
-        if v >> (bits - 1) and _signed(lay, f):
+    out = []
+    for f, bits, signed in _field_kinds(lay):
+        v = values.get(f, 0) & ((1 << bits) - 1)
+        if signed and v >> (bits - 1):
             v -= 1 << bits
-        out[f] = v
-    return lay.from_dict(out)
+        out.append(v)
+    return lay.pack(*out)
 
 
-def _signed(lay: Layout, field: str) -> bool:
-    """The field is a signed C type (all-ones bytes read back negative)."""
-    return lay.codec.unpack(b"\xff" * lay.size)[lay.index(field)] < 0  # type: ignore[no-any-return]
+_KINDS: dict[Layout, tuple[tuple[str, int, bool], ...]] = {}
+
+
+def _field_kinds(lay: Layout) -> tuple[tuple[str, int, bool], ...]:
+    """(field, width in bits, signed) per field of ``lay``; a field is signed when all-ones bytes read
+    back negative. Cached per layout (layouts are immutable and live for the process)."""
+    kinds = _KINDS.get(lay)
+    if kinds is None:
+        ones = lay.unpack(b"\xff" * lay.size)
+        kinds = tuple((f, 8 * lay.sizeof(f), ones[i] < 0) for i, f in enumerate(lay.fields))
+        _KINDS[lay] = kinds
+    return kinds
 
 
 def _id16(v: int) -> int:
