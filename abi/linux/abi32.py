@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import construct as cs
+
 from mqsentry.abi.linux import file as F
 from mqsentry.abi.linux.layout import Layout
 
@@ -160,7 +161,7 @@ class Abi32:
         if not self.open_flags:
             return guest
         out = guest
-        for g, s in self.open_flags:
+        for g, _s in self.open_flags:
             out &= ~g
         for g, s in self.open_flags:
             if guest & g == g:
@@ -172,7 +173,7 @@ class Abi32:
         if not self.open_flags:
             return sentry
         out = sentry
-        for g, s in self.open_flags:
+        for _g, s in self.open_flags:
             out &= ~s
         for g, s in self.open_flags:
             if sentry & s == s:

@@ -30,7 +30,7 @@ def _flatten(con: cs.Construct, prefix: str, fmt: list[str], names: list[str], o
             _flatten(sub, prefix, fmt, names, order)
         return
     if isinstance(con, cs.FormatField):
-        if con.fmtstr[0] not in "<>" or order and order[0] != con.fmtstr[0]:
+        if con.fmtstr[0] not in "<>" or (order and order[0] != con.fmtstr[0]):
             raise TypeError(f"{prefix}: fields must share one explicit byte order, got {con.fmtstr!r}")
         order[:1] = con.fmtstr[0]
         fmt.append(con.fmtstr[1:])

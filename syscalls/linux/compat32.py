@@ -160,11 +160,11 @@ class Handlers32:
         if cmd == IPC_INFO or cmd == MSG_INFO:
             ret, fields = reg.info(cmd)
             t.copy_out(buf, self.abi.msginfo.pack(*fields))
-            return ret  # type: ignore[no-any-return]
+            return ret
         if cmd == IPC_STAT or cmd == MSG_STAT or cmd == MSG_STAT_ANY:
             ret, fields = reg.stat(t, msqid, cmd)
             t.copy_out(buf, self._msqid_out(dict(zip(MSQID64_DS.fields, fields)), version))
-            return ret  # type: ignore[no-any-return]
+            return ret
         if cmd == IPC_SET:
             uid, gid, mode, qbytes = self._msqid_in(t, buf, version)
             reg.set(t, msqid, uid, gid, mode, qbytes)

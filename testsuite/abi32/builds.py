@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import pytest
+
 from mqsentry.testsuite.abi32 import cross
 
 C_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")

@@ -6,6 +6,8 @@ the time64 calls, the compat argument types, and mips' byte order, errno values 
 from __future__ import annotations
 
 import pytest
+
+from mqsentry import Kernel
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.abi32 import ABIS32
 from mqsentry.abi.linux.errno import E2BIG, EINVAL, EMSGSIZE, ENOMSG, ENOSYS, ETIMEDOUT
@@ -19,7 +21,6 @@ from mqsentry.abi.linux.ipc import (
     IPC_STAT,
 )
 from mqsentry.abi.linux.msgqueue import MSGMNB
-from mqsentry.kernel import Kernel
 from mqsentry.kernel.task import Task
 
 MSGSND, MSGRCV, MSGGET, MSGCTL = 11, 12, 13, 14

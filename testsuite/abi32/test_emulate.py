@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+
 from mqsentry.testsuite.abi32 import builds
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("qiling") is None,

@@ -6,6 +6,7 @@ headers' values. A missing compiler skips its architecture with the reason."""
 from __future__ import annotations
 
 import pytest
+
 from mqsentry.abi.linux import file as F
 from mqsentry.abi.linux.abi32 import ABIS32, ARCHES32, MIPS_ERRNO
 from mqsentry.abi.linux.layout import Layout

@@ -25,7 +25,7 @@ def test_readme_32_bit_example() -> None:
         else:
             src.append(line)
     env["_r"] = results
-    exec("\n".join(src), env)  # noqa: S102 - our own README
+    exec("\n".join(src), env)
     assert results, "the example lost its '# -> value' comments"
     for call, got, want in results:  # type: ignore[misc]
         assert got == want, call

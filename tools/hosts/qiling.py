@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.abi32 import ABIS32
 from mqsentry.abi.linux.errno import EMFILE
-from mqsentry.kernel.kernel import Kernel
+from mqsentry.boot import Kernel
 from mqsentry.kernel.task import Task
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class QilingHost:
         table = self.kernel.syscall_table
         for name in SERVED:
             nr = self.numbers.get(name)
-            if nr is None or table.lookup(nr) is None:
+            if nr is None or nr not in table.handlers:
                 continue
             self.ql.os.set_syscall(nr, self._handler(name, nr))
         return self
