@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_PDEATHSIG = 1
@@ -181,12 +182,12 @@ class Launched:
 
 
 def spawn(argv: list[str], notify: list[int], observe: list[int] = (), killable: bool = True,  # type: ignore[assignment]
-          **popen_kw: object) -> Launched:
+          notify32: Sequence[int] = (), observe32: Sequence[int] = (), **popen_kw: object) -> Launched:
     """Start ``argv`` with ``notify`` (served) and ``observe`` (seen, then continued) syscalls sent to a
     new listener; returns once the listener is in our hands. OSError if the kernel refused."""
     from mqsentry.kernel.platform import seccomp
 
-    code = seccomp.encode_filter(seccomp.build_filter(notify, observe))
+    code = seccomp.encode_filter(seccomp.build_filter(notify, observe, notify32, observe32))
     flags = seccomp.SECCOMP_FILTER_FLAG_NEW_LISTENER
     if killable:
         flags |= seccomp.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV

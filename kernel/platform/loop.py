@@ -64,16 +64,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.errno import EINTR, ENOSYS
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.kernel import Kernel
 from mqsentry.kernel.platform import memory, procfs, userns
-from mqsentry.kernel.platform.seccomp import Listener, Notification
+from mqsentry.kernel.platform.seccomp import AUDIT_ARCH_I386, Listener, Notification
 from mqsentry.kernel.task import Task
+from mqsentry.syscalls.linux import table_for
 
 log = logging.getLogger("mqsentry.platform")
 
-#: The served syscalls (x86_64): msgget..msgctl, mq_open..mq_getsetattr.
+#: The served syscalls (x86_64): msgget..msgctl, mq_open..mq_getsetattr. x32 numbers get ENOSYS.
 SERVED = (68, 69, 70, 71, 240, 241, 242, 243, 244, 245)
 #: Syscalls that may change the caller's credentials: seen, marked, then run by the host
 #: (execve, setuid, setgid, setreuid, setregid, setgroups, setresuid, setresgid, setfsuid, setfsgid,
@@ -85,6 +87,24 @@ _OBSERVED = frozenset(OBSERVED)
 _EXEC = frozenset((59, 322))
 #: pidfd_open's PIDFD_THREAD (O_EXCL): a pidfd for one thread, readable when that thread exits.
 PIDFD_THREAD = os.O_EXCL
+
+# i386 programs (AUDIT_ARCH_I386 notifications): their own numbers, served by the i386 table (compat
+# structures, the ipc(2) multiplexer, the _time64 calls). The hooks (``prepare``, ``replies``) are keyed
+# by x86_64 number, so an i386 call reaches them under the x86_64 number of the same call.
+_I386_SERVED_NAMES = ("msgget", "msgsnd", "msgrcv", "msgctl", "ipc", "mq_open", "mq_unlink", "mq_timedsend",
+                      "mq_timedreceive", "mq_notify", "mq_getsetattr", "mq_timedsend_time64",
+                      "mq_timedreceive_time64")
+SERVED_I386 = tuple(sysno.I386[name] for name in _I386_SERVED_NAMES)
+#: The credential-changing calls of i386, 16- and 32-bit id versions alike.
+_I386_OBSERVED_NAMES = ("execve", "setuid", "setgid", "setreuid", "setregid", "setgroups", "setresuid", "setresgid",
+                        "setfsuid", "setfsgid", "setuid32", "setgid32", "setreuid32", "setregid32", "setgroups32",
+                        "setresuid32", "setresgid32", "setfsuid32", "setfsgid32", "capset", "unshare", "setns",
+                        "execveat")
+OBSERVED_I386 = tuple(sysno.I386[name] for name in _I386_OBSERVED_NAMES)
+#: i386 observed number -> the x86_64 number of the same call (the 16- and 32-bit id versions alike).
+_I386_OBSERVED_AS = {sysno.I386[name]: sysno.AMD64[name.removesuffix("32")] for name in _I386_OBSERVED_NAMES}
+#: i386 number -> the x86_64 number of the same call, for the hooks (ipc(2) has none: -1).
+_I386_HOOK_NR = {sysno.I386[name]: sysno.AMD64.get(name.removesuffix("_time64"), -1) for name in _I386_SERVED_NAMES}
 
 _POLLIN = select.EPOLLIN
 _POLLHUP = select.EPOLLHUP | select.EPOLLERR
@@ -138,6 +158,8 @@ class Platform:
         self.owner_ns = owner_ns if owner_ns is not None else userns.OwnerNamespace()
         self.max_idle = max_idle
         self.handlers = kernel.syscall_table.handlers
+        #: What serves i386 calls: the i386 table over the same kernel (its tasks, its namespaces).
+        self.handlers_i386 = table_for("i386").handlers
         self.replies: dict[int, Callable[[Platform, Notification, Task, int], bool]] = {}
         self.prepare: dict[int, Callable[[Platform, Notification, Task], Callable[[], None] | None]] = {}
         self.on_process_exit: list[Callable[[int], None]] = []
@@ -333,7 +355,16 @@ class Platform:
     # -- dispatch ------------------------------------------------------------------------------------
     def _dispatch(self, n: Notification) -> None:
         nr = n.nr
-        if nr in _OBSERVED:
+        handlers = self.handlers
+        hook_n = n
+        if n.arch == AUDIT_ARCH_I386:
+            observed_as = _I386_OBSERVED_AS.get(nr)
+            if observed_as is not None:
+                self._observed(n.as_nr(observed_as))
+                return
+            handlers = self.handlers_i386
+            hook_n = n.as_nr(_I386_HOOK_NR.get(nr, -1))
+        elif nr in _OBSERVED:
             self._observed(n)
             return
         t = self._task_for(n.pid, n.id)
@@ -347,13 +378,13 @@ class Platform:
         ctx.validate = self.listener.id_valid
         post: list[Callable[[], None]] = []
         ctx.post = post
-        fn = self.handlers.get(nr)
+        fn = handlers.get(nr)
         a = n.args
-        prep = self.prepare.get(nr)
+        prep = self.prepare.get(hook_n.nr)
         cleanup = None
         try:
             if prep is not None:
-                cleanup = prep(self, n, t)
+                cleanup = prep(self, hook_n, t)
             ret = -ENOSYS if fn is None else fn(t, a[0], a[1], a[2], a[3], a[4], a[5])
         except SysError as e:
             ret = -e.errno
@@ -366,11 +397,11 @@ class Platform:
         if -517 < ret < -511:
             ret = self._restart_value(ctx.parked, ret)
         tracer = self.kernel.tracer
-        if tracer is not None:
+        if tracer is not None and hook_n is n:  # the tracer decodes x86_64 calls only (not i386 yet)
             tracer(t, nr, a, ret)
         self.stats["served"] += 1
-        special = self.replies.get(nr)
-        if special is not None and special(self, n, t, ret):
+        special = self.replies.get(hook_n.nr)
+        if special is not None and special(self, hook_n, t, ret):
             sent = True
         else:
             sent = self.listener.send(n.id, ret, 0) if ret >= 0 else self.listener.send(n.id, 0, ret)
@@ -733,4 +764,4 @@ class Platform:
                 pass
 
 
-__all__ = ["Platform", "SERVED", "OBSERVED", "Parked"]
+__all__ = ["Platform", "SERVED", "OBSERVED", "SERVED_I386", "OBSERVED_I386", "Parked"]

@@ -54,6 +54,7 @@ log = logging.getLogger("mqsentry.platform")
 
 NR_MQ_OPEN, NR_MQ_TIMEDSEND, NR_MQ_TIMEDRECEIVE, NR_MQ_NOTIFY, NR_MQ_GETSETATTR = 240, 242, 243, 244, 245
 _SIGEVENT_HEAD = struct.Struct("=qii")  # sigev_value, sigev_signo, sigev_notify
+_SIGEVENT_HEAD_I386 = struct.Struct("=Iii")  # the same in compat_sigevent
 _I32_MASK = 0xFFFF_FFFF
 _I32_SIGN = 0x8000_0000
 
@@ -234,7 +235,8 @@ class MqFiles:
             cleanups.append(_install(t, fd, desc))
         if n.args[1]:
             try:
-                _value, signo, notify = _SIGEVENT_HEAD.unpack(t.mm.read(n.args[1], _SIGEVENT_HEAD.size))
+                head = _SIGEVENT_HEAD_I386 if n.arch == seccomp.AUDIT_ARCH_I386 else _SIGEVENT_HEAD
+                _value, signo, notify = head.unpack(t.mm.read(n.args[1], head.size))
             except Exception:
                 signo, notify = 0, -1  # the handler faults on the same read
             memory.context().validate = plat.listener.id_valid  # the handler's own read re-validates

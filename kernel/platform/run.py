@@ -16,7 +16,7 @@ from mqsentry.abi.linux.errno import errno_name
 from mqsentry.boot import Kernel
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.platform import launch
-from mqsentry.kernel.platform.loop import OBSERVED, SERVED, Platform
+from mqsentry.kernel.platform.loop import OBSERVED, OBSERVED_I386, SERVED, SERVED_I386, Platform
 from mqsentry.kernel.platform.seccomp import Listener
 
 
@@ -46,7 +46,8 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
             raise ValueError(f"unknown sysctl {name!r}") from None
         except SysError as e:
             raise ValueError(f"sysctl {name}={value}: {errno_name(e.errno)} (out of range)") from None
-    launched = launch.spawn(argv, list(SERVED), list(OBSERVED), **popen_kw)
+    launched = launch.spawn(argv, list(SERVED), list(OBSERVED), notify32=SERVED_I386, observe32=OBSERVED_I386,
+                            **popen_kw)
     listener = listener_factory(launched.listener_fd)
     if sync:
         listener.try_sync_wake_up()

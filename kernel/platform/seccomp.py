@@ -49,6 +49,8 @@ SECCOMP_IOCTL_NOTIF_ADDFD = 0x4018_2103
 SECCOMP_IOCTL_NOTIF_SET_FLAGS = 0x4008_2104
 
 AUDIT_ARCH_X86_64 = 0xC000_003E
+#: An i386 call (a 32-bit program, or int 0x80 from a 64-bit one): i386 numbers, compat structures.
+AUDIT_ARCH_I386 = 0x4000_0003
 X32_SYSCALL_BIT = 0x4000_0000
 ENOSYS = 38
 ENOENT = 2
@@ -109,23 +111,36 @@ def jump(code: int, k: int, jt: int, jf: int) -> Insn:
     return (code, jt, jf, k)
 
 
-def build_filter(notify: Iterable[int], cont: Iterable[int] = ()) -> list[Insn]:
-    """The platform's filter: a foreign architecture is killed, x32 numbers get ENOSYS, the numbers in
-    ``notify`` (and ``cont``, syscalls the sentry only observes) go to the listener, the rest run.
+def build_filter(notify: Iterable[int], cont: Iterable[int] = (), notify32: Iterable[int] = (),
+                 cont32: Iterable[int] = ()) -> list[Insn]:
+    """The platform's filter: x86_64 numbers in ``notify`` (and ``cont``, syscalls the sentry only
+    observes) go to the listener, x32 numbers get ENOSYS; i386 calls (AUDIT_ARCH_I386) in ``notify32``
+    and ``cont32`` go to the listener too (without them i386 calls are killed, like any other
+    architecture's); the rest run.
 
-    A linear list of JEQs: with a dozen numbers it costs the allowed path a few dozen nanoseconds.
+    A linear list of JEQs per architecture: with a dozen numbers it costs the allowed path a few dozen
+    nanoseconds.
     """
-    nrs = sorted(set(notify) | set(cont))
-    prog: list[Insn] = [
+    x64 = [stmt(BPF_LD_W_ABS, DATA_NR), jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1),
+           stmt(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS), *_notify_list(set(notify) | set(cont))]
+    nrs32 = set(notify32) | set(cont32)
+    i386 = [stmt(BPF_LD_W_ABS, DATA_NR), *_notify_list(nrs32)] if nrs32 else []
+    return [
         stmt(BPF_LD_W_ABS, DATA_ARCH),
-        jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 2, 0),  # -> the x86_64 part
+        # -> the i386 part (when there is none, a jump to the KILL that follows)
+        jump(BPF_JEQ_K, AUDIT_ARCH_I386, 1 + len(x64) if i386 else 0, 0),
         stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS),
-        stmt(BPF_LD_W_ABS, DATA_NR),
-        jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1),
-        stmt(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS),
+        *x64,
+        *i386,
     ]
+
+
+def _notify_list(nrs: set[int]) -> list[Insn]:
+    """JEQs for ``nrs`` jumping to a USER_NOTIF return, with ALLOW for everything else."""
+    prog = []
     n = len(nrs)
-    for i, nr in enumerate(nrs):
+    for i, nr in enumerate(sorted(nrs)):
         # On a match jump to the USER_NOTIF return, which follows the ALLOW after the last JEQ.
         prog.append(jump(BPF_JEQ_K, nr, n - i, 0))
     prog.append(stmt(BPF_RET_K, SECCOMP_RET_ALLOW))
@@ -175,6 +190,12 @@ class Notification:
 
     def __repr__(self) -> str:
         return f"<notif id={self.id:#x} tid={self.pid} nr={self.nr} args={self.args}>"
+
+    def as_nr(self, nr: int) -> Notification:
+        """The same notification under another number (an i386 call seen by x86_64-keyed hooks)."""
+        other = Notification.__new__(Notification)
+        other.id, other.pid, other.nr, other.arch, other.args = self.id, self.pid, nr, self.arch, self.args
+        return other
 
 
 class Listener:

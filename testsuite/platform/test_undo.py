@@ -28,6 +28,7 @@ from mqsentry.abi.linux.errno import E2BIG, ENOMSG
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID
 from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_NOERROR
 from mqsentry.boot import Kernel
+from mqsentry.kernel.platform import seccomp
 from mqsentry.testsuite.platform.helpers import PYTHON_M, TIMEOUT
 from mqsentry.tools.invariants import check_sysv_store
 
@@ -237,7 +238,8 @@ class Caller:
         lst = self.plat.listener
         if fail:
             lst.fail.add(nid)
-        self.plat._dispatch(SimpleNamespace(id=nid, pid=self.tid, nr=nr, args=(*args, 0, 0, 0, 0, 0, 0)[:6]))
+        self.plat._dispatch(SimpleNamespace(id=nid, pid=self.tid, nr=nr, arch=seccomp.AUDIT_ARCH_X86_64,
+                                            args=(*args, 0, 0, 0, 0, 0, 0)[:6]))
         val, err = lst.sent[nid]
         return err if err else val
 

@@ -10,7 +10,7 @@ import struct
 
 from mqsentry.kernel.auth.credentials import Credentials
 from mqsentry.kernel.platform import procfs, seccomp
-from mqsentry.kernel.platform.loop import OBSERVED, SERVED
+from mqsentry.kernel.platform.loop import OBSERVED, OBSERVED_I386, SERVED, SERVED_I386
 
 I386 = 0x4000_0003
 
@@ -43,6 +43,20 @@ def test_filter_routes_syscalls() -> None:
         assert run_bpf(code, nr) == seccomp.SECCOMP_RET_ALLOW
     assert run_bpf(code, 68 | seccomp.X32_SYSCALL_BIT) == seccomp.SECCOMP_RET_ERRNO | seccomp.ENOSYS
     assert run_bpf(code, 68, arch=I386) == seccomp.SECCOMP_RET_KILL_PROCESS
+    assert run_bpf(code, 68, arch=0xC000_00B7) == seccomp.SECCOMP_RET_KILL_PROCESS  # aarch64
+
+
+def test_filter_routes_i386_syscalls_by_their_own_numbers() -> None:
+    code = seccomp.encode_filter(seccomp.build_filter(SERVED, OBSERVED, SERVED_I386, OBSERVED_I386))
+    for nr in (*SERVED_I386, *OBSERVED_I386):
+        assert run_bpf(code, nr, arch=I386) == seccomp.SECCOMP_RET_USER_NOTIF
+    for nr in (0, 1, 3, 4, 20, 68, 240, 283, 398, 403):  # i386 read, write, getpid, ...; x86_64's numbers
+        assert run_bpf(code, nr, arch=I386) == seccomp.SECCOMP_RET_ALLOW
+    for nr in (*SERVED, *OBSERVED):
+        assert run_bpf(code, nr) == seccomp.SECCOMP_RET_USER_NOTIF
+    assert run_bpf(code, 117) == seccomp.SECCOMP_RET_USER_NOTIF  # x86_64 setresuid, not i386 ipc
+    assert run_bpf(code, 68 | seccomp.X32_SYSCALL_BIT) == seccomp.SECCOMP_RET_ERRNO | seccomp.ENOSYS
+    assert run_bpf(code, 68, arch=0xC000_00B7) == seccomp.SECCOMP_RET_KILL_PROCESS
 
 
 def _st(tid: int, pnd: int = 0, shd: int = 0, blk: int = 0, ign: int = 0, state: str = "S") -> procfs.ThreadStatus:
