@@ -6,10 +6,13 @@ Qiling (``pip install 'mqsentry[qiling]'``), a cross compiler or the native refe
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
+import subprocess
 
 import pytest
 
-from mqsentry.testsuite.abi32 import builds
+from mqsentry.testsuite.abi32 import builds, cross
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("qiling") is None,
                                 reason="Qiling is not installed (pip install 'mqsentry[qiling]')")
@@ -61,3 +64,20 @@ def test_emulate_refuses_a_missing_program() -> None:
     r = builds.run_cli(["emulate", "/nonexistent/program"])
     assert r.returncode == 2
     assert "no such file" in r.stderr
+
+
+def test_a_dynamic_program_runs_with_a_rootfs(tmp_path: os.PathLike[str], reference: dict[str, str]) -> None:
+    """--rootfs: the i686 build linked against glibc, its loader and libraries from Debian's cross
+    toolchain (/usr/i686-linux-gnu/lib) copied into the rootfs."""
+    libs = "/usr/i686-linux-gnu/lib"
+    if "i386" not in reference or not os.path.isdir(libs):
+        pytest.skip(builds.native_reason("i386") or f"no {libs} (gcc-i686-linux-gnu)")
+    root = os.path.join(os.fspath(tmp_path), "root")
+    shutil.copytree(libs, os.path.join(root, "lib"))
+    exe = os.path.join(root, "mqprobe")
+    r = subprocess.run([cross.COMPILERS["i386"], "-O1", "-o", exe, os.path.join(builds.C_DIR, "mqprobe.c")],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    r = builds.run_cli(["emulate", "--rootfs", root, exe])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == reference["i386"]
