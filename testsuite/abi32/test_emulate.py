@@ -39,13 +39,21 @@ def reference(outdir: str) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("arch", ["i386", "arm", "mips", "mipsel", "amd64"])
+#: What Qiling 1.4.6 (PyPI) says when it cannot start a static aarch64 glibc program.
+AARCH64_STARTUP_FAILURE = "_hook_intr_cb : not handled"
+
+
+@pytest.mark.parametrize("arch", ["i386", "arm", "mips", "mipsel", "amd64", "arm64"])
 def test_emulated_output_equals_native(arch: str, outdir: str, reference: dict[str, str]) -> None:
     ref = builds.REFERENCE[arch]
     if ref not in reference:
         pytest.skip(builds.native_reason(ref) or f"no native {ref} build")
     exe = builds.build(arch, "mqprobe", outdir)
     r = builds.run_cli(["emulate", "--stats", exe])
+    if arch == "arm64" and r.returncode != 0 and AARCH64_STARTUP_FAILURE in r.stderr and not r.stdout:
+        pytest.skip("Qiling 1.4.6 from PyPI stops Debian's static aarch64 programs at start-up "
+                    f"({AARCH64_STARTUP_FAILURE}), before any IPC call; Qiling's git HEAD (da210f07) runs "
+                    "them, with the same output as native x86_64")
     assert r.returncode == 0, r.stderr
     assert "internal error" not in r.stderr, r.stderr
     assert r.stdout == reference[ref], r.stderr

@@ -23,6 +23,8 @@ Linux would fault. What Qiling limits, and how this host copes:
   copy made at fork (queues are not shared with the parent). Qiling delivers no signals, so an
   mq_notify SIGEV_SIGNAL registration is accepted but never delivered, and SIGEV_THREAD (a netlink
   socket in Qiling's fd table) gives EBADF.
+- **aarch64.** Qiling 1.4.6 (PyPI) stops Debian 12's aarch64 glibc programs at start-up ("_hook_intr_cb
+  : not handled"), static or dynamic, before any IPC call; its git HEAD (da210f07) runs them.
 - **ipc(2).** Its shared-memory calls that Qiling implements (shmat, shmdt, shmget) go to Qiling's own
   ``ql_syscall_ipc``; the message-queue calls are the sentry's; the rest give ENOSYS.
 """
