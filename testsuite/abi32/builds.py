@@ -24,14 +24,14 @@ TIMEOUT = 120
 REFERENCE = {"i386": "i386", "arm": "i386", "mips": "i386", "mipsel": "i386", "amd64": "amd64", "arm64": "amd64"}
 
 
-def build(arch: str, name: str, outdir: str) -> str:
-    """Compile c/<name>.c statically for ``arch`` (skips the test when its compiler is missing)."""
+def build(arch: str, name: str, outdir: str, src_dir: str = C_DIR) -> str:
+    """Compile <src_dir>/<name>.c statically for ``arch`` (skips the test when its compiler is missing)."""
     if cross.compiler(arch) is None:
         pytest.skip(cross.missing_reason(arch))
     exe = os.path.join(outdir, f"{name}-{arch}")
     if not os.path.exists(exe):
-        r = subprocess.run([cross.COMPILERS[arch], "-O1", "-static", "-Wall", "-o", exe,
-                            os.path.join(C_DIR, name + ".c")], capture_output=True, text=True)
+        r = subprocess.run([cross.COMPILERS[arch], "-O1", "-static", "-pthread", "-Wall", "-o", exe,
+                            os.path.join(src_dir, name + ".c")], capture_output=True, text=True)
         if r.returncode != 0:
             pytest.fail(f"{cross.COMPILERS[arch]} {name}.c failed:\n{r.stderr}")
     return exe

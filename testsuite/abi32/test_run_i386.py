@@ -29,3 +29,14 @@ def test_run_serves_the_program_as_the_kernel_does(arch: str, outdir: str) -> No
     sentry = helpers.run_sentry([exe], extra=["--stats"])
     helpers.assert_same(native, sentry)
     assert "'served': 0," not in sentry.stderr, sentry.stderr  # the sentry, not the host, answered
+
+
+@pytest.mark.parametrize("name", ["sysv_basic", "posix_basic", "notify", "threads", "signals", "creds"])
+def test_platform_programs_built_for_i386(name: str, outdir: str) -> None:
+    """The platform suite's own C programs (threads, fork+exec, signals and restarts, SIGEV_SIGNAL and
+    SIGEV_THREAD notifications, credentials), built for i686."""
+    reason = builds.native_reason("i386")
+    if reason is not None:
+        pytest.skip(reason)
+    exe = builds.build("i386", name, outdir, helpers.C_DIR)
+    helpers.assert_same(builds.run_native(exe), helpers.run_sentry([exe]))
