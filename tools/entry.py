@@ -24,8 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         parser = argparse.ArgumentParser(prog="mqsentry")
         sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-        run_cmd.add_parser(sub)
-        return int(run_cmd.run(parser.parse_args(args)))
+        sub_parser = run_cmd.add_parser(sub)
+        parsed = parser.parse_args(args)
+        run_cmd.validate(sub_parser, parsed)  # as the full CLI does: usage errors before anything runs
+        return int(run_cmd.run(parsed))
     from mqsentry.tools.cli import main as full_main
 
     return full_main(args)

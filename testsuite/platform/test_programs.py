@@ -67,7 +67,7 @@ def test_signal_dispositions_at_exec(cprog: Callable[[str], str], caller_ignores
     trap = ["sh", "-c", f'trap "" {caller_ignores}; exec "$@"', "sh"] if caller_ignores else []
     native = subprocess.run(["unshare", "-i", *trap, exe], capture_output=True, text=True, timeout=TIMEOUT,
                             check=False)
-    sentry = subprocess.run([*trap, *PYTHON_M, "mqsentry.kernel.platform.run", exe], capture_output=True, text=True,
+    sentry = subprocess.run([*trap, *PYTHON_M, "mqsentry.tools.run", exe], capture_output=True, text=True,
                             timeout=TIMEOUT, check=False)
     assert_same(native, sentry)
     assert ("SIGHUP: ignored" in native.stdout) == bool(caller_ignores)
