@@ -5,6 +5,6 @@ Linux counterpart: none. gVisor counterpart: runsc's main.go.
 
 import sys
 
-from mqsentry.tools.cli import main
+from mqsentry.tools.entry import main
 
 sys.exit(main())

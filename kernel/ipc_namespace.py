@@ -40,6 +40,9 @@ class IPCNamespace(IPCSysctls):
         self.kernel = kernel
         self.creator_uid = creator_uid
         self.dead = False
+        #: References a host holds for members the sentry does not see (the platform pins a namespace
+        #: while host processes are in it); a pinned namespace outlives its last sentry task.
+        self.pins = 0
         self.msgqueues = MsgRegistry(self)
         self.posix_queues: PosixRegistry = posix_registry(self)
 

@@ -279,7 +279,7 @@ class Kernel:
         dies (``put_ipc_ns`` -> ``free_ipc_ns``): every SysV queue is removed as IPC_RMID would, and
         the POSIX queues no mount shows any more are dropped (open descriptors keep theirs alive).
         Callers hold no IPC lock and not sig_mu."""
-        if ns is self.root_ipc_ns or ns.dead:
+        if ns is self.root_ipc_ns or ns.dead or ns.pins:
             return
         with self.tasks_mu:
             if any(t.ipc_ns is ns and not t.exited for t in self.tasks.values()):

@@ -497,6 +497,10 @@ def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = Non
     step("platform overhead")
     platform_text = _platform_section(quick)
     out.write(platform_text + "\n")
+    # 6: start-up of mqsentry run (issue 10).
+    step("start-up of mqsentry run")
+    startup_text = _startup_section(quick)
+    out.write(startup_text + "\n")
     took = time.monotonic() - started
     out.write(f"took {took:.1f} s\n")
     internal = g.k.internal_errors
@@ -504,7 +508,7 @@ def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = Non
         record.update(mode="quick" if quick else "full", sizes=asdict(s), python=platform.python_version(),
                       system=f"{platform.system()} {platform.release()} {platform.machine()}",
                       rows=[_row_record(r) for r in rows], notes=[n for n in notes if n], platform=platform_text,
-                      seconds=round(took, 3), internal_errors=len(internal))
+                      startup=startup_text, seconds=round(took, 3), internal_errors=len(internal))
     if internal:
         out.write(f"sentry internal errors: {len(internal)}\n{internal[0]}\n")
         return 1
@@ -542,6 +546,21 @@ def _platform_section(quick: bool) -> str:
         return report(iterations=2_000 if quick else 20_000, repeat=1 if quick else 3)
     except (OSError, RuntimeError, subprocess.SubprocessError) as e:
         return f"platform overhead: not measured ({e})"
+
+
+def _startup_section(quick: bool) -> str:
+    """The start-up time of ``mqsentry run /bin/true`` (kernel/platform/startup.py), or why not measured."""
+    from mqsentry.kernel import platform as plat_pkg
+
+    reason = plat_pkg.available()
+    if reason is not None:
+        return f"start-up: not measured ({reason})"
+    from mqsentry.kernel.platform.startup import report
+
+    try:
+        return report(repeat=3 if quick else 11)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+        return f"start-up: not measured ({e})"
 
 
 def _why(ret: int) -> str:

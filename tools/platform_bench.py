@@ -175,7 +175,7 @@ def _native(exe: str, n: int) -> list[float]:
 def _sentry(exe: str, n: int, sync: bool = True) -> list[float]:
     from mqsentry.boot import Kernel
     from mqsentry.kernel.platform import launch
-    from mqsentry.kernel.platform.loop import OBSERVED, SERVED
+    from mqsentry.kernel.platform.calls import OBSERVED, SERVED
     from mqsentry.kernel.platform.run import build_platform
     from mqsentry.kernel.platform.seccomp import Listener
 

@@ -29,9 +29,12 @@ import ctypes
 import os
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_PDEATHSIG = 1
@@ -43,9 +46,9 @@ _EACCES = 13
 
 def _helper(argv: list[str]) -> int:
     """The helper process: install, send, exec. Exit status 127 if the program cannot be run."""
-    sock_fd, flags, hexprog, sentry = int(argv[0]), int(argv[1]), argv[2], int(argv[3])
-    assert argv[4] == "--"
-    prog_argv = argv[5:]
+    sock_fd, flags, hexprog, sentry, proc_fd = int(argv[0]), int(argv[1]), argv[2], int(argv[3]), int(argv[4])
+    assert argv[5] == "--"
+    prog_argv = argv[6:]
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     # Die with the sentry: a target left without its sentry would see ENOSYS from every queue call.
@@ -55,11 +58,15 @@ def _helper(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, guard.on_death)
     if os.getppid() != sentry:
         return guard.kill_tree_and_exit()
+    # What the caller gave us, to give the program the same (an ignored signal stays ignored at exec).
+    inherited = {sig: signal.getsignal(sig) for sig in _FOR_PROGRAM}
     for sig in _FOR_PROGRAM:
         signal.signal(sig, signal.SIG_IGN)
     child = os.fork()
     if child:
         os.close(sock_fd)
+        if proc_fd >= 0:
+            os.close(proc_fd)
         return guard.wait_all(child)
     me = os.getpid()
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -67,7 +74,10 @@ def _helper(argv: list[str]) -> int:
         os._exit(1)  # the guardian is gone already
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for sig in _FOR_PROGRAM:
-        signal.signal(sig, signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_IGN if inherited[sig] == signal.SIG_IGN else signal.SIG_DFL)
+    _exec_dispositions()
+    if proc_fd >= 0:
+        _mount_proc_files(libc, proc_fd)
     code = bytes.fromhex(hexprog)
     n = len(code) // 8
     filt = ctypes.create_string_buffer(code, len(code))
@@ -99,6 +109,49 @@ def _helper(argv: list[str]) -> int:
     except OSError as e:
         print(f"mqsentry run: {prog_argv[0]}: {e.strerror}", file=sys.stderr)
         return 127
+
+
+def _exec_dispositions() -> None:
+    """Give the program the signal state its caller had, as a native exec would.
+
+    execve keeps ignored signals ignored and the blocked mask (fs/exec.c ``flush_signal_handlers``),
+    so whatever this helper inherited passes through. But the interpreter ignores SIGPIPE and SIGXFSZ
+    at start-up on its own (and the sentry's interpreter did too, so the caller's setting of those two
+    is lost before we run): both go back to SIG_DFL, which is what a shell gives a program. Python's
+    SIGINT handler is reset by execve itself. The mask is the spawning thread's, untouched."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+#: Where the sentry's IPC /proc files go (procfiles.py): its FUSE root replaces /proc/sys/fs/mqueue
+#: (the five mqueue sysctls), and these names of that root are bound over the other files.
+PROC_DIR = b"/proc/sys/fs/mqueue"
+PROC_BINDS = ((b"kernel.msgmax", b"/proc/sys/kernel/msgmax"), (b"kernel.msgmnb", b"/proc/sys/kernel/msgmnb"),
+              (b"kernel.msgmni", b"/proc/sys/kernel/msgmni"), (b"kernel.msg_next_id", b"/proc/sys/kernel/msg_next_id"),
+              (b"sysvipc.msg", b"/proc/sysvipc/msg"))
+_CLONE_NEWNS = 0x20000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_BIND, _MS_REC, _MS_SLAVE = 2, 4, 8, 4096, 0x4000, 1 << 19
+
+
+def _mount_proc_files(libc: ctypes.CDLL, fuse_fd: int) -> bool:
+    """In a mount namespace of the program's own (host mounts still propagate in, ours never out),
+    mount the sentry's FUSE connection ``fuse_fd`` over PROC_DIR and bind PROC_BINDS. The sentry's
+    server answers the mount's requests meanwhile. The FUSE fd is closed before exec in any case (a
+    program holding it could answer for the sentry). False if any step failed."""
+    ok = False
+    try:
+        if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_SLAVE, None) != 0:
+            return False
+        opts = f"fd={fuse_fd},rootmode=40555,user_id=0,group_id=0,allow_other".encode()
+        if libc.mount(b"mqsentry", PROC_DIR, b"fuse.mqsentry-ipc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, opts) != 0:
+            return False
+        ok = True
+        for name, target in PROC_BINDS:
+            if libc.mount(PROC_DIR + b"/" + name, target, None, _MS_BIND, None) != 0:
+                ok = False
+        return ok
+    finally:
+        os.close(fuse_fd)
 
 
 #: Signals a terminal sends to the whole foreground group: meant for the program, not the guardian.
@@ -182,9 +235,14 @@ class Launched:
 
 
 def spawn(argv: list[str], notify: list[int], observe: list[int] = (), killable: bool = True,  # type: ignore[assignment]
-          notify32: Sequence[int] = (), observe32: Sequence[int] = (), **popen_kw: object) -> Launched:
+          notify32: Sequence[int] = (), observe32: Sequence[int] = (), proc_fd: int = -1,
+          **popen_kw: object) -> Launched:
     """Start ``argv`` with ``notify`` (served) and ``observe`` (seen, then continued) syscalls sent to a
-    new listener; returns once the listener is in our hands. OSError if the kernel refused."""
+    new listener; returns once the listener is in our hands. OSError if the kernel refused.
+    ``proc_fd``: a /dev/fuse descriptor whose server serves the IPC /proc files (procfiles.py), to be
+    mounted in the program's own mount namespace (-1: the program sees the host's files)."""
+    import subprocess  # here, not at the top: the helper process does not need it
+
     from mqsentry.kernel.platform import seccomp
 
     code = seccomp.encode_filter(seccomp.build_filter(notify, observe, notify32, observe32))
@@ -194,8 +252,9 @@ def spawn(argv: list[str], notify: list[int], observe: list[int] = (), killable:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         cmd = [sys.executable, "-I", "-S", os.path.abspath(__file__), str(theirs.fileno()), str(flags), code.hex(),
-               str(os.getpid()), "--", *argv]
-        proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), **popen_kw)  # type: ignore[call-overload]
+               str(os.getpid()), str(proc_fd), "--", *argv]
+        passed = (theirs.fileno(),) if proc_fd < 0 else (theirs.fileno(), proc_fd)
+        proc = subprocess.Popen(cmd, pass_fds=passed, **popen_kw)  # type: ignore[call-overload]
         theirs.close()
         msg, fds, _flags, _addr = socket.recv_fds(ours, 64, 1)
         if not fds:

@@ -64,23 +64,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.errno import EINTR, ENOSYS
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.kernel import Kernel
 from mqsentry.kernel.platform import memory, procfs, userns
+from mqsentry.kernel.platform.calls import I386_HOOK_NR, I386_OBSERVED_AS, OBSERVED
 from mqsentry.kernel.platform.seccomp import AUDIT_ARCH_I386, Listener, Notification
 from mqsentry.kernel.task import Task
 from mqsentry.syscalls.linux import table_for
 
 log = logging.getLogger("mqsentry.platform")
 
-#: The served syscalls (x86_64): msgget..msgctl, mq_open..mq_getsetattr. x32 numbers get ENOSYS.
-SERVED = (68, 69, 70, 71, 240, 241, 242, 243, 244, 245)
-#: Syscalls that may change the caller's credentials: seen, marked, then run by the host
-#: (execve, setuid, setgid, setreuid, setregid, setgroups, setresuid, setresgid, setfsuid, setfsgid,
-#: capset, unshare (CLONE_NEWUSER), setns, execveat).
-OBSERVED = (59, 105, 106, 113, 114, 116, 117, 119, 122, 123, 126, 272, 308, 322)
 _OBSERVED = frozenset(OBSERVED)
 #: execve and execveat: the new image's credentials apply to the whole group, whichever thread exec'd
 #: (de_thread gives the exec'ing thread the leader's TID).
@@ -88,23 +82,6 @@ _EXEC = frozenset((59, 322))
 #: pidfd_open's PIDFD_THREAD (O_EXCL): a pidfd for one thread, readable when that thread exits.
 PIDFD_THREAD = os.O_EXCL
 
-# i386 programs (AUDIT_ARCH_I386 notifications): their own numbers, served by the i386 table (compat
-# structures, the ipc(2) multiplexer, the _time64 calls). The hooks (``prepare``, ``replies``) are keyed
-# by x86_64 number, so an i386 call reaches them under the x86_64 number of the same call.
-_I386_SERVED_NAMES = ("msgget", "msgsnd", "msgrcv", "msgctl", "ipc", "mq_open", "mq_unlink", "mq_timedsend",
-                      "mq_timedreceive", "mq_notify", "mq_getsetattr", "mq_timedsend_time64",
-                      "mq_timedreceive_time64")
-SERVED_I386 = tuple(sysno.I386[name] for name in _I386_SERVED_NAMES)
-#: The credential-changing calls of i386, 16- and 32-bit id versions alike.
-_I386_OBSERVED_NAMES = ("execve", "setuid", "setgid", "setreuid", "setregid", "setgroups", "setresuid", "setresgid",
-                        "setfsuid", "setfsgid", "setuid32", "setgid32", "setreuid32", "setregid32", "setgroups32",
-                        "setresuid32", "setresgid32", "setfsuid32", "setfsgid32", "capset", "unshare", "setns",
-                        "execveat")
-OBSERVED_I386 = tuple(sysno.I386[name] for name in _I386_OBSERVED_NAMES)
-#: i386 observed number -> the x86_64 number of the same call (the 16- and 32-bit id versions alike).
-_I386_OBSERVED_AS = {sysno.I386[name]: sysno.AMD64[name.removesuffix("32")] for name in _I386_OBSERVED_NAMES}
-#: i386 number -> the x86_64 number of the same call, for the hooks (ipc(2) has none: -1).
-_I386_HOOK_NR = {sysno.I386[name]: sysno.AMD64.get(name.removesuffix("_time64"), -1) for name in _I386_SERVED_NAMES}
 
 _POLLIN = select.EPOLLIN
 _POLLHUP = select.EPOLLHUP | select.EPOLLERR
@@ -147,9 +124,12 @@ class Platform:
 
     def __init__(self, kernel: Kernel, listener: Listener, *, scan_period: float = 0.005,
                  max_threads: int | None = None, max_idle: int = 2,
-                 owner_ns: userns.OwnerNamespace | None = None) -> None:
+                 owner_ns: userns.OwnerNamespace | None = None, killable_recv: bool = True) -> None:
         self.kernel = kernel
         self.listener = listener
+        #: The filter has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (launch.spawn's default): a signal
+        #: sent to a caller whose notification we hold does not interrupt its call.
+        self.killable_recv = killable_recv
         self.scan_period = scan_period
         #: None: no limit of our own (a parked call holds a runner thread; the host's thread limit
         #: is the only bound, and a runner's stack is small).
@@ -163,6 +143,9 @@ class Platform:
         self.replies: dict[int, Callable[[Platform, Notification, Task, int], bool]] = {}
         self.prepare: dict[int, Callable[[Platform, Notification, Task], Callable[[], None] | None]] = {}
         self.on_process_exit: list[Callable[[int], None]] = []
+        #: ``tid -> IPC namespace`` (ipcns.py), asked when a thread is new or was seen in unshare or
+        #: setns; None: every thread is in the kernel's root namespace.
+        self.ns_of: Callable[[int], Any] | None = None
         #: Backends to shut down in :meth:`close` (before the listener).
         self.closers: list[Callable[[], None]] = []
         self._own = threading.Lock()
@@ -196,12 +179,16 @@ class Platform:
         self.untracked: set[int] = set()
         self._last_scan = 0.0
         self._scan_pos = 0
+        #: A notification received before serve() (owner only).
+        self._pending: Notification | None = None
         self.stats = {"served": 0, "parked": 0, "interrupted": 0, "lost_replies": 0, "undone": 0}
 
     # -- public ------------------------------------------------------------------------------------
-    def serve(self) -> None:
+    def serve(self, first: Notification | None = None) -> None:
         """Serve until no target task is left (the listener reports POLLHUP). The calling thread
-        becomes the first runner."""
+        becomes the first runner. ``first``: a notification already received (by a caller that
+        waited for the first served call before building the platform), dispatched before any other."""
+        self._pending = first
         with self._mu:
             self._threads += 1
         self._runner()
@@ -269,6 +256,11 @@ class Platform:
         listener_fd = self.listener.fd
         wake_fd = self._wake_fd
         recv = self.listener.recv
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._dispatch(pending)
+            if self._owner != me:
+                return True
         while not self._stopping:
             timeout = self.scan_period if self._parked else -1
             try:
@@ -358,12 +350,12 @@ class Platform:
         handlers = self.handlers
         hook_n = n
         if n.arch == AUDIT_ARCH_I386:
-            observed_as = _I386_OBSERVED_AS.get(nr)
+            observed_as = I386_OBSERVED_AS.get(nr)
             if observed_as is not None:
                 self._observed(n.as_nr(observed_as))
                 return
             handlers = self.handlers_i386
-            hook_n = n.as_nr(_I386_HOOK_NR.get(nr, -1))
+            hook_n = n.as_nr(I386_HOOK_NR.get(nr, -1))
         elif nr in _OBSERVED:
             self._observed(n)
             return
@@ -397,11 +389,20 @@ class Platform:
         if -517 < ret < -511:
             ret = self._restart_value(ctx.parked, ret)
         tracer = self.kernel.tracer
-        if tracer is not None and hook_n is n:  # the tracer decodes x86_64 calls only (not i386 yet)
+        special = self.replies.get(hook_n.nr)
+        replied = False
+        # The tracer decodes x86_64 calls only (not i386 yet): hook_n is n for x86_64 calls.
+        if tracer is not None and special is None and hook_n is n:
             tracer(t, nr, a, ret)
         self.stats["served"] += 1
-        special = self.replies.get(hook_n.nr)
-        if special is not None and special(self, hook_n, t, ret):
+        if special is not None:
+            # A reply hook may return something else than the sentry's result (mq_open: the fd the
+            # target got, not the sentry's); it traces that itself (see :meth:`trace`).
+            ctx.traced = False
+            replied = special(self, hook_n, t, ret)
+            if tracer is not None and not ctx.traced and hook_n is n:
+                tracer(t, nr, a, ret)
+        if replied:
             sent = True
         else:
             sent = self.listener.send(n.id, ret, 0) if ret >= 0 else self.listener.send(n.id, 0, ret)
@@ -472,11 +473,28 @@ class Platform:
 
     # -- host threads -> sentry tasks ------------------------------------------------------------------
     def _task_for(self, tid: int, nid: int) -> Task | None:
-        """The sentry task of host thread ``tid`` making notification ``nid`` (None: it is gone).
-        Whatever is read from /proc is trusted only once ``nid`` is checked still valid after it."""
+        """The sentry task of host thread ``tid`` making notification ``nid`` (None: it is gone): the
+        known one, or one made or refreshed (credentials, IPC namespace) from /proc when the thread is
+        new or marked dirty. Whatever is read from /proc is trusted only once ``nid`` is checked still
+        valid after it."""
         t = self._by_tid.get(tid)
         if t is not None and tid not in self._dirty:
             return t
+        t = self._refresh_task(tid, nid)
+        ns_of = self.ns_of
+        if t is None or ns_of is None:
+            return t
+        ns = ns_of(tid)
+        if ns is None or not self.listener.id_valid(nid):
+            return None  # gone: what /proc said may be another thread's
+        old = t.ipc_ns
+        if old is not ns:
+            t.ipc_ns = ns  # the task's own driver moves it (unshare/setns/clone ran on the host)
+            self.kernel.ipc_ns_released(old)
+        return t
+
+    def _refresh_task(self, tid: int, nid: int) -> Task | None:
+        t = self._by_tid.get(tid)
         if tid in self.untracked:
             self._dirty.add(tid)  # stays dirty: checked again at its next call
         st = procfs.read_status(tid)
@@ -558,8 +576,16 @@ class Platform:
 
     def _host_signal(self, target: Task, info: Any, group: bool) -> None:
         """ThreadGroup.signal_sink: a signal the sentry generates for a served process (mq_notify
-        SIGEV_SIGNAL) is queued to the host process after the triggering call's reply, because a
-        signal that reached the target first would interrupt that very call."""
+        SIGEV_SIGNAL) is queued to the host process at once, before the triggering call's reply.
+
+        Linux queues it inside the call (ipc/mqueue.c ``__do_notify``), so when the sender is the
+        registered process its handler runs as mq_send returns. The caller is waiting for our reply;
+        with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV a non-fatal signal that arrives after the
+        notification was received only turns that wait killable (kernel/seccomp.c
+        ``should_sleep_killable``), so the signal stays pending, the reply completes the call, and
+        the host delivers the signal on its way back to user space -- never as EINTR of a later call.
+        Without that flag a pending signal would interrupt the very call that raised it, so the signal
+        is queued after the reply instead ("reply before side effects": see :meth:`after_reply`)."""
         from mqsentry.kernel.platform import seccomp
 
         tgid, sig, raw = target.tg.tgid, info.signo, info.pack()
@@ -570,7 +596,10 @@ class Platform:
             except OSError:
                 pass  # the process is gone
 
-        self.after_reply(queue)
+        if self.killable_recv:
+            queue()
+        else:
+            self.after_reply(queue)
 
     def _group_alive(self, grp: Group) -> bool:
         p = select.poll()
@@ -746,6 +775,14 @@ class Platform:
         else:
             action()
 
+    def trace(self, n: Notification, t: Task, shown: int) -> None:
+        """For reply hooks: show the call being served to ``Kernel.tracer`` with ``shown``, the result
+        the target gets, before the hook SENDs it (the arguments are still the caller's then)."""
+        tracer = self.kernel.tracer
+        if tracer is not None and n.arch != AUDIT_ARCH_I386:  # the tracer decodes x86_64 calls only
+            memory.context().traced = True
+            tracer(t, n.nr, n.args, shown)
+
     def tgid_of(self, tid: int) -> int | None:
         """The host thread group of ``tid`` (None if it is gone)."""
         t = self._by_tid.get(tid)
@@ -764,4 +801,4 @@ class Platform:
                 pass
 
 
-__all__ = ["Platform", "SERVED", "OBSERVED", "SERVED_I386", "OBSERVED_I386", "Parked"]
+__all__ = ["Platform", "Parked"]

@@ -59,11 +59,12 @@ class CallContext:
     """The notification being served by one OS thread: ``tid`` (host TID), ``nid`` (its id), ``nr``,
     ``validate`` (checks the id, or None once checked for this call), ``post`` (actions to run after
     the SEND; None outside a served call), ``parked`` (the loop's records of this call's sleeps, None
-    if it has not slept) and a scratch buffer for memory transfers. Used only by its
+    if it has not slept), ``traced`` (a reply hook already showed the call to ``Kernel.tracer`` with
+    the result the target got) and a scratch buffer for memory transfers. Used only by its
     own OS thread, so unguarded. A plain object: attribute access on a ``threading.local`` costs
     ~0.2 µs each, so the thread-local is consulted once per access path (:func:`context`)."""
 
-    __slots__ = ("tid", "nid", "nr", "validate", "post", "parked", "scratch", "scratch_addr", "scratch_view")
+    __slots__ = ("tid", "nid", "nr", "validate", "post", "parked", "traced", "scratch", "scratch_addr", "scratch_view")
 
     def __init__(self) -> None:
         self.tid = 0
@@ -72,6 +73,7 @@ class CallContext:
         self.validate: Callable[[int], bool] | None = None
         self.post: list[Callable[[], None]] | None = None
         self.parked: list[Any] | None = None
+        self.traced = False
         self.scratch = ctypes.create_string_buffer(SCRATCH)
         self.scratch_addr = ctypes.addressof(self.scratch)
         self.scratch_view = memoryview(self.scratch).cast("B")

@@ -7,21 +7,53 @@ subsystem only.
 
 from __future__ import annotations
 
+import select
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mqsentry.abi.linux.errno import errno_name
-from mqsentry.boot import Kernel
-from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.platform import launch
-from mqsentry.kernel.platform.loop import OBSERVED, OBSERVED_I386, SERVED, SERVED_I386, Platform
+from mqsentry.kernel.platform.calls import OBSERVED, OBSERVED_I386, SERVED, SERVED_I386
 from mqsentry.kernel.platform.seccomp import Listener
+
+if TYPE_CHECKING:
+    from mqsentry.boot import Kernel
+    from mqsentry.kernel.platform.ipcns import NamespaceMap
+    from mqsentry.kernel.platform.loop import Platform
+    from mqsentry.kernel.platform.seccomp import Notification
+
+
+class LazyKernel:
+    """The sentry kernel and its namespace map, built on first use: a program that never makes a
+    served call (and never reads the IPC /proc files) starts without the sentry being imported at all.
+    ``get`` may be called from any thread; ``_mu`` guards the one-time construction."""
+
+    def __init__(self, kernel: Kernel | None = None) -> None:
+        self._mu = threading.Lock()
+        self._kernel = kernel
+        self._nsmap: NamespaceMap | None = None
+
+    def get(self) -> tuple[Kernel, NamespaceMap]:
+        with self._mu:
+            if self._kernel is None:
+                from mqsentry.boot import Kernel
+
+                self._kernel = Kernel(arch="amd64")
+            if self._nsmap is None:
+                from mqsentry.kernel.platform.ipcns import NamespaceMap
+
+                self._nsmap = NamespaceMap(self._kernel)
+            return self._kernel, self._nsmap
+
+    def built(self) -> NamespaceMap | None:
+        return self._nsmap
 
 
 def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True) -> Platform:
     """The platform with every available backend attached (mq descriptors once the POSIX engine exists)."""
+    from mqsentry.kernel.platform.loop import Platform
+
     plat = Platform(kernel, listener)
     try:
         from mqsentry.kernel.platform import mqfd
@@ -31,14 +63,10 @@ def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True) ->
     return plat
 
 
-def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fuse: bool = True,
-                sync: bool = True, stats: bool = False, kernel: Kernel | None = None,
-                listener_factory: Callable[[int], Listener] = Listener, **popen_kw: Any) -> int:
-    """Run ``argv`` to completion under a fresh sentry; returns its exit status as a shell does
-    (128 + signal number when it was killed). ``popen_kw`` (stdin, stdout, stderr, cwd, env) go to
-    the program's launch. ``listener_factory`` wraps the listener fd (tests substitute a listener
-    that injects faults)."""
-    k = kernel if kernel is not None else Kernel(arch="amd64")
+def _apply_sysctls(k: Kernel, sysctls: Sequence[tuple[str, int]]) -> None:
+    from mqsentry.abi.linux.errno import errno_name
+    from mqsentry.kernel.errors import SysError
+
     for name, value in sysctls:
         try:
             k.sysctl_write(name, value)
@@ -46,12 +74,65 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
             raise ValueError(f"unknown sysctl {name!r}") from None
         except SysError as e:
             raise ValueError(f"sysctl {name}={value}: {errno_name(e.errno)} (out of range)") from None
-    launched = launch.spawn(argv, list(SERVED), list(OBSERVED), notify32=SERVED_I386, observe32=OBSERVED_I386,
-                            **popen_kw)
+
+
+def _first_served(listener: Listener) -> Notification | None:
+    """Wait for the program's first served call and receive it; None if every task is gone first.
+    Observed calls before it (the program's own execve, a setuid) are let through at once: there is
+    no sentry task yet whose credentials or namespace they could make stale."""
+    from mqsentry.kernel.platform.calls import OBSERVED, OBSERVED_I386
+    from mqsentry.kernel.platform.seccomp import AUDIT_ARCH_I386
+
+    observed = frozenset(OBSERVED)
+    observed_i386 = frozenset(OBSERVED_I386)
+    p = select.poll()
+    p.register(listener.fd, select.POLLIN)
+    while True:
+        try:
+            events = p.poll()
+        except InterruptedError:
+            continue
+        for _fd, ev in events:
+            if not ev & select.POLLIN:
+                return None
+            n = listener.recv()
+            if n is None:
+                continue
+            if n.nr in (observed_i386 if n.arch == AUDIT_ARCH_I386 else observed):
+                listener.send_continue(n.id)
+                continue
+            return n
+
+
+def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fuse: bool = True,
+                sync: bool = True, stats: bool = False, kernel: Kernel | None = None,
+                listener_factory: Callable[[int], Listener] = Listener, **popen_kw: Any) -> int:
+    """Run ``argv`` to completion under a fresh sentry; returns its exit status as a shell does
+    (128 + signal number when it was killed). ``popen_kw`` (stdin, stdout, stderr, cwd, env) go to
+    the program's launch. ``listener_factory`` wraps the listener fd (tests substitute a listener
+    that injects faults).
+
+    The sentry is built when the program first needs it (its first served call, or a read of the
+    IPC /proc files), unless a kernel, sysctls or statistics were asked for: start-up then costs
+    the launcher only."""
+    lazy = LazyKernel(kernel)
+    if sysctls:
+        _apply_sysctls(lazy.get()[0], sysctls)  # errors before anything runs
+    from mqsentry.kernel.platform import procfiles
+
+    proc = procfiles.start(lazy.get) if use_fuse else None
+    try:
+        launched = launch.spawn(argv, list(SERVED), list(OBSERVED), notify32=SERVED_I386, observe32=OBSERVED_I386,
+                                proc_fd=proc.dev if proc else -1, **popen_kw)
+    except BaseException:
+        if proc is not None:
+            proc.close()
+        raise
+    if proc is not None:
+        proc.seal()
     listener = listener_factory(launched.listener_fd)
     if sync:
         listener.try_sync_wake_up()
-    plat = build_platform(k, listener, use_fuse)
     status: list[int] = []
 
     def reap() -> None:
@@ -60,17 +141,33 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
 
     reaper = threading.Thread(target=reap, name="mqsentry-reaper", daemon=True)
     reaper.start()
+    plat = None
     try:
-        plat.serve()
+        first = None if kernel is not None or stats else _first_served(listener)
+        if first is not None or kernel is not None or stats:
+            k, nsmap = lazy.get()
+            plat = build_platform(k, listener, use_fuse)
+            plat.ns_of = nsmap.lookup
+            plat.on_process_exit.append(lambda _tgid: nsmap.sweep())
+            plat.serve(first)
     except BaseException:
-        plat.kill_all()
+        if plat is not None:
+            plat.kill_all()
         launched.proc.kill()
         raise
     finally:
         reaper.join()
-        if stats:
+        if stats and plat is not None:
             print(f"mqsentry: {plat.stats}", file=sys.stderr)
-        plat.close()
+        if plat is not None:
+            plat.close()
+        else:
+            listener.close()
+        if proc is not None:
+            proc.close()
+        nsmap_built = lazy.built()
+        if nsmap_built is not None:
+            nsmap_built.close()
     rc = status[0] if status else 0
     return 128 - rc if rc < 0 else rc
 

@@ -10,7 +10,7 @@ import struct
 
 from mqsentry.kernel.auth.credentials import Credentials
 from mqsentry.kernel.platform import procfs, seccomp
-from mqsentry.kernel.platform.loop import OBSERVED, OBSERVED_I386, SERVED, SERVED_I386
+from mqsentry.kernel.platform.calls import OBSERVED, OBSERVED_I386, SERVED, SERVED_I386
 
 I386 = 0x4000_0003
 

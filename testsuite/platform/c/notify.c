@@ -15,12 +15,14 @@
 
 static volatile sig_atomic_t got_sig, got_code, got_val, pid_ok;
 static pid_t expect_pid;
+static volatile pid_t got_pid;
 static void on_sig(int s, siginfo_t *si, void *u) {
     (void)u;
     got_sig = s;
     got_code = si->si_code;
     got_val = si->si_value.sival_int;
     pid_ok = si->si_pid == expect_pid;
+    got_pid = si->si_pid;
 }
 
 static void say(const char *what, long r) {
@@ -67,13 +69,11 @@ int main(void) {
     status(q);
     say("notify again", mq_notify(q, &ev));
     expect_pid = getpid();
-    say("send", mq_send(q, "a", 1, 0));
-    usleep(20000);
+    say("send", mq_send(q, "a", 1, 0)); /* the handler has run when mq_send returns */
     printf("signal %d code=%d val=%d pid_ok=%d\n", (int)got_sig, (int)got_code, (int)got_val, (int)pid_ok);
     status(q);
     got_sig = 0;
     say("send (one-shot, no signal)", mq_send(q, "b", 1, 0));
-    usleep(20000);
     printf("signal after second send: %d\n", (int)got_sig);
     char buf[32];
     mq_receive(q, buf, sizeof buf, NULL);
@@ -87,17 +87,17 @@ int main(void) {
     say("notify after close", mq_notify(q, &ev));
 
     /* Another process's send fires it: si_pid is the sender. */
+    got_sig = 0;
     pid_t pid = fork();
     if (pid == 0) {
-        usleep(50000);
         mq_send(q, "child", 5, 0);
         _exit(0);
     }
-    expect_pid = pid;
-    got_sig = 0;
-    waitpid(pid, NULL, 0);
-    usleep(20000);
-    printf("signal from child %d code=%d val=%d pid_ok=%d\n", (int)got_sig, (int)got_code, (int)got_val, (int)pid_ok);
+    /* The signal was queued before the child's mq_send returned: it has arrived once the child is
+     * reaped (it may interrupt waitpid itself). */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    printf("signal from child %d code=%d val=%d pid_ok=%d\n", (int)got_sig, (int)got_code, (int)got_val,
+           got_pid == pid);
     mq_receive(q, buf, sizeof buf, NULL);
 
     /* SIGEV_THREAD. */
