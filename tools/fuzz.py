@@ -285,6 +285,7 @@ class Fuzzer:
         self._in_call: tuple[Any, float] | None = None
         self._stop = threading.Event()
         self._seen: set[tuple[str, str]] = set()
+        self._internal_seen = 0
 
     # -- the run -------------------------------------------------------------------------------------------
     def run(self) -> Report:
@@ -344,6 +345,7 @@ class Fuzzer:
         self.epoch = epoch
         self.rng = rng = random.Random(f"{self.seed}:{epoch}")
         self.k = k = Kernel(arch="amd64")
+        self._internal_seen = 0  # internal errors of this epoch's kernel already reported
         self.nr = k.syscall_table.number
         self.names_of = {nr: e.name for nr, e in k.syscall_table.entries.items()}
         self.table = k.syscall_table.handlers
@@ -373,10 +375,10 @@ class Fuzzer:
                 self.progress.tick(lambda: f"{rep.calls}/{self.calls} calls, {len(rep.violations)} violation(s)")
             if (i + 1) % self.check_every == 0 or i == ncalls - 1:
                 rep.checks += 1
-                bad = invariants.check_kernel(k, self.extra_ns)
+                bad = invariants.check_kernel(k, self.extra_ns, internal_seen=self._internal_seen)
+                self._internal_seen = k.internal_errors  # report each internal error once
                 if bad:
                     self._violate("invariant", "; ".join(bad[:5]), rep.calls - 1)
-                    k.internal_errors.clear()  # report each internal error once
         self._teardown()
 
     def _teardown(self) -> None:
@@ -385,7 +387,7 @@ class Fuzzer:
         for t in list(k.tasks.values()):
             if not t.exited:
                 t.exit_group(0)
-        bad = invariants.check_kernel(k, self.extra_ns)
+        bad = invariants.check_kernel(k, self.extra_ns, internal_seen=self._internal_seen)
         if bad:
             self._violate("invariant-after-exit", "; ".join(bad[:5]), self.report.calls)
         self.k = None  # type: ignore[assignment]
@@ -854,7 +856,7 @@ class Fuzzer:
         if name in ("msgsnd", "msgrcv"):
             pre = self._snapshot_msq(t, a[0])
         k = self.k
-        nerr = len(k.internal_errors)
+        nerr = k.internal_errors
         if self.mem_check:
             base = tracemalloc.get_traced_memory()[0]
             tracemalloc.reset_peak()
@@ -911,9 +913,9 @@ class Fuzzer:
             rep.successes += 1
             if nr not in self.table:
                 self._violate("result", f"unimplemented syscall succeeded with {ret}", index, desc)
-        if len(k.internal_errors) > nerr:
-            self._violate("internal-error", k.internal_errors[nerr][:3000], index, desc)
-            del k.internal_errors[nerr:]
+        if k.internal_errors > nerr:
+            self._violate("internal-error", k.internal_error_log[-1][:3000], index, desc)
+            self._internal_seen = k.internal_errors
         if name == "msgget" and ret >= 0:
             self.msqids.append(ret)
             if len(self.msqids) > 64:

@@ -471,7 +471,7 @@ class Stress:
                                   f"{sorted(unsent)[:10]}")
         res.signals_delivered = sum(len(tg.delivered) for tg in list(k.thread_groups.values()))
         if k.internal_errors:
-            res.violations.append(f"{len(k.internal_errors)} internal error(s): {k.internal_errors[0][:2000]}")
+            res.violations.append(f"{k.internal_errors} internal error(s): {k.internal_error_log[0][:2000]}")
         # Every process exits: fds close, unlinked queues are freed, invariants still hold.
         for _, t in tasks + [("root", self.root)]:
             if not t.exited:
