@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 TARGETS = ("native", "sentry")
+#: The line before the JSON document that ``--json -`` prints.
+JSON_MARKER = "=== mqsentry conform json ==="
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -41,7 +43,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="native: the kernel this runs on (Linux, gVisor, ...); sentry: the embedded kernel")
     p.add_argument("-n", "--workers", dest="workers", default="auto",
                    help="pytest-xdist workers (a number, 'auto', or 0 for none; default auto)")
-    p.add_argument("--json", metavar="FILE", help="write each test's outcome to FILE as JSON")
+    p.add_argument("--json", metavar="FILE", help="write each test's outcome to FILE as JSON ('-': to stdout, one "
+                   "line after a marker line, before the summary; what --gvisor-table reads, since a sandbox's "
+                   "writes stay in its overlay)")
     p.add_argument("-k", dest="keyword", help="only tests matching this pytest -k expression")
     p.add_argument("--gvisor-table", metavar="FILE",
                    help="run the native suite under runsc (gVisor) and write the table of what it fails to "
@@ -130,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
         doc = {"target": args.target, "kernel": kernel_id(), "passed": passed, "failed": failed,
                "skipped": skipped, "seconds": round(took, 1),
                "tests": [{"id": k, **v} for k, v in sorted(col.results.items())]}
-        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        if args.json == "-":
+            print(JSON_MARKER)
+            print(json.dumps(doc))
+        else:
+            Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     if code not in (0, 1, 5):  # 5: nothing collected; 2/3/4: interrupted, internal or usage error
         return code
@@ -140,20 +148,21 @@ def run(args: argparse.Namespace) -> int:
 # -- the gVisor table ------------------------------------------------------------------------------------
 
 def _gvisor_table(args: argparse.Namespace) -> int:
+    # runsc do gives the sandbox the host's root read-only under a tmpfs overlay: files written inside
+    # stay inside, so the results come back on stdout.
+    cmd = [args.runsc, "--rootless=false", "--network=none", "do", sys.executable, "-m", "mqsentry", "conform",
+           "--target", "native", "-n", str(args.workers), "--json", "-", "-q"]
+    if args.keyword:
+        cmd += ["-k", args.keyword]
+    print("running: " + " ".join(cmd), file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="mqsentry-conform-") as tmp:
-        out = os.path.join(tmp, "gvisor.json")
-        cmd = [args.runsc, "--rootless=false", "--network=none", "do", sys.executable, "-m", "mqsentry", "conform",
-               "--target", "native", "-n", str(args.workers), "--json", out, "-q"]
-        if args.keyword:
-            cmd += ["-k", args.keyword]
-        print("running: " + " ".join(cmd), file=sys.stderr)
-        # runsc do runs with the current directory as the container's: a writable scratch place.
-        proc = subprocess.run(cmd, cwd=tmp, check=False)
-        if not os.path.exists(out):
-            print(f"mqsentry conform: the run under runsc produced no results (exit {proc.returncode})",
-                  file=sys.stderr)
-            return 2
-        doc = json.loads(Path(out).read_text())
+        proc = subprocess.run(cmd, cwd=tmp, check=False, stdout=subprocess.PIPE, text=True)
+    lines = proc.stdout.splitlines()
+    if JSON_MARKER not in lines:
+        sys.stderr.write(proc.stdout[-4000:])
+        print(f"mqsentry conform: the run under runsc produced no results (exit {proc.returncode})", file=sys.stderr)
+        return 2
+    doc = json.loads(lines[lines.index(JSON_MARKER) + 1])
     runsc_version = subprocess.run([args.runsc, "--version"], capture_output=True, text=True,
                                    check=False).stdout.splitlines()
     Path(args.gvisor_table).write_text(render_table(doc, runsc_version[0] if runsc_version else "runsc"))
