@@ -19,6 +19,7 @@ installed package is visible inside) and writes the table of the tests gVisor fa
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -63,7 +64,8 @@ class _Collector:
         self.results: dict[str, dict[str, str]] = {}
 
     def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
-        keep, drop = [], []
+        keep: list[Any] = []
+        drop: list[Any] = []
         for it in items:
             params = getattr(getattr(it, "callspec", None), "params", {})
             (keep if params.get("target") == self.target else drop).append(it)
@@ -99,9 +101,11 @@ def _reason(report: Any) -> str:
 
 
 def _testsuite_dir() -> str:
-    import mqsentry.testsuite
-
-    return os.path.dirname(os.path.abspath(mqsentry.testsuite.__file__))
+    # Located, not imported: the library does not import the test suite (import-linter), pytest does.
+    spec = importlib.util.find_spec("mqsentry.testsuite")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("mqsentry conform: the test suite (mqsentry.testsuite) is not installed")
+    return os.path.abspath(next(iter(spec.submodule_search_locations)))
 
 
 def kernel_id() -> str:
@@ -193,8 +197,8 @@ def render_table(doc: dict[str, Any], runsc_version: str) -> str:
         "place where gVisor's Go kernel differs from Linux (or lacks a feature the test needs).",
         "",
         f"- runsc: `{runsc_version}`; kernel seen inside: `{doc['kernel']}`",
-        f"- result: **{doc['passed']} passed, {doc['failed']} failed, {doc['skipped']} skipped** "
-        f"({len(tests)} tests, {doc.get('seconds', '?')} s)",
+        (f"- result: **{doc['passed']} passed, {doc['failed']} failed, {doc['skipped']} skipped** "
+         f"({len(tests)} tests, {doc.get('seconds', '?')} s)"),
         "",
         "## By area",
         "",
@@ -213,4 +217,4 @@ def render_table(doc: dict[str, Any], runsc_version: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["add_parser", "run", "render_table", "run_suite"]
+__all__ = ["add_parser", "render_table", "run", "run_suite"]

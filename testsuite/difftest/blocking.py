@@ -26,12 +26,21 @@ import concurrent.futures
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from mqsentry.abi.linux.time import TIMESPEC
 from mqsentry.testsuite.difftest.ops import Op
-from mqsentry.testsuite.difftest.world import BIG, PRIO, TS, Actor, World, payload, read_long
+from mqsentry.testsuite.difftest.world import (
+    BIG,
+    PRIO,
+    TS,
+    Actor,
+    World,
+    payload,
+    read_long,
+)
 
 Obs = Any
 
@@ -48,7 +57,7 @@ _U32 = struct.Struct("<I")
 class Pending:
     """A call in flight on an actor: its future and how to turn its result into an observation."""
 
-    def __init__(self, actor: Actor, what: str, fut: "concurrent.futures.Future[int]",
+    def __init__(self, actor: Actor, what: str, fut: concurrent.futures.Future[int],
                  observe: Callable[[int], Obs]) -> None:
         self.actor = actor
         self.what = what
@@ -215,7 +224,7 @@ def release(w: World) -> None:
     from mqsentry.kernel.signals import SigInfo
 
     for p in list(w.pending.values()):
-        p.actor.proc.h.task.send_signal(SigInfo(SIGKILL), group=True)  # type: ignore[attr-defined]
+        p.actor.proc.h.task.send_signal(SigInfo(SIGKILL), group=True)
     for p in list(w.pending.values()):
         try:
             p.fut.exception(timeout=SETTLE_BOUND)
@@ -224,4 +233,4 @@ def release(w: World) -> None:
     w.pending.clear()
 
 
-__all__ = ["Park", "Signal", "settle", "step", "release", "DEADLINES", "RESTART_SIGNAL"]
+__all__ = ["DEADLINES", "RESTART_SIGNAL", "Park", "Signal", "release", "settle", "step"]

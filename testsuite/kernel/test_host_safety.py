@@ -12,20 +12,20 @@ Sentry-only: these are properties of the embedding API, which the native target 
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-
 from mqsentry.abi.linux.errno import EINVAL
 from mqsentry.abi.linux.signal import SIGUSR1
 from mqsentry.abi.linux.sysno import NUMBERS
 from mqsentry.kernel import Kernel, Task, TaskBusyError
 from mqsentry.kernel.memory import AddressSpace
 from mqsentry.testsuite.libc import Proc
+from mqsentry.testsuite.libc.errors import LinuxError
 from mqsentry.testsuite.mq import MSG, MSGSIZE, create
 from mqsentry.testsuite.targets.sentry import SentryTarget
 from mqsentry.testsuite.util import WAIT, background, start_blocked, wait_until
-
 
 NR = NUMBERS["amd64"]
 
@@ -40,7 +40,7 @@ def sentry() -> Iterator[SentryTarget]:
 
 
 def _task(p: Proc) -> Task:
-    return p.h.task  # type: ignore[attr-defined, no-any-return]
+    return p.h.task  # type: ignore[attr-defined]
 
 
 class _Interrupting(AddressSpace):
@@ -144,9 +144,9 @@ def test_failed_mq_receive_sleep_leaves_no_waiter(sentry: SentryTarget) -> None:
     fd = create(proc)
     t = proc.thread()
     _task(t).park_observer = _Observer(on_park=RuntimeError("observer bug"))
-    with pytest.raises(Exception) as ei:
+    with pytest.raises(LinuxError) as ei:
         t.mq_receive(fd, MSGSIZE)
-    assert getattr(ei.value, "errno", None) == EINVAL
+    assert ei.value.errno == EINVAL
     assert sentry.kernel.internal_errors == 1
     sentry.kernel.internal_errors = 0  # counted as it must be; the test expected exactly this one
     proc.mq_send(fd, b"kept", 2)  # not handed to the failed receiver
@@ -160,7 +160,7 @@ def test_failed_mq_send_sleep_queues_nothing(sentry: SentryTarget) -> None:
     proc.mq_send(fd, b"full")
     t = proc.thread()
     _task(t).park_observer = _Observer(on_park=RuntimeError("observer bug"))
-    with pytest.raises(Exception):
+    with pytest.raises(LinuxError):
         t.mq_send(fd, b"phantom")
     sentry.kernel.internal_errors = 0
     assert proc.mq_receive(fd, 64) == (b"full", 0)
@@ -187,7 +187,7 @@ def test_failed_msgrcv_sleep_leaves_no_receiver(sentry: SentryTarget) -> None:
     q = proc.msgget(0, 0o1600)
     t = proc.thread()
     _task(t).park_observer = _Observer(on_park=RuntimeError("observer bug"))
-    with pytest.raises(Exception):
+    with pytest.raises(LinuxError):
         t.msgrcv(q, 64, 0, 0)
     sentry.kernel.internal_errors = 0
     proc.msgsnd(q, 1, b"kept")
@@ -215,9 +215,9 @@ def test_failed_msgsnd_sleep_leaves_no_sender(sentry: SentryTarget) -> None:
     proc.msgsnd(q, 1, b"12345678")
     t = proc.thread()
     _task(t).park_observer = _Observer(on_park=RuntimeError("observer bug"))
-    with pytest.raises(Exception):
+    with pytest.raises(LinuxError):
         t.msgsnd(q, 1, b"x")
     sentry.kernel.internal_errors = 0
     assert not _task(proc).ipc_ns.msgqueues.lookup(q).senders
     assert proc.msgrcv(q, 64, 0, 0x800) == (1, b"12345678")
-    assert proc.msgstat(q).qnum == 0  # type: ignore[attr-defined]
+    assert proc.msgstat(q).qnum == 0

@@ -13,12 +13,17 @@ The sleep is observed by waiting for the parked state, never by sleeping.
 from __future__ import annotations
 
 import pytest
-
 from mqsentry.abi.linux.errno import EBADF, EINTR, EINVAL, ETIMEDOUT
 from mqsentry.abi.linux.signal import SA_RESTART, SA_SIGINFO, SIGUSR1
 from mqsentry.testsuite.libc import Proc, expect_errno
 from mqsentry.testsuite.mq import MAXMSG, MSG, MSGSIZE, create, fill
-from mqsentry.testsuite.util import WAIT, errno_of, start_blocked, wait_blocked, wait_until
+from mqsentry.testsuite.util import (
+    WAIT,
+    errno_of,
+    start_blocked,
+    wait_blocked,
+    wait_until,
+)
 
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)

@@ -29,8 +29,9 @@ import functools
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 #: ``long stub(int64_t *status, long nr, const long args[6])``: ``*status = nr``, the raw syscall
 #: with the six arguments, ``*status = -1``, return rax (the result or -errno). Assembled with GNU as
@@ -251,5 +252,14 @@ def _drain(rd: int, n: int) -> None:
         n -= len(got)
 
 
-__all__ = ["Features", "SYSCALL_STUB", "SYSCALL_STUB_OFFSET", "features", "forced", "start_memory_thread",
-           "syscall_caller", "use_memory_thread", "use_stub"]
+__all__ = [
+    "SYSCALL_STUB",
+    "SYSCALL_STUB_OFFSET",
+    "Features",
+    "features",
+    "forced",
+    "start_memory_thread",
+    "syscall_caller",
+    "use_memory_thread",
+    "use_stub",
+]
