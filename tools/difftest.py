@@ -34,10 +34,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--min-steps", type=positive_int, default=5, help="shortest sequence (default 5)")
     p.add_argument("--max-steps", type=positive_int, default=30, help="longest sequence (default 30)")
     p.add_argument("--no-shrink", action="store_true", help="report the first divergence as found")
+    p.add_argument("--progress", type=nonnegative_int, default=0, metavar="N",
+                   help="print a progress line every N sequences (default: one every few seconds)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on standard error")
     p.add_argument("--blocking", action="store_true",
                    help="blocking sequences: parked senders and receivers (threads on the host), far, "
                    "invalid and expired deadlines, signals with and without SA_RESTART, IPC_RMID and "
                    "mq_unlink while blocked, pipelined sends, notifications")
+    add_json_argument(p)
     return p
 
 

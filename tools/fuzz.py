@@ -18,7 +18,9 @@ threads, and tasks that unshared their IPC namespace). Every call is one of:
 * unknown numbers: unimplemented, negative and huge.
 
 Calls that could block are made non-blocking first (IPC_NOWAIT, MSG_DONTWAIT, past deadlines, zero
-poll timeouts); a watchdog kills the task with SIGKILL if a call still sleeps past ``--block-bound``
+poll timeouts; deadlines are drawn from near, expired, far -- ``tv_sec = INT64_MAX`` -- and invalid
+timespecs, and a future one becomes a past one before the call; ``mqsentry stress`` drives the same
+extreme deadlines through real sleeps with concurrent senders, receivers and signals); a watchdog kills the task with SIGKILL if a call still sleeps past ``--block-bound``
 and reports it. After every call: no exception escaped, the result is an int that is >= 0 or a
 valid -errno (1..133, never ERESTART*), unknown numbers gave ENOSYS, no internal error was recorded,
 a few per-call oracles hold (a successful msgsnd fitted, counters moved by exactly one message), the
@@ -545,6 +547,7 @@ class Fuzzer:
         sec, nsec = rng.choice([
             (now // 10**9 - 1, 0), (0, 999_999_999), (0, 10**9), (0, -1), (-1, 0), (0, 2 * 10**9),
             (1 << 62, 0), (-(1 << 63), -(1 << 63)), (now // 10**9, now % 10**9),
+            ((1 << 63) - 1, 0), ((1 << 63) - 1, 999_999_999), ((1 << 63) - 1, 10**9), (-(1 << 63), 0),
             ((now + 1_000_000) // 10**9, (now + 1_000_000) % 10**9),  # 1 ms ahead: a bounded sleep
         ])
         return self.struct_ptr(t, _TS.pack(sec, nsec), rng.choice((S_A, S_B)))
