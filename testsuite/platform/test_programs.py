@@ -13,7 +13,7 @@ import pytest
 from mqsentry.testsuite.platform.helpers import assert_same, run_native, run_sentry
 
 
-@pytest.mark.parametrize("name", ["sysv_basic", "posix_basic", "notify", "threads", "creds"])
+@pytest.mark.parametrize("name", ["sysv_basic", "posix_basic", "notify", "threads", "creds", "fardeadline"])
 def test_program(cprog: Callable[[str], str], name: str) -> None:
     exe = cprog(name)
     assert_same(run_native([exe]), run_sentry([exe]))
