@@ -80,7 +80,8 @@ class Kernel:
     signal state (see mqsentry.kernel.signals). Guarded by ``tasks_mu``: ``ipc_namespaces`` (the list; every
     IPC namespace whose POSIX queues may still need reaping). Immutable after construction: ``arch``,
     ``syscall_table``, ``posix_registry``, ``vfs``, ``mq_user_bytes``, ``root_ipc_ns``. ``clock``, ``tracer`` and
-    ``on_signal`` may be replaced by the host at any time.
+    ``on_signal`` may be replaced by the host at any time. Guarded by ``_internal_mu`` (a leaf):
+    ``internal_errors`` (written under it; a plain int read without it) and ``internal_error_log``.
 
     The constructor takes its wiring explicitly (``syscall_table``, ``filesystem_types``,
     ``posix_registry``); :class:`mqsentry.boot.Kernel` supplies it.
