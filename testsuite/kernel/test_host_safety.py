@@ -11,6 +11,7 @@ Sentry-only: these are properties of the embedding API, which the native target 
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -49,9 +50,14 @@ class _Interrupting(AddressSpace):
     def __init__(self) -> None:
         super().__init__()
         self.armed: BaseException | None = None
+        #: Reads to let through before ``armed`` fires.
+        self.after = 0
 
     def _fire(self) -> None:
         if self.armed is not None:
+            if self.after:
+                self.after -= 1
+                return
             exc, self.armed = self.armed, None
             raise exc
 
@@ -97,6 +103,21 @@ def test_system_exit_in_fast_path_and_full_path() -> None:
             t.syscall(nr, name)
         assert not t.in_syscall and t.state == "R"
         assert t.syscall(nr, name) < 0  # ENOENT: the task still works
+    assert k.internal_errors == 0
+
+
+def test_keyboard_interrupt_inside_ppoll_restores_the_signal_mask() -> None:
+    """ppoll installs its temporary mask before reading the pollfds: a host exception there must not
+    leave that mask in place (it would block signals for ever)."""
+    k = Kernel()
+    mm = _Interrupting()
+    t = k.new_task(mm=mm)
+    buf = mm.alloc(64)
+    mm.write(buf, struct.pack("<qq", 5, 0) + struct.pack("<Q", 1 << (SIGUSR1 - 1)))  # timespec, sigset
+    mm.armed, mm.after = KeyboardInterrupt(), 2  # the timespec and the mask are read, then the pollfds
+    with pytest.raises(KeyboardInterrupt):
+        t.syscall(NR["ppoll"], buf + 32, 1, buf, buf + 16, 8)
+    assert t.sig_mask == 0 and t.saved_sig_mask is None and not t.in_syscall
     assert k.internal_errors == 0
 
 
