@@ -196,4 +196,4 @@ def blocking_cases(min_steps: int = 5, max_steps: int = 25) -> st.SearchStrategy
     return st.builds(Case, st.integers(2, 4).map(lambda n: (root,) * n), steps.map(lambda t: tuple(t[0] + t[1])))
 
 
-__all__ = ["cases", "blocking_cases", "actor_specs", "OPS", "BLOCKING_OPS"]
+__all__ = ["BLOCKING_OPS", "OPS", "actor_specs", "blocking_cases", "cases"]

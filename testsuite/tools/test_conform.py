@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from mqsentry.tools.conform import JSON_MARKER, render_table
 
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$")
