@@ -33,6 +33,7 @@ from typing import Any
 TARGETS = ("native", "sentry")
 #: The line before the JSON document that ``--json -`` prints.
 JSON_MARKER = "=== mqsentry conform json ==="
+JSON_END = "=== mqsentry conform json end ==="
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -139,14 +140,27 @@ def run(args: argparse.Namespace) -> int:
                "skipped": skipped, "seconds": round(took, 1),
                "tests": [{"id": k, **v} for k, v in sorted(col.results.items())]}
         if args.json == "-":
+            # One short line per test: a sandbox's console may cut very long lines.
             print(JSON_MARKER)
-            print(json.dumps(doc))
+            print(json.dumps({k: v for k, v in doc.items() if k != "tests"}))
+            for t in doc["tests"]:
+                print(json.dumps(t))
+            print(JSON_END)
         else:
             Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     if code not in (0, 1, 5):  # 5: nothing collected; 2/3/4: interrupted, internal or usage error
         return code
     return 1 if failed else 0
+
+
+def parse_json_lines(lines: list[str]) -> dict[str, Any]:
+    """The document ``--json -`` printed among ``lines`` of output."""
+    start = lines.index(JSON_MARKER)
+    end = lines.index(JSON_END, start)
+    doc: dict[str, Any] = json.loads(lines[start + 1])
+    doc["tests"] = [json.loads(line) for line in lines[start + 2:end]]
+    return doc
 
 
 # -- the gVisor table ------------------------------------------------------------------------------------
@@ -166,7 +180,7 @@ def _gvisor_table(args: argparse.Namespace) -> int:
         sys.stderr.write(proc.stdout[-4000:])
         print(f"mqsentry conform: the run under runsc produced no results (exit {proc.returncode})", file=sys.stderr)
         return 2
-    doc = json.loads(lines[lines.index(JSON_MARKER) + 1])
+    doc = parse_json_lines(lines)
     runsc_version = subprocess.run([args.runsc, "--version"], capture_output=True, text=True,
                                    check=False).stdout.splitlines()
     Path(args.gvisor_table).write_text(render_table(doc, runsc_version[0] if runsc_version else "runsc"))

@@ -57,7 +57,7 @@ _U32 = struct.Struct("<I")
 class Pending:
     """A call in flight on an actor: its future and how to turn its result into an observation."""
 
-    def __init__(self, actor: Actor, what: str, fut: concurrent.futures.Future[int],
+    def __init__(self, actor: Actor, what: Any, fut: concurrent.futures.Future[int],
                  observe: Callable[[int], Obs]) -> None:
         self.actor = actor
         self.what = what
@@ -65,7 +65,7 @@ class Pending:
         self.observe = observe
 
 
-def _start(w: World, a: Actor, what: str, name: str, args: tuple[int, ...], observe: Callable[[int], Obs]) -> None:
+def _start(w: World, a: Actor, what: Any, name: str, args: tuple[int, ...], observe: Callable[[int], Obs]) -> None:
     fut: concurrent.futures.Future[int] = concurrent.futures.Future()
 
     def run() -> None:
@@ -103,6 +103,10 @@ class Park(Op):
     def run(self, w: World, hint: Obs = None) -> Obs:
         if len(w.idle()) < 2:
             return ("park", "skipped")
+        if self.call == "msgsnd" and any(p.what == ("msgsnd", w.qid(self.ref)) for p in w.pending.values()):
+            # Linux's ss_wakeup wakes every blocked sender whose message now fits and they race for
+            # the room: with two on one queue, which one wins is up to the scheduler, on Linux too.
+            return ("park", "skipped")
         a = w.actor(self.a)
         if self.call == "mq_recv":
             fd = w.fd(a, self.ref)
@@ -129,7 +133,8 @@ class Park(Op):
         else:
             data = payload(self.size + self.arg, min(self.size, BIG - 8))
             a.proc.write(a.big, struct.pack("<q", self.arg) + data)
-            _start(w, a, "msgsnd", "msgsnd", (w.qid(self.ref), a.big, self.size, self.flags), lambda r: (r,))
+            _start(w, a, ("msgsnd", w.qid(self.ref)), "msgsnd", (w.qid(self.ref), a.big, self.size, self.flags),
+                   lambda r: (r,))
         return ("park", a.label, self.call)
 
 
@@ -198,7 +203,8 @@ def settle(w: World, hint: Obs = None) -> Obs:
     for label, p in sorted(w.pending.items()):
         if p.fut.done():
             exc = p.fut.exception()
-            done.append((label, p.what, ("raised", type(exc).__name__) if exc is not None else p.observe(p.fut.result())))
+            what = p.what[0] if isinstance(p.what, tuple) else p.what
+            done.append((label, what, ("raised", type(exc).__name__) if exc is not None else p.observe(p.fut.result())))
             del w.pending[label]
     asleep = tuple((label, _handled(p.actor)) for label, p in sorted(w.pending.items()))
     return (tuple(done), asleep)

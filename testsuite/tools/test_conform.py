@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from mqsentry.tools.conform import JSON_MARKER, render_table
+from mqsentry.tools.conform import parse_json_lines, render_table
 
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$")
 
@@ -25,7 +25,7 @@ def _conform(*argv: str, env: dict[str, str] | None = None) -> tuple[int, list[s
 
 
 def _doc(lines: list[str]) -> dict:
-    return json.loads(lines[lines.index(JSON_MARKER) + 1])
+    return parse_json_lines(lines)
 
 
 def test_sentry_subset_summary_and_json() -> None:
