@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from mqsentry.kernel.memory import AddressSpace, Memory, MemoryFault
     from mqsentry.kernel.task import Task, TaskBusyError, ThreadGroup
 
-__all__ = ["Kernel", "Task", "TaskBusyError", "ThreadGroup", "Clock", "ManualClock", "RealtimeClock", "AddressSpace", "Memory",
-           "MemoryFault"]
+__all__ = ["Kernel", "Task", "TaskBusyError", "ThreadGroup", "Clock", "ManualClock", "RealtimeClock", "AddressSpace",
+           "Memory", "MemoryFault"]
 
 
 

@@ -46,10 +46,10 @@ ARCHES = ("amd64", "arm64", "i386", "arm", "mips", "mipsel")
 INTERNAL_LOG_MAX = 100
 
 #: Called with every new :class:`Kernel` (see :func:`observe_kernels`).
-_observers: list[Callable[["Kernel"], None]] = []
+_observers: list[Callable[[Kernel], None]] = []
 
 
-def observe_kernels(fn: Callable[["Kernel"], None] | None, remove: Callable[["Kernel"], None] | None = None) -> None:
+def observe_kernels(fn: Callable[[Kernel], None] | None, remove: Callable[[Kernel], None] | None = None) -> None:
     """Add ``fn`` (and/or drop ``remove``) from the functions told about every Kernel created from now
     on. Test harnesses and fuzzers use it to check each kernel's :attr:`Kernel.internal_errors`."""
     if remove is not None and remove in _observers:

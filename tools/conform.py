@@ -119,7 +119,8 @@ def run_suite(target: str, workers: str, keyword: str | None, quiet: bool) -> tu
 
     suite = _testsuite_dir()
     args = [suite, "--rootdir", suite, "-p", "no:cacheprovider", "--import-mode=importlib", "--target", target,
-            "-o", "addopts=", "-o", "python_files=test_*.py", "-q" if not quiet else "-qq", "-rN" if quiet else "-rfE", "--no-header"]
+            "-o", "addopts=", "-o", "python_files=test_*.py", "-qq" if quiet else "-q", "-rN" if quiet else "-rfE",
+            "--no-header"]
     if workers not in ("0", ""):
         args += ["-n", workers]
     if keyword:

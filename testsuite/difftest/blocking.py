@@ -71,7 +71,7 @@ def _start(w: World, a: Actor, what: Any, name: str, args: tuple[int, ...], obse
     def run() -> None:
         try:
             fut.set_result(World.sys(a, name, *args))
-        except BaseException as e:  # noqa: BLE001 - reported by settle as the call's outcome
+        except BaseException as e:
             fut.set_exception(e)
 
     threading.Thread(target=run, name=f"difftest-{a.label}-{name}", daemon=True).start()

@@ -184,7 +184,8 @@ WAKERS = [
     st.builds(ops.MsgRcv, ACTOR, st.just(0), pick([100, 16]), MSGTYPS),
 ]
 
-BLOCKING_MIX = st.one_of(*BLOCKING_OPS, *BLOCKING_OPS, *WAKERS, *WAKERS, *[BLOCKING_OPS[-1]] * 4, POSIX_OPS[0], POSIX_OPS[1], POSIX_OPS[2], POSIX_OPS[3],
+BLOCKING_MIX = st.one_of(*BLOCKING_OPS, *BLOCKING_OPS, *WAKERS, *WAKERS, *[BLOCKING_OPS[-1]] * 4,
+                         POSIX_OPS[0], POSIX_OPS[1], POSIX_OPS[2], POSIX_OPS[3],
                          POSIX_OPS[4], POSIX_OPS[6], SYSV_OPS[1], SYSV_OPS[2], SYSV_OPS[3],
                          OTHER_OPS[0], OTHER_OPS[1], OTHER_OPS[4])
 

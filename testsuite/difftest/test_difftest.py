@@ -20,6 +20,7 @@ from mqsentry.abi.linux.file import O_CREAT, O_RDWR
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_STAT
 from mqsentry.abi.linux.sysno import NUMBERS
 from mqsentry.testsuite.difftest import ops
+from mqsentry.testsuite.difftest.blocking import Park, Signal
 from mqsentry.testsuite.difftest.ops import (
     Deliveries,
     Fork,
@@ -36,7 +37,6 @@ from mqsentry.testsuite.difftest.ops import (
     Thread,
 )
 from mqsentry.testsuite.difftest.runner import Case, Divergence, native_reason, record, render_test, replay, run_pair
-from mqsentry.testsuite.difftest.blocking import Park, Signal
 from mqsentry.testsuite.difftest.strategies import blocking_cases, cases
 from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec
 from mqsentry.testsuite.targets.base import Target

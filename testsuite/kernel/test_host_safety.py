@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from mqsentry.abi.linux.errno import EINVAL
 from mqsentry.abi.linux.signal import SIGUSR1
 from mqsentry.abi.linux.sysno import NUMBERS

@@ -13,6 +13,7 @@ The sleep is observed by waiting for the parked state, never by sleeping.
 from __future__ import annotations
 
 import pytest
+
 from mqsentry.abi.linux.errno import EBADF, EINTR, EINVAL, ETIMEDOUT
 from mqsentry.abi.linux.signal import SA_RESTART, SA_SIGINFO, SIGUSR1
 from mqsentry.testsuite.libc import Proc, expect_errno

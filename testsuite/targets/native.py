@@ -570,7 +570,7 @@ class _Channel:
             raise NativeChildError(f"{self.what} failed {msg[0]!r}:\n{reply[1]}")
         return reply
 
-    def hello(self) -> tuple[int, int, int, int, "_Channel | None"]:
+    def hello(self) -> tuple[int, int, int, int, _Channel | None]:
         """The first message of a new thread: pid, tid, reserve, status word, memory-thread channel."""
         try:
             reply = _recv(self.sock)
@@ -739,7 +739,7 @@ class NativeTask(TaskHandle):
         if n == 0:
             return b""
         if self.proc.mem_chan is not None and not portable.features().mem_read:
-            return self.proc.mem_call(("r", addr, n))  # type: ignore[no-any-return]
+            return bytes(self.proc.mem_call(("r", addr, n)))
         try:
             data = os.pread(self.proc.mem(), n, addr)
         except OSError as e:

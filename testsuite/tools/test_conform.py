@@ -6,13 +6,13 @@ Linux counterpart: none. gVisor counterpart: test/runner (running one suite agai
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 
 import pytest
+
 from mqsentry.tools.conform import parse_json_lines, render_table
 
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$")
