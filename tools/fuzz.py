@@ -17,15 +17,16 @@ threads, and tasks that unshared their IPC namespace). Every call is one of:
   kernel half, ~0);
 * unknown numbers: unimplemented, negative and huge.
 
-Calls that could block are made non-blocking first (IPC_NOWAIT, MSG_DONTWAIT, past deadlines, zero
-poll timeouts; deadlines are drawn from near, expired, far -- ``tv_sec = INT64_MAX`` -- and invalid
+Calls that could block are made non-blocking first (IPC_NOWAIT, MSG_DONTWAIT, past deadlines, zero poll
+timeouts; deadlines are drawn from near, expired, far -- ``tv_sec = INT64_MAX`` -- and invalid
 timespecs, and a future one becomes a past one before the call; ``mqsentry stress`` drives the same
-extreme deadlines through real sleeps with concurrent senders, receivers and signals); a watchdog
-kills the task with SIGKILL if a call still sleeps past ``--block-bound`` and reports it. After every
-call: no exception escaped, the result is an int that is >= 0 or a valid -errno (1..133, never
-ERESTART*), unknown numbers gave ENOSYS, no internal error was recorded, a few per-call oracles hold (a successful msgsnd fitted, counters moved by exactly one message), the
-call allocated at most ``--mem-ceiling`` bytes (tracemalloc), and :mod:`mqsentry.tools.invariants` holds
-(every ``--check-every`` calls; 1 = every call).
+extreme deadlines through real sleeps with concurrent senders, receivers and signals); a watchdog kills
+the task with SIGKILL if a call still sleeps past ``--block-bound`` and reports it. After every call: no
+exception escaped, the result is an int that is >= 0 or a valid -errno (1..133, never ERESTART*),
+unknown numbers gave ENOSYS, no internal error was recorded, a few per-call oracles hold (a successful
+msgsnd fitted, counters moved by exactly one message), the call allocated at most ``--mem-ceiling``
+bytes (tracemalloc), and :mod:`mqsentry.tools.invariants` holds (every ``--check-every`` calls; 1 =
+every call).
 
 The run is deterministic for a seed (``--seed``); a violation report names the epoch, call index
 and the last calls so that it can be replayed.
