@@ -19,10 +19,12 @@ installed package is visible inside) and writes the table of the tests gVisor fa
 from __future__ import annotations
 
 import argparse
+import errno as errno_mod
 import importlib.util
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -185,6 +187,25 @@ def _area(nid: str) -> str:
     return "/".join(parts[-2:]).removesuffix(".py")
 
 
+_ENOSYS = re.compile(r"(\w+): ENOSYS|LinuxError\(38, '(\w+)'\)")
+_PROC = re.compile(r"(read|write) (/proc/\S+): \[Errno (\d+)\]")
+
+
+def _cause(t: dict[str, str]) -> str:
+    """A short cause for one failed or skipped test (the gVisor table's summary)."""
+    reason = t["reason"]
+    if t["outcome"] == "skipped":
+        return f"skipped: {reason[:80]}"
+    m = _ENOSYS.search(reason)
+    if m:
+        return f"`{m.group(1) or m.group(2)}` is not implemented (ENOSYS)"
+    m = _PROC.search(reason)
+    if m:
+        err = errno_mod.errorcode.get(int(m.group(3)), m.group(3))
+        return f"{m.group(1)} of `{m.group(2)}` fails ({err})"
+    return f"different result: {_area(t['id'])}"
+
+
 def render_table(doc: dict[str, Any], runsc_version: str) -> str:
     """The markdown page of what gVisor fails and skips (docs/gvisor-conformance.md)."""
     tests = doc["tests"]
@@ -213,6 +234,14 @@ def render_table(doc: dict[str, Any], runsc_version: str) -> str:
     for area in sorted(by_area):
         p, f, s = by_area[area]
         lines.append(f"| {area} | {p} | {f} | {s} |")
+    causes: dict[str, int] = {}
+    for t in bad:
+        c = _cause(t)
+        causes[c] = causes.get(c, 0) + 1
+    lines += ["", "## Causes", "", "Grouped from the first line of each failure (an unimplemented syscall, a missing",
+              "/proc file, otherwise a different result in that area).", "", "| cause | tests |", "|---|---:|"]
+    for c, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"| {c} | {n} |")
     lines += ["", "## Failures and skips", "", "| test | outcome | first line of the failure / skip reason |",
               "|---|---|---|"]
     for t in bad:
