@@ -245,7 +245,7 @@ def render_table(doc: dict[str, Any], runsc_version: str) -> str:
     lines += ["", "## Failures and skips", "", "| test | outcome | first line of the failure / skip reason |",
               "|---|---|---|"]
     for t in bad:
-        name = t["id"].split("/testsuite/", 1)[-1].removeprefix("testsuite/")
+        name = "testsuite/" + t["id"].split("/testsuite/", 1)[-1].removeprefix("testsuite/")
         reason = t["reason"].replace("|", "\\|").replace("\n", " ")[:200]
         lines.append(f"| `{name}` | {t['outcome']} | {reason} |")
     return "\n".join(lines) + "\n"

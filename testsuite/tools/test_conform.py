@@ -64,5 +64,5 @@ def test_gvisor_table_renders_failures_and_areas() -> None:
     text = render_table(doc, "runsc version 0.0")
     assert "**1 passed, 1 failed, 1 skipped**" in text
     assert "| mq/test_a | 1 | 1 | 0 |" in text and "| fs/test_b | 0 | 0 | 1 |" in text
-    assert "| `mq/test_a.py::test_y[native]` | failed | LinuxError: ENOSYS \\| x |" in text
+    assert "| `testsuite/mq/test_a.py::test_y[native]` | failed | LinuxError: ENOSYS \\| x |" in text
     assert "test_x" not in text.split("## Failures")[1]
