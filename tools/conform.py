@@ -235,13 +235,13 @@ def render_table(doc: dict[str, Any], runsc_version: str) -> str:
         p, f, s = by_area[area]
         lines.append(f"| {area} | {p} | {f} | {s} |")
     causes: dict[str, int] = {}
-    for t in bad:
-        c = _cause(t)
-        causes[c] = causes.get(c, 0) + 1
+    for failed in bad:
+        cause = _cause(failed)
+        causes[cause] = causes.get(cause, 0) + 1
     lines += ["", "## Causes", "", "Grouped from the first line of each failure (an unimplemented syscall, a missing",
               "/proc file, otherwise a different result in that area).", "", "| cause | tests |", "|---|---:|"]
-    for c, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"| {c} | {n} |")
+    for cause, n in sorted(causes.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"| {cause} | {n} |")
     lines += ["", "## Failures and skips", "", "| test | outcome | first line of the failure / skip reason |",
               "|---|---|---|"]
     for t in bad:
