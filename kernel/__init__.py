@@ -25,10 +25,10 @@ if TYPE_CHECKING:
     from mqsentry.boot import Kernel
     from mqsentry.kernel.ktime import Clock, ManualClock, RealtimeClock
     from mqsentry.kernel.memory import AddressSpace, Memory, MemoryFault
-    from mqsentry.kernel.task import Task, ThreadGroup
+    from mqsentry.kernel.task import Task, TaskBusyError, ThreadGroup
 
-__all__ = ["Kernel", "Task", "ThreadGroup", "Clock", "ManualClock", "RealtimeClock", "AddressSpace", "Memory",
-           "MemoryFault"]
+__all__ = ["Kernel", "Task", "TaskBusyError", "ThreadGroup", "Clock", "ManualClock", "RealtimeClock", "AddressSpace",
+           "Memory", "MemoryFault"]
 
 
 
@@ -39,7 +39,7 @@ def __getattr__(name: str) -> Any:
         from mqsentry.boot import Kernel
 
         return Kernel
-    if name in ("Task", "ThreadGroup"):
+    if name in ("Task", "TaskBusyError", "ThreadGroup"):
         from mqsentry.kernel import task
 
         return getattr(task, name)

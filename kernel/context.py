@@ -34,6 +34,10 @@ class KernelContext(Protocol):
         False if there is no such live process."""
         ...
 
+    def note_internal_error(self, where: str, exc: BaseException) -> None:
+        """Count (``Kernel.internal_errors``) and log a sentry bug that the caller contained."""
+        ...
+
 
 class ThreadGroupContext(Protocol):
     """What lower layers use of a process: its id and resource limits."""

@@ -42,6 +42,21 @@ Tracer = Callable[[Task, int, tuple[int, ...], int], None]
 
 ARCHES = ("amd64", "arm64", "i386", "arm", "mips", "mipsel")
 
+#: How many internal-error descriptions a kernel keeps (the count itself is never capped).
+INTERNAL_LOG_MAX = 100
+
+#: Called with every new :class:`Kernel` (see :func:`observe_kernels`).
+_observers: list[Callable[[Kernel], None]] = []
+
+
+def observe_kernels(fn: Callable[[Kernel], None] | None, remove: Callable[[Kernel], None] | None = None) -> None:
+    """Add ``fn`` (and/or drop ``remove``) from the functions told about every Kernel created from now
+    on. Test harnesses and fuzzers use it to check each kernel's :attr:`Kernel.internal_errors`."""
+    if remove is not None and remove in _observers:
+        _observers.remove(remove)
+    if fn is not None:
+        _observers.append(fn)
+
 
 class SyscallDispatch(Protocol):
     """The numbered syscall table the kernel dispatches through (``mqsentry.syscalls.linux.SyscallTable``;
@@ -65,7 +80,8 @@ class Kernel:
     signal state (see mqsentry.kernel.signals). Guarded by ``tasks_mu``: ``ipc_namespaces`` (the list; every
     IPC namespace whose POSIX queues may still need reaping). Immutable after construction: ``arch``,
     ``syscall_table``, ``posix_registry``, ``vfs``, ``mq_user_bytes``, ``root_ipc_ns``. ``clock``, ``tracer`` and
-    ``on_signal`` may be replaced by the host at any time.
+    ``on_signal`` may be replaced by the host at any time. Guarded by ``_internal_mu`` (a leaf):
+    ``internal_errors`` (written under it; a plain int read without it) and ``internal_error_log``.
 
     The constructor takes its wiring explicitly (``syscall_table``, ``filesystem_types``,
     ``posix_registry``); :class:`mqsentry.boot.Kernel` supplies it.
@@ -93,10 +109,18 @@ class Kernel:
         self.tracer: Tracer | None = None
         #: Called as on_signal(task, siginfo) after each delivery to a handler (under sig_mu).
         self.on_signal: Callable[[Task, SigInfo], None] | None = None
-        self.internal_errors: list[str] = []
+        #: How many internal errors (sentry bugs: a Python exception inside a syscall, an exit hook
+        #: or a blocking path) this kernel has hit. Public and documented: a host, a test or a fuzzer
+        #: checks that it stays 0. The guest still gets an errno (EINVAL) and the host no exception.
+        self.internal_errors = 0
+        #: The most recent internal errors' descriptions with tracebacks (at most INTERNAL_LOG_MAX).
+        self.internal_error_log: list[str] = []
         self._deferred_exits: list[tuple[ThreadGroup, Callable[[ThreadGroup], None]]] = []
+        self._internal_mu = threading.Lock()
         self.root_ipc_ns = IPCNamespace(self, 0, posix_registry)
         self.ipc_namespaces: list[IPCNamespace] = [self.root_ipc_ns]
+        for fn in list(_observers):
+            fn(self)
 
     # -- tasks ----------------------------------------------------------------------------------------
     def _alloc_tid(self, want: int | None) -> int:
@@ -197,7 +221,7 @@ class Kernel:
             try:
                 hook(tg)
             except Exception as e:  # pragma: no cover - cleanup must not fail the exit
-                self.internal_error(tg.tasks[0], -1, (), e)
+                self.note_internal_error(f"exit hook of process {tg.tgid}", e)
 
     def reap(self, tgid: int) -> None:
         """Forget a process whose every thread has exited, freeing its pid and tids for reuse (a
@@ -318,12 +342,20 @@ class Kernel:
             cb(t, info)
 
     def internal_error(self, t: Task, nr: int, args: tuple[int, ...], exc: BaseException) -> int:
-        """Record a sentry bug hit by a syscall; the guest sees EINVAL rather than a crashed host."""
-        msg = f"internal error in syscall {nr} args={args} task={t!r}: " + "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.internal_errors.append(msg)
-        log.error("%s", msg)
+        """Record a sentry bug hit by a syscall; the guest sees EINVAL rather than a crashed host.
+        The bug is counted in :attr:`internal_errors`."""
+        self.note_internal_error(f"syscall {nr} args={args} task={t!r}", exc)
         return -EINVAL
+
+    def note_internal_error(self, where: str, exc: BaseException) -> None:
+        """Count and log a sentry bug that was contained (the caller recovers and carries on)."""
+        msg = f"internal error in {where}: " + "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__))
+        with self._internal_mu:
+            self.internal_errors += 1
+            self.internal_error_log.append(msg)
+            del self.internal_error_log[:-INTERNAL_LOG_MAX]
+        log.error("%s", msg)
 
 
 def _close_files_at_exit(tg: ThreadGroup) -> None:

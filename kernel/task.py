@@ -63,6 +63,12 @@ log = logging.getLogger("mqsentry")
 
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
+#: The longest single host wait, in seconds. ``threading`` refuses timeouts above TIMEOUT_MAX (about
+#: 292 years) and a far deadline (``tv_sec = INT64_MAX``, which Linux clamps to KTIME_MAX) is
+#: representable in a timespec, so a sleep waits at most this long and then re-arms until the real
+#: deadline: the loop in :meth:`Task._block` re-reads the clock after every wait anyway.
+MAX_HOST_WAIT_S = min(threading.TIMEOUT_MAX, 86_400.0)
+
 
 def _default_rlimits() -> list[tuple[int, int]]:
     limits = [(RLIM_INFINITY, RLIM_INFINITY)] * RLIM_NLIMITS
@@ -71,6 +77,10 @@ def _default_rlimits() -> list[tuple[int, int]]:
     limits[RLIMIT_STACK] = (8 << 20, RLIM_INFINITY)
     limits[RLIMIT_SIGPENDING] = (63_000, 63_000)
     return limits
+
+
+class TaskBusyError(RuntimeError):
+    """A host thread called :meth:`Task.syscall` on a task another host thread is inside a syscall of."""
 
 
 class ThreadGroup:
@@ -158,6 +168,9 @@ class Task:
         self.in_syscall = False
         self._cv = threading.Condition(threading.Lock())
         self._woken = False
+        #: Held by the host thread that is inside :meth:`syscall` (never waited for: a second
+        #: thread gets TaskBusyError at once instead of a silent hang or a lost wake-up).
+        self._entry = threading.Lock()
         self._syscalls = kernel.syscall_table.handlers
         #: The process's memory when it is the default AddressSpace (copy_in/copy_out's fast path).
         #: A thread group's mm never changes after creation, so this is immutable.
@@ -197,31 +210,56 @@ class Task:
                 a5: int = 0) -> int:
         """Run syscall ``nr`` with raw 64-bit register values; return the result or ``-errno``.
 
-        Never raises. Unknown numbers give -ENOSYS. ERESTART* codes never escape: they become EINTR
-        or a transparent restart according to the signal that caused them.
+        Unknown numbers give -ENOSYS. ERESTART* codes never escape: they become EINTR or a
+        transparent restart according to the signal that caused them. A Python exception inside the
+        sentry is an internal error (counted in ``Kernel.internal_errors``; the guest sees EINVAL).
+
+        Raises only for the host's own reasons: :class:`TaskBusyError` at once if another host thread
+        is inside a syscall of this task (a task is one thread: one syscall at a time), and any
+        BaseException (KeyboardInterrupt, SystemExit) that the host's memory object or the host's
+        signal handlers raise, which propagates after the task has left the syscall cleanly.
         """
+        if not self._entry.acquire(False):
+            raise TaskBusyError(f"{self!r} is already inside a syscall on another host thread; a task is driven "
+                                "by one host thread at a time (make a thread with clone_thread instead)")
         try:
-            fn = self._syscalls[nr]
-        except (KeyError, TypeError):
-            fn = None
-        if fn is None or self.sigpending or self.exited or self.kernel.tracer is not None:
-            return self._syscall_full(fn, nr, a0, a1, a2, a3, a4, a5)
-        # Fast path: one attempt, nothing to deliver before or (usually) after.
-        self.in_syscall = True
-        try:
-            ret = fn(self, a0, a1, a2, a3, a4, a5)
-        except SysError as e:
-            ret = -e.errno
-        except Exception as e:  # a sentry bug must not take the host down
-            ret = self.kernel.internal_error(self, nr, (a0, a1, a2, a3, a4, a5), e)
-        if self.sigpending or -517 < ret < -511 or self.saved_sig_mask is not None:
-            # Still "in the syscall" (user_tick must not deliver meanwhile): the full path finishes.
-            return self._syscall_full(fn, nr, a0, a1, a2, a3, a4, a5, first=ret)
+            try:
+                fn = self._syscalls[nr]
+            except (KeyError, TypeError):
+                fn = None
+            if fn is None or self.sigpending or self.exited or self.kernel.tracer is not None:
+                return self._syscall_full(fn, nr, a0, a1, a2, a3, a4, a5)
+            # Fast path: one attempt, nothing to deliver before or (usually) after.
+            self.in_syscall = True
+            try:
+                ret = fn(self, a0, a1, a2, a3, a4, a5)
+            except SysError as e:
+                ret = -e.errno
+            except Exception as e:  # a sentry bug must not take the host down
+                ret = self.kernel.internal_error(self, nr, (a0, a1, a2, a3, a4, a5), e)
+            except BaseException:
+                self._left_syscall_abruptly()
+                raise
+            if self.sigpending or -517 < ret < -511 or self.saved_sig_mask is not None:
+                # Still "in the syscall" (user_tick must not deliver meanwhile): the full path finishes.
+                return self._syscall_full(fn, nr, a0, a1, a2, a3, a4, a5, first=ret)
+            self.in_syscall = False
+            if self.kernel._deferred_exits:
+                # This call made another process exit (e.g. kill): finish its teardown now.
+                self.kernel.run_exit_hooks()
+            return ret
+        finally:
+            self._entry.release()
+
+    def _left_syscall_abruptly(self) -> None:
+        """A host BaseException is leaving the syscall: the task is back in "user mode" with the mask
+        it had before any temporary syscall mask (ppoll, epoll_pwait), so signals reach it again."""
         self.in_syscall = False
-        if self.kernel._deferred_exits:
-            # This call made another process exit (e.g. kill): finish its teardown now.
-            self.kernel.run_exit_hooks()
-        return ret
+        self.state = "R"
+        saved = self.saved_sig_mask
+        if saved is not None:
+            self.saved_sig_mask = None
+            self.set_sig_mask(saved)
 
     def _syscall_full(self, fn: Callable[..., int] | None, nr: int, a0: int, a1: int, a2: int, a3: int,
                       a4: int, a5: int, first: int | None = None) -> int:
@@ -250,6 +288,9 @@ class Task:
                         ret = -e.errno
                     except Exception as e:  # a sentry bug must not take the host down
                         ret = self.kernel.internal_error(self, nr, args, e)
+                    except BaseException:
+                        self._left_syscall_abruptly()
+                        raise
                 else:
                     ret = first
                     first = None
@@ -411,7 +452,7 @@ class Task:
                             if now >= deadline_ns:
                                 return ETIMEDOUT
                             if clock.real_time:
-                                timeout = (deadline_ns - now) / 1e9
+                                timeout = min((deadline_ns - now) / 1e9, MAX_HOST_WAIT_S)
                         self._cv.wait(timeout)
                 finally:
                     self.state = "R"
@@ -590,4 +631,4 @@ def sigset_valid_for_action(sig: int) -> bool:
     return 1 <= sig <= NSIG and not sigmask(sig) & UNBLOCKABLE
 
 
-__all__ = ["Task", "ThreadGroup", "sigset_valid_for_action"]
+__all__ = ["Task", "TaskBusyError", "ThreadGroup", "sigset_valid_for_action"]

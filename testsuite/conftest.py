@@ -1,6 +1,11 @@
 """Fixtures: every test that takes ``target`` (or ``proc``) runs once per target.
 
 ``--target=sentry`` or ``--target=native`` restricts the run to one target.
+
+Every test also fails if any :class:`~mqsentry.kernel.Kernel` created while it ran (by a target, a
+tool such as the fuzzer or the differential runner, or the test itself) counted an internal error
+(``Kernel.internal_errors``): an exception inside the sentry is a bug even when the guest only saw
+an errno.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from mqsentry.kernel.kernel import Kernel, observe_kernels
 from mqsentry.testsuite.libc import Proc
 from mqsentry.testsuite.targets.base import Target
 
@@ -59,3 +65,20 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
 def proc(target: Target) -> Proc:
     """A root process with every capability in the test's fresh IPC namespace."""
     return Proc(target.spawn())
+
+
+@pytest.fixture(autouse=True)
+def _no_internal_errors() -> Iterator[None]:
+    """Fail the test if a kernel it created hit an internal error (checked after its teardown)."""
+    created: list[Kernel] = []
+    watch = created.append
+    observe_kernels(watch)
+    try:
+        yield
+    finally:
+        observe_kernels(None, remove=watch)
+    bad = [k for k in created if k.internal_errors]
+    if bad:
+        logs = [e for k in bad for e in k.internal_error_log]
+        pytest.fail(f"{sum(k.internal_errors for k in bad)} sentry internal error(s):\n" + "\n".join(logs[:5]),
+                    pytrace=False)

@@ -508,9 +508,9 @@ def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = Non
         record.update(mode="quick" if quick else "full", sizes=asdict(s), python=platform.python_version(),
                       system=f"{platform.system()} {platform.release()} {platform.machine()}",
                       rows=[_row_record(r) for r in rows], notes=[n for n in notes if n], platform=platform_text,
-                      startup=startup_text, seconds=round(took, 3), internal_errors=len(internal))
+                      startup=startup_text, seconds=round(took, 3), internal_errors=internal)
     if internal:
-        out.write(f"sentry internal errors: {len(internal)}\n{internal[0]}\n")
+        out.write(f"sentry internal errors: {internal}\n{g.k.internal_error_log[0]}\n")
         return 1
     return 0
 

@@ -18,12 +18,12 @@ import sys
 from collections.abc import Sequence
 
 from mqsentry import __version__
-from mqsentry.tools import bench, demo, difftest, emulate, fuzz, permmatrix, realdemo, stress
+from mqsentry.tools import bench, conform, demo, difftest, emulate, fuzz, permmatrix, realdemo, stress
 from mqsentry.tools import run as run_cmd
 from mqsentry.tools.cliargs import MissingExtra, add_json_argument, check_json_path, positive_int
 
 #: Modules that add a subcommand: ``add_parser(subparsers) -> parser`` and ``run(args) -> int``.
-SUBCOMMANDS = (run_cmd, fuzz, stress, difftest, permmatrix, emulate)
+SUBCOMMANDS = (run_cmd, fuzz, stress, difftest, permmatrix, emulate, conform)
 
 
 def _build_parser() -> argparse.ArgumentParser:

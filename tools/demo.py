@@ -256,7 +256,7 @@ def run(arch: str = "amd64", structs: bool = True, only: str | None = None, out:
     if only in (None, "posix"):
         d.posix(server, client)
     d.k.tracer = None
-    problems = d.problems + [f"internal error: {e.splitlines()[0]}" for e in d.k.internal_errors]
+    problems = d.problems + [f"internal error: {e.splitlines()[0]}" for e in d.k.internal_error_log]
     for p in problems:
         print(f"mqsentry demo: unexpected result: {p}", file=sys.stderr)
     return 1 if problems else 0

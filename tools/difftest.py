@@ -37,6 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--progress", type=nonnegative_int, default=0, metavar="N",
                    help="print a progress line every N sequences (default: one every few seconds)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on standard error")
+    p.add_argument("--blocking", action="store_true",
+                   help="blocking sequences: parked senders and receivers (threads on the host), far, "
+                   "invalid and expired deadlines, signals with and without SA_RESTART, IPC_RMID and "
+                   "mq_unlink while blocked, pipelined sends, notifications")
     add_json_argument(p)
     return p
 
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from hypothesis import HealthCheck, Phase, given, seed, settings
 
     from mqsentry.testsuite.difftest.runner import Divergence, native_reason, run_pair
-    from mqsentry.testsuite.difftest.strategies import cases
+    from mqsentry.testsuite.difftest.strategies import blocking_cases, cases
 
     out = text_out(args)
     reason = native_reason()
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     @settings(max_examples=args.examples, deadline=None, database=None, phases=phases, print_blob=False,
               suppress_health_check=list(HealthCheck))
-    @given(cases(args.min_steps, args.max_steps))
+    @given((blocking_cases if args.blocking else cases)(args.min_steps, args.max_steps))
     def check(case) -> None:  # type: ignore[no-untyped-def]
         counts["ran"] += 1
         counts["steps"] += len(case.steps)
@@ -88,10 +92,11 @@ def run(args: argparse.Namespace) -> int:
         write_json(args, "difftest", {"sequences": counts["ran"], "steps": counts["steps"], "divergences": 1,
                                       "report": report, "seconds": round(time.monotonic() - start, 3)}, 1)
         return 1
-    print(f"difftest: {counts['ran']} sequences ({counts['steps']} steps), 0 divergences, "
-          f"{time.monotonic() - start:.0f}s", file=out)
+    print(f"difftest: {counts['ran']} {'blocking ' if args.blocking else ''}sequences ({counts['steps']} steps), "
+          f"0 divergences, 0 internal errors, {time.monotonic() - start:.0f}s", file=out)
     write_json(args, "difftest", {"sequences": counts["ran"], "steps": counts["steps"], "divergences": 0,
-                                  "seed": args.seed, "seconds": round(time.monotonic() - start, 3)}, 0)
+                                  "internal_errors": 0, "blocking": args.blocking, "seed": args.seed,
+                                  "seconds": round(time.monotonic() - start, 3)}, 0)
     return 0
 
 

@@ -22,6 +22,8 @@ import tempfile
 HANG_STATUS = 124
 #: Exit status when Qiling is not installed or cannot run the program.
 UNAVAILABLE_STATUS = 2
+#: Exit status when the sentry counted internal errors (a bug in the sentry; EX_SOFTWARE of sysexits.h).
+INTERNAL_ERROR_STATUS = 70
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -80,8 +82,12 @@ def run(args: argparse.Namespace) -> int:
             status = HANG_STATUS
         if args.stats:
             print(f"mqsentry emulate: {host.arch}: served {host.calls}", file=sys.stderr)
-        for err in host.kernel.internal_errors:
-            print(f"mqsentry emulate: sentry internal error: {err}", file=sys.stderr)
+        if host.kernel.internal_errors:
+            # An internal error is a sentry bug: say so, and never let the run look clean.
+            print(f"mqsentry emulate: {host.kernel.internal_errors} sentry internal error(s):", file=sys.stderr)
+            for err in host.kernel.internal_error_log:
+                print(f"mqsentry emulate:   {err}", file=sys.stderr)
+            return status or INTERNAL_ERROR_STATUS
         return status
     finally:
         if tmp is not None:

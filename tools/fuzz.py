@@ -17,13 +17,16 @@ threads, and tasks that unshared their IPC namespace). Every call is one of:
   kernel half, ~0);
 * unknown numbers: unimplemented, negative and huge.
 
-Calls that could block are made non-blocking first (IPC_NOWAIT, MSG_DONTWAIT, past deadlines, zero
-poll timeouts); a watchdog kills the task with SIGKILL if a call still sleeps past ``--block-bound``
-and reports it. After every call: no exception escaped, the result is an int that is >= 0 or a
-valid -errno (1..133, never ERESTART*), unknown numbers gave ENOSYS, no internal error was recorded,
-a few per-call oracles hold (a successful msgsnd fitted, counters moved by exactly one message), the
-call allocated at most ``--mem-ceiling`` bytes (tracemalloc), and :mod:`mqsentry.tools.invariants` holds
-(every ``--check-every`` calls; 1 = every call).
+Calls that could block are made non-blocking first (IPC_NOWAIT, MSG_DONTWAIT, past deadlines, zero poll
+timeouts; deadlines are drawn from near, expired, far -- ``tv_sec = INT64_MAX`` -- and invalid
+timespecs, and a future one becomes a past one before the call; ``mqsentry stress`` drives the same
+extreme deadlines through real sleeps with concurrent senders, receivers and signals); a watchdog kills
+the task with SIGKILL if a call still sleeps past ``--block-bound`` and reports it. After every call: no
+exception escaped, the result is an int that is >= 0 or a valid -errno (1..133, never ERESTART*),
+unknown numbers gave ENOSYS, no internal error was recorded, a few per-call oracles hold (a successful
+msgsnd fitted, counters moved by exactly one message), the call allocated at most ``--mem-ceiling``
+bytes (tracemalloc), and :mod:`mqsentry.tools.invariants` holds (every ``--check-every`` calls; 1 =
+every call).
 
 The run is deterministic for a seed (``--seed``); a violation report names the epoch, call index
 and the last calls so that it can be replayed.
@@ -285,6 +288,7 @@ class Fuzzer:
         self._in_call: tuple[Any, float] | None = None
         self._stop = threading.Event()
         self._seen: set[tuple[str, str]] = set()
+        self._internal_seen = 0
 
     # -- the run -------------------------------------------------------------------------------------------
     def run(self) -> Report:
@@ -344,6 +348,7 @@ class Fuzzer:
         self.epoch = epoch
         self.rng = rng = random.Random(f"{self.seed}:{epoch}")
         self.k = k = Kernel(arch="amd64")
+        self._internal_seen = 0  # internal errors of this epoch's kernel already reported
         self.nr = k.syscall_table.number
         self.names_of = {nr: e.name for nr, e in k.syscall_table.entries.items()}
         self.table = k.syscall_table.handlers
@@ -373,10 +378,10 @@ class Fuzzer:
                 self.progress.tick(lambda: f"{rep.calls}/{self.calls} calls, {len(rep.violations)} violation(s)")
             if (i + 1) % self.check_every == 0 or i == ncalls - 1:
                 rep.checks += 1
-                bad = invariants.check_kernel(k, self.extra_ns)
+                bad = invariants.check_kernel(k, self.extra_ns, internal_seen=self._internal_seen)
+                self._internal_seen = k.internal_errors  # report each internal error once
                 if bad:
                     self._violate("invariant", "; ".join(bad[:5]), rep.calls - 1)
-                    k.internal_errors.clear()  # report each internal error once
         self._teardown()
 
     def _teardown(self) -> None:
@@ -385,7 +390,7 @@ class Fuzzer:
         for t in list(k.tasks.values()):
             if not t.exited:
                 t.exit_group(0)
-        bad = invariants.check_kernel(k, self.extra_ns)
+        bad = invariants.check_kernel(k, self.extra_ns, internal_seen=self._internal_seen)
         if bad:
             self._violate("invariant-after-exit", "; ".join(bad[:5]), self.report.calls)
         self.k = None  # type: ignore[assignment]
@@ -543,6 +548,7 @@ class Fuzzer:
         sec, nsec = rng.choice([
             (now // 10**9 - 1, 0), (0, 999_999_999), (0, 10**9), (0, -1), (-1, 0), (0, 2 * 10**9),
             (1 << 62, 0), (-(1 << 63), -(1 << 63)), (now // 10**9, now % 10**9),
+            ((1 << 63) - 1, 0), ((1 << 63) - 1, 999_999_999), ((1 << 63) - 1, 10**9), (-(1 << 63), 0),
             ((now + 1_000_000) // 10**9, (now + 1_000_000) % 10**9),  # 1 ms ahead: a bounded sleep
         ])
         return self.struct_ptr(t, _TS.pack(sec, nsec), rng.choice((S_A, S_B)))
@@ -854,7 +860,7 @@ class Fuzzer:
         if name in ("msgsnd", "msgrcv"):
             pre = self._snapshot_msq(t, a[0])
         k = self.k
-        nerr = len(k.internal_errors)
+        nerr = k.internal_errors
         if self.mem_check:
             base = tracemalloc.get_traced_memory()[0]
             tracemalloc.reset_peak()
@@ -911,9 +917,9 @@ class Fuzzer:
             rep.successes += 1
             if nr not in self.table:
                 self._violate("result", f"unimplemented syscall succeeded with {ret}", index, desc)
-        if len(k.internal_errors) > nerr:
-            self._violate("internal-error", k.internal_errors[nerr][:3000], index, desc)
-            del k.internal_errors[nerr:]
+        if k.internal_errors > nerr:
+            self._violate("internal-error", k.internal_error_log[-1][:3000], index, desc)
+            self._internal_seen = k.internal_errors
         if name == "msgget" and ret >= 0:
             self.msqids.append(ret)
             if len(self.msqids) > 64:

@@ -401,8 +401,9 @@ def check_tasks(k: Kernel, quiescent: bool = True) -> list[str]:
 
 # -- everything --------------------------------------------------------------------------------------------
 def check_kernel(k: Kernel, extra_namespaces: Iterable[IPCNamespace] = (), quiescent: bool = True,
-                 tasks: bool = True) -> list[str]:
-    """Every check above over the whole kernel. ``quiescent``: no syscall is in flight."""
+                 tasks: bool = True, internal_seen: int = 0) -> list[str]:
+    """Every check above over the whole kernel. ``quiescent``: no syscall is in flight.
+    ``internal_seen``: internal errors the caller has already reported (only newer ones count)."""
     out: list[str] = []
     descs = _all_descriptions(k)
     nss = namespaces(k, extra_namespaces, descs)
@@ -412,8 +413,9 @@ def check_kernel(k: Kernel, extra_namespaces: Iterable[IPCNamespace] = (), quies
     out.extend(check_fds(k, quiescent, nss))
     if tasks:
         out.extend(check_tasks(k, quiescent))
-    if k.internal_errors:
-        out.append(f"{len(k.internal_errors)} internal error(s); first: {k.internal_errors[0][:2000]}")
+    if k.internal_errors > internal_seen:
+        out.append(f"{k.internal_errors - internal_seen} internal error(s); latest: "
+                   f"{k.internal_error_log[-1][:2000] if k.internal_error_log else '?'}")
     return out
 
 

@@ -47,6 +47,7 @@ from mqsentry.tools import invariants
 from mqsentry.tools.cliargs import Progress, add_json_argument, positive_float, positive_int, text_out, write_json
 
 SIGUSR1, SIGUSR2 = 10, 12
+INT64_MAX = (1 << 63) - 1
 HANDLER = 0x7000_0000_1000
 RESTORER = 0x7000_0000_2000
 _ID = struct.Struct("<Q")
@@ -247,11 +248,27 @@ class Stress:
         return fds
 
     def _deadline(self, t: Task, rng: random.Random, buf: int) -> tuple[int, int | None]:
-        """(timespec pointer or 0, absolute deadline ns or None)."""
-        if rng.random() < 0.2:
+        """(timespec pointer or 0, absolute deadline ns, or None for none, or -1 for an invalid
+        timespec, which must fail with EINVAL before anything else happens). Besides near deadlines:
+        the extreme and odd ones real suites use (``tv_sec = INT64_MAX``, with the largest
+        ``tv_nsec`` too; already expired ones; a negative ``tv_sec``; ``tv_nsec`` outside [0, 1e9))."""
+        r = rng.random()
+        if r < 0.15:
             return 0, None
-        dl = self.k.clock.now_ns() + rng.randrange(0, 20_000_000)
-        t.mm.write(buf + 256, _TS.pack(dl // 10**9, dl % 10**9))
+        if r < 0.6:
+            dl = self.k.clock.now_ns() + rng.randrange(0, 20_000_000)
+            sec, nsec = divmod(dl, 10**9)
+        elif r < 0.75:
+            sec, nsec = rng.choice(((INT64_MAX, 0), (INT64_MAX, 999_999_999), (1 << 40, 0)))
+            dl = sec * 10**9 + nsec
+        elif r < 0.85:
+            sec, nsec = rng.choice(((0, 0), (0, 999_999_999), divmod(self.k.clock.now_ns() - 10**9, 10**9)))
+            dl = sec * 10**9 + nsec
+        else:
+            sec, nsec = rng.choice(((-1, 0), (-(1 << 63), 0), (0, 10**9), (0, -1), (INT64_MAX, 10**9),
+                                    (0, (1 << 63) - 1)))
+            dl = -1
+        t.mm.write(buf + 256, _TS.pack(sec, nsec))
         return buf + 256, dl
 
     def _pick_fd(self, t: Task, rng: random.Random, buf: int, fds: dict[bool, list[int]], nonblock: bool) -> int | None:
@@ -276,7 +293,10 @@ class Stress:
                 self.attempted.add(mid)
             ret = self.sys(t, "mq_timedsend", fd, buf, 16, prio, ts)
             self.outcome("mq_send" + ("/nonblock" if nonblock else "/deadline" if ts else "/wait"), ret)
-            if ret == 0:
+            if dl == -1:
+                if ret != -EINVAL:
+                    self.violate(f"mq_timedsend with an invalid timespec gave {ret}, not EINVAL")
+            elif ret == 0:
                 with self.mu:
                     self.sent[mid] = ("posix", fd, prio, 16)
             elif ret == -ETIMEDOUT:
@@ -297,7 +317,10 @@ class Stress:
             ts, dl = self._deadline(t, rng, buf)
             ret = self.sys(t, "mq_timedreceive", fd, buf, MQ_MSGSIZE, buf + 128, ts)
             self.outcome("mq_receive" + ("/nonblock" if nonblock else "/deadline" if ts else "/wait"), ret)
-            if ret >= 0:
+            if dl == -1:
+                if ret != -EINVAL:
+                    self.violate(f"mq_timedreceive with an invalid timespec gave {ret}, not EINVAL")
+            elif ret >= 0:
                 mid = _ID.unpack(t.mm.read(buf, 8))[0]
                 prio = struct.unpack("<I", t.mm.read(buf + 128, 4))[0]
                 self._got(mid, "posix", prio)
@@ -471,7 +494,7 @@ class Stress:
                                   f"{sorted(unsent)[:10]}")
         res.signals_delivered = sum(len(tg.delivered) for tg in list(k.thread_groups.values()))
         if k.internal_errors:
-            res.violations.append(f"{len(k.internal_errors)} internal error(s): {k.internal_errors[0][:2000]}")
+            res.violations.append(f"{k.internal_errors} internal error(s): {k.internal_error_log[0][:2000]}")
         # Every process exits: fds close, unlinked queues are freed, invariants still hold.
         for _, t in tasks + [("root", self.root)]:
             if not t.exited:

@@ -209,9 +209,20 @@ class Queue:
 
     def wait_send(self, t: TaskContext, w: Waiter, deadline_ns: int | None) -> None:
         """Sleep ``t`` until its registered send completes (``wq_sleep``): ETIMEDOUT at the absolute
-        CLOCK_REALTIME deadline, ERESTARTSYS on a signal."""
+        CLOCK_REALTIME deadline, ERESTARTSYS on a signal.
+
+        If the sleep itself raises (a host exception such as KeyboardInterrupt, or a sentry bug), the
+        record is withdrawn first, so no receiver completes a send whose caller has gone. A send
+        that completed meanwhile stands: an Exception is then counted as an internal error and the
+        send reports success; a BaseException propagates (the message is queued)."""
         while True:
-            err = t.block(deadline_ns)
+            try:
+                err = t.block(deadline_ns)
+            except BaseException as e:
+                if self.cancel_send(w) and isinstance(e, Exception):
+                    self.kernel.note_internal_error("mq send sleep (the send completed)", e)
+                    return
+                raise
             if w.ready:
                 return
             if err:
@@ -309,9 +320,21 @@ class Queue:
             return False
 
     def wait_receive(self, t: TaskContext, w: Waiter, deadline_ns: int | None) -> tuple[bytes, int]:
-        """Sleep ``t`` until a sender hands it a message (see :meth:`wait_send`)."""
+        """Sleep ``t`` until a sender hands it a message (see :meth:`wait_send`).
+
+        If the sleep raises, the record is withdrawn; a message handed over meanwhile is returned
+        (an Exception is counted as an internal error) or, when a BaseException propagates, put
+        back at the head of the queue (:meth:`unreceive`), so it is never lost."""
         while True:
-            err = t.block(deadline_ns)
+            try:
+                err = t.block(deadline_ns)
+            except BaseException as e:
+                if self.cancel_receive(w):
+                    if isinstance(e, Exception):
+                        self.kernel.note_internal_error("mq receive sleep (a message was handed over)", e)
+                        return w.msg, w.prio
+                    self.unreceive(w.msg, w.prio)
+                raise
             if w.ready:
                 return w.msg, w.prio
             if err:

@@ -280,9 +280,10 @@ class Queue(Object):
                 ret = t.block()
             finally:
                 mu.acquire()
+                # Whatever happened (even a host exception out of the sleep), the record goes.
+                self.senders.pop(w, None)
             if self.deleted:
                 raise SysError(EIDRM)
-            self.senders.pop(w, None)
             if ret == EINTR or t.sigpending:
                 raise SysError(ERESTARTNOHAND)
         self.commit_send_locked(blob, mtype, t.tg.tgid, t.kernel.clock.now_s())
@@ -319,7 +320,11 @@ class Queue(Object):
                 r = Receiver(t, t.tid, msgtyp, mode, INT_MAX if msgflg & MSG_NOERROR else bufsz)
                 self.receivers[r] = None
                 t.clear_wakeup()
-            ret = t.block()
+            try:
+                ret = t.block()
+            except BaseException as e:
+                self._receive_sleep_failed(t, r, e)
+                raise
             res = r.result  # lockless: a completed record is never changed again
             if res is None:
                 with mu:
@@ -332,6 +337,16 @@ class Queue(Object):
             if type(res) is int:
                 raise SysError(res)
             return res  # type: ignore[return-value]
+
+    def _receive_sleep_failed(self, t: TaskContext, r: Receiver, e: BaseException) -> None:
+        """The sleep of a blocked msgrcv raised (a host exception or a sentry bug): withdraw the
+        record so no sender hands a message to it; a message already handed over goes back to the
+        head of the queue (:meth:`unreceive`), so it is not lost."""
+        with self.mu:
+            self.receivers.pop(r, None)
+            res = r.result
+        if type(res) is bytes:
+            self.unreceive(res, t.kernel.clock.now_s())
 
     def copy(self, t: TaskContext, index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
         """``do_msgrcv`` with MSG_COPY (always IPC_NOWAIT)."""

@@ -159,6 +159,10 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
         reaper.join()
         if stats and plat is not None:
             print(f"mqsentry: {plat.stats}", file=sys.stderr)
+        if plat is not None and plat.kernel.internal_errors:
+            # A sentry bug the program saw as an errno: never let the run look clean.
+            print(f"mqsentry: {plat.kernel.internal_errors} sentry internal error(s); latest: "
+                  f"{plat.kernel.internal_error_log[-1] if plat.kernel.internal_error_log else '?'}", file=sys.stderr)
         if plat is not None:
             plat.close()
         else:

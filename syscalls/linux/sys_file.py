@@ -655,6 +655,9 @@ def ppoll(t: Task, ufds: int, nfds: int, tsp: int, sigmask: int, sigsetsize: int
         ret = _poll_common(t, uint64(ufds), uint32(nfds), deadline, zero)
     except SysError as e:
         ret = -e.errno
+    except BaseException:
+        swap.finish(False)  # a host exception or a bug: never leave the temporary mask installed
+        raise
     swap.finish(ret == -ERESTARTNOHAND)
     if ts_addr and not zero:
         # poll_select_finish: write back the time left; if that faults the call can't be restarted.
@@ -740,6 +743,9 @@ def epoll_pwait(t: Task, epfd: int, events: int, maxevents: int, timeout: int, s
         ret = _epoll_wait(t, epfd, events, maxevents, timeout)
     except SysError as e:
         swap.finish(e.errno == EINTR)
+        raise
+    except BaseException:
+        swap.finish(False)  # a host exception or a bug: never leave the temporary mask installed
         raise
     swap.finish(False)
     return ret

@@ -477,7 +477,7 @@ class Exit(Op):
         alive = w.alive()
         a = w.actor(self.a)
         leader_with_threads = any(b is not a and b.process == a.process for b in alive)
-        if len(alive) < 2 or (w.actors[a.process] is a and leader_with_threads):
+        if len(w.idle()) < 2 or (w.actors[a.process] is a and leader_with_threads):
             return ("exit", "skipped")
         a.proc.exit()
         a.exited = True
@@ -592,7 +592,7 @@ class Final(Op):
         out: list[Obs] = [norm_sysvipc(w, w.target.read_file("/proc/sysvipc/msg"))]
         seen: set[int] = set()
         hints = list(hint[1:]) if isinstance(hint, tuple) else []
-        for a in w.alive():
+        for a in w.idle():
             if a.process in seen:
                 continue
             seen.add(a.process)

@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mqsentry.testsuite.difftest.blocking import step
 from mqsentry.testsuite.difftest.ops import Final, Obs, Op
 from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec, World
 from mqsentry.testsuite.targets.base import Target
@@ -72,35 +73,46 @@ def run_pair(case: Case, make_sentry: Callable[[], Target] = _sentry,
              make_native: Callable[[], Target] = _native) -> list[Obs]:
     """Run ``case`` in lockstep on fresh targets; the host's observations, or :class:`Divergence`."""
     ws = World(make_sentry(), case.actors)
+    expected: list[Obs] = []
     try:
         wn = World(make_native(), case.actors)
         try:
-            expected: list[Obs] = []
             steps: Sequence[Op] = (*case.steps, Final())
             for i, op in enumerate(steps):
-                s = op.run(ws)
-                n = op.run(wn, s)
+                s = step(ws, op)
+                n = step(wn, op, s)
                 expected.append(n)
                 if wn.violations:
                     raise AssertionError(f"native run broke a runner invariant (a runner bug): {wn.violations}")
                 why = "divergence" if s != n else f"sentry invariant broken: {ws.violations}" if ws.violations else ""
+                kernel = getattr(ws.target, "kernel", None)
+                if not why and kernel is not None and kernel.internal_errors:
+                    why = f"sentry internal error: {kernel.internal_error_log[-1][:2000]}"
                 if why:
                     # The reproducer stops at this step; record the host's view of that shorter sequence
                     # (including its final snapshot) for the regression test.
                     short = Case(case.actors, tuple(case.steps[:i + 1]))
                     raise Divergence(short, i, s, n, record(short, make_native), why)
-            return expected
         finally:
             wn.close()
-    finally:
+    except Divergence:
+        try:
+            ws.close()
+        except AssertionError:
+            pass  # the sentry's own report of the internal error: the Divergence already carries it
+        raise
+    except BaseException:
         ws.close()
+        raise
+    ws.close()
+    return expected
 
 
 def record(case: Case, make_native: Callable[[], Target] = _native) -> list[Obs]:
     """The host kernel's observations of ``case`` (steps and final snapshot)."""
     w = World(make_native(), case.actors)
     try:
-        return [op.run(w) for op in (*case.steps, Final())]
+        return [step(w, op) for op in (*case.steps, Final())]
     finally:
         w.close()
 
@@ -108,11 +120,16 @@ def record(case: Case, make_native: Callable[[], Target] = _native) -> list[Obs]
 def replay(target: Target, actors: Sequence[ActorSpec], steps: Sequence[Op], expected: Sequence[Obs]) -> None:
     """Run ``steps`` (and the final snapshot) on ``target`` and compare with ``expected``."""
     w = World(target, actors)
-    for i, op in enumerate((*steps, Final())):
-        want = expected[i]
-        got = op.run(w, want)
-        assert got == want, f"step {i} {op!r}:\n  got:      {got!r}\n  expected: {want!r}"
-        assert not w.violations, f"step {i} {op!r}: {w.violations}"
+    try:
+        for i, op in enumerate((*steps, Final())):
+            want = expected[i]
+            got = step(w, op, want)
+            assert got == want, f"step {i} {op!r}:\n  got:      {got!r}\n  expected: {want!r}"
+            assert not w.violations, f"step {i} {op!r}: {w.violations}"
+    finally:
+        from mqsentry.testsuite.difftest.blocking import release
+
+        release(w)
 
 
 def render_test(name: str, case: Case, expected: Sequence[Obs], doc: str) -> str:

@@ -20,7 +20,7 @@ from mqsentry.abi.linux.capability import CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_IPC_
 from mqsentry.abi.linux.file import O_CREAT, O_EXCL, O_NONBLOCK, O_RDWR
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_EXCL, IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_STAT
 from mqsentry.abi.linux.msgqueue import MSG_COPY, MSG_EXCEPT, MSG_INFO, MSG_NOERROR, MSG_STAT, MSG_STAT_ANY
-from mqsentry.testsuite.difftest import ops
+from mqsentry.testsuite.difftest import blocking, ops
 from mqsentry.testsuite.difftest.runner import Case
 from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec
 
@@ -149,4 +149,54 @@ def cases(min_steps: int = 5, max_steps: int = 30) -> st.SearchStrategy[Case]:
                      steps.map(lambda t: tuple(t[0] + t[1])))
 
 
-__all__ = ["cases", "actor_specs", "OPS"]
+# -- blocking sequences (testsuite.difftest.blocking) --------------------------------------------------------
+
+DEADLINE_KINDS = pick(["null", "far"], ["far_ns", "past", "sec_neg", "ns_big"], 4)
+
+BLOCKING_OPS = [
+    st.builds(blocking.Park, ACTOR, st.just("mq_recv"), FDREF, pick([16, 8192], [1, 8193]), st.just(0), st.just(0),
+              DEADLINE_KINDS),
+    st.builds(blocking.Park, ACTOR, st.just("mq_send"), FDREF, pick([16, 1, 8], [0, 17, 8193]), PRIOS, st.just(0),
+              DEADLINE_KINDS),
+    st.builds(blocking.Park, ACTOR, st.just("msgrcv"), QREF, pick([100, 16], [1, 0]), MSGTYPS,
+              pick([0, MSG_NOERROR], [MSG_EXCEPT, MSG_EXCEPT | MSG_NOERROR])),
+    st.builds(blocking.Park, ACTOR, st.just("msgsnd"), QREF, pick([16, 60, 1], [0, 8192, 8193]), MTYPES, st.just(0)),
+    st.builds(blocking.Signal, ACTOR, st.integers(0, 3), pick([10, blocking.RESTART_SIGNAL], [34, 12])),
+]
+
+#: Small queues, so that senders find them full: an mq queue of 1 or 2 messages, opened by every
+#: actor, and a SysV queue of 100 bytes.
+BLOCKING_PROLOGUE = st.tuples(
+    st.builds(ops.MqOpen, st.just(0), pick(["a"]), st.just(O_CREAT | O_RDWR), st.just(0o666),
+              pick([(2, 16), (1, 16)])),
+    st.builds(ops.MsgGet, st.just(0), st.just(1), st.just(IPC_CREAT | 0o666)),
+    st.builds(ops.MsgSet, st.just(0), st.just(0), st.just(0), st.just(0), st.just(0o666), pick([100, 16384], [1, 5])),
+).map(lambda t: [*t, *(ops.MqOpen(i, "a", O_RDWR) for i in (1, 2, 3))])
+
+#: Blocking operations and the calls that wake, remove or interrupt them (sends, receives, IPC_RMID,
+#: mq_unlink, close, notifications), weighted towards the blocking ones. No IPC_SET: it wakes every
+#: blocked receiver to re-check (expunge_all) and they re-queue in the order the scheduler runs them,
+#: on Linux too (the prologue's IPC_SET makes the queue small before anyone blocks).
+WAKERS = [
+    st.builds(ops.MqSend, ACTOR, FDREF, pick([16, 1, 8]), PRIOS, pick(["past", "null"])),
+    st.builds(ops.MqRecv, ACTOR, FDREF, pick([16, 8192]), pick(["past", "null"])),
+    st.builds(ops.MsgSnd, ACTOR, st.just(0), pick([1, 2, 3]), pick([16, 60, 1])),
+    st.builds(ops.MsgRcv, ACTOR, st.just(0), pick([100, 16]), MSGTYPS),
+]
+
+BLOCKING_MIX = st.one_of(*BLOCKING_OPS, *BLOCKING_OPS, *WAKERS, *WAKERS, *[BLOCKING_OPS[-1]] * 4,
+                         POSIX_OPS[0], POSIX_OPS[1], POSIX_OPS[2], POSIX_OPS[3],
+                         POSIX_OPS[4], POSIX_OPS[6], SYSV_OPS[1], SYSV_OPS[2], SYSV_OPS[3],
+                         OTHER_OPS[0], OTHER_OPS[1], OTHER_OPS[4])
+
+
+def blocking_cases(min_steps: int = 5, max_steps: int = 25) -> st.SearchStrategy[Case]:
+    """Sequences with parked senders and receivers: 2-4 root processes (permissions are the plain
+    difftest's business; here every actor may signal every other), a small mq queue and a small SysV
+    queue, then a mix of blocking and waking operations."""
+    root = ActorSpec(0, 0, (), FULL_CAPS)
+    steps = st.tuples(BLOCKING_PROLOGUE, st.lists(BLOCKING_MIX, min_size=min_steps, max_size=max_steps))
+    return st.builds(Case, st.integers(2, 4).map(lambda n: (root,) * n), steps.map(lambda t: tuple(t[0] + t[1])))
+
+
+__all__ = ["BLOCKING_OPS", "OPS", "actor_specs", "blocking_cases", "cases"]

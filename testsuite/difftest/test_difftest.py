@@ -20,6 +20,7 @@ from mqsentry.abi.linux.file import O_CREAT, O_RDWR
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_STAT
 from mqsentry.abi.linux.sysno import NUMBERS
 from mqsentry.testsuite.difftest import ops
+from mqsentry.testsuite.difftest.blocking import Park, Signal
 from mqsentry.testsuite.difftest.ops import (
     Deliveries,
     Fork,
@@ -36,7 +37,7 @@ from mqsentry.testsuite.difftest.ops import (
     Thread,
 )
 from mqsentry.testsuite.difftest.runner import Case, Divergence, native_reason, record, render_test, replay, run_pair
-from mqsentry.testsuite.difftest.strategies import cases
+from mqsentry.testsuite.difftest.strategies import blocking_cases, cases
 from mqsentry.testsuite.difftest.world import FULL_CAPS, ActorSpec
 from mqsentry.testsuite.targets.base import Target
 from mqsentry.testsuite.targets.sentry import SentryTarget, SentryTask
@@ -62,6 +63,39 @@ def test_differential_profile() -> None:
     """A fixed set of generated sequences: the sentry matches the host kernel on every step."""
     _need_native()
     _profile()
+
+
+#: Blocking sequences in the CI profile (``mqsentry difftest --blocking`` runs the long one).
+CI_BLOCKING_EXAMPLES = 30
+
+
+@settings(max_examples=CI_BLOCKING_EXAMPLES, derandomize=True, deadline=None, database=None, print_blob=False,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@given(blocking_cases(5, 20))
+def _blocking_profile(case: Case) -> None:
+    run_pair(case)
+
+
+def test_blocking_differential_profile() -> None:
+    """Parked senders and receivers, far/invalid/expired deadlines, signals with and without
+    SA_RESTART, removal while blocked: the sentry matches the host kernel on every step."""
+    _need_native()
+    _blocking_profile()
+
+
+def test_blocking_steps_record_what_woke() -> None:
+    """A parked receive completed by a later send shows up in that send's step, with its message."""
+    _need_native()
+    case = Case((ROOT, ROOT), (MqOpen(0, "w", O_CREAT | O_RDWR, 0o666, (1, 16)), MqOpen(1, "w", O_RDWR),
+                               Park(1, "mq_recv", 0, 16, deadline="far"), MqSend(0, 0, 5, 3),
+                               Park(1, "mq_recv", 0, 16, deadline="far_ns"), Signal(0, 0, 10)))
+    obs = run_pair(case)
+    assert obs[2] == ("+", ("park", "a1", "mq_recv"), ((), (("a1", 0),)))
+    woke = obs[3]
+    assert woke[0] == "+" and woke[1] == ("mq_send", 0, "past")
+    (label, what, (n, data, prio)), = woke[2][0]
+    assert (label, what, n, prio) == ("a1", "mq_recv", 5, 3) and len(data) == 5
+    assert obs[5][2][0] == (("a1", "mq_recv", (-4,)),)  # EINTR: SIGUSR1's handler has no SA_RESTART
 
 
 # -- self-tests -------------------------------------------------------------------------------------------

@@ -22,10 +22,10 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mqsentry.abi.linux.capability import ALL_CAPS, CAP_SYS_RESOURCE
-from mqsentry.abi.linux.signal import SA_RESTORER, SA_SIGINFO, SIGACTION
+from mqsentry.abi.linux.signal import SA_RESTART, SA_RESTORER, SA_SIGINFO, SIGACTION
 from mqsentry.testsuite.libc import Proc
 from mqsentry.testsuite.targets.base import Target
 
@@ -40,6 +40,8 @@ MAX_PAYLOAD = BIG - 8
 NAME, TS, ATTR_IN, ATTR_OUT, SIGEV, PRIO, DS, INFO, SIGACT, RDBUF = 0, 512, 576, 640, 704, 768, 1024, 1152, 1280, 1536
 #: Signals the recording handler is installed for in every actor's process (notifications use them).
 HANDLED_SIGNALS = (10, 12, 34)  # SIGUSR1, SIGUSR2, SIGRTMIN
+#: Handled like those, but with SA_RESTART (blocking.Signal uses it to test restarts).
+RESTART_SIGNALS = (35,)  # SIGRTMIN+1
 #: Every process gets this umask (the native worker's own umask must not leak into a run); 0 lets the
 #: generated modes reach the queues unchanged (the umask itself is covered by the mq suite).
 UMASK = 0
@@ -114,6 +116,8 @@ class World:
         self._stamps: dict[tuple[object, str], int] = {}
         self.t0 = int(time.time()) - 1
         self.fd_base: int | None = None
+        #: Calls in flight (testsuite.difftest.blocking), by actor label.
+        self.pending: dict[str, Any] = {}
         for s in specs:
             self.spawn(s)
 
@@ -134,6 +138,12 @@ class World:
         for sig in HANDLED_SIGNALS:
             ret = proc.sys("rt_sigaction", sig, a.small + SIGACT, 0, 8)
             assert ret == 0, f"rt_sigaction({sig}) = {ret}"
+        act = SIGACTION.pack(self.target.handler_addr, SA_SIGINFO | SA_RESTORER | SA_RESTART,
+                             self.target.restorer_addr, 0)
+        proc.write(a.small + SIGACT, act)
+        for sig in RESTART_SIGNALS:
+            ret = proc.sys("rt_sigaction", sig, a.small + SIGACT, 0, 8)
+            assert ret == 0, f"rt_sigaction({sig}) = {ret}"
         proc.sys("umask", UMASK)
         if self.fd_base is None:
             # The lowest descriptor a fresh process gets: count the open ones below 3.
@@ -149,8 +159,12 @@ class World:
     def alive(self) -> list[Actor]:
         return [a for a in self.actors if not a.exited]
 
+    def idle(self) -> list[Actor]:
+        """Live actors without a call in flight (only these run operations)."""
+        return [a for a in self.actors if not a.exited and a.label not in self.pending]
+
     def actor(self, i: int) -> Actor:
-        alive = self.alive()
+        alive = self.idle() or self.alive()
         return alive[i % len(alive)]
 
     def process_alive(self, a: Actor) -> bool:
@@ -210,7 +224,12 @@ class World:
         return a.proc.sys(name, *(x & MASK64 for x in args))
 
     def close(self) -> None:
-        self.target.close()
+        from mqsentry.testsuite.difftest.blocking import release
+
+        try:
+            release(self)
+        finally:
+            self.target.close()
 
 
 def read_long(a: Actor, addr: int) -> int:

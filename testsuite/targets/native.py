@@ -64,6 +64,7 @@ from mqsentry.abi.linux.capability import CAP_DATA, LINUX_CAPABILITY_VERSION_3
 from mqsentry.abi.linux.sched import CLONE_NEWIPC, CLONE_NEWNS
 from mqsentry.abi.linux.signal import NSIG, SIGACTION, SIGINFO, SIGKILL, SIGSTOP
 from mqsentry.abi.linux.sysno import NUMBERS
+from mqsentry.testsuite.targets import native_portable as portable
 from mqsentry.testsuite.targets.base import Delivery, Target, TaskHandle
 
 _NR = NUMBERS["amd64"]
@@ -130,7 +131,12 @@ def _stub_code(ring: int) -> tuple[bytes, int]:
     handler = _HANDLER_HEAD + struct.pack("<Q", ring) + _HANDLER_TAIL
     assert len(handler) == 0x4C and RING_ENTRIES == 0x400 and SIGINFO.size == 128
     code = handler.ljust(_RESTORER_OFFSET, b"\xcc") + _RESTORER
+    code = code.ljust(portable.SYSCALL_STUB_OFFSET, b"\xcc") + portable.SYSCALL_STUB
     return code, _RESTORER_OFFSET
+
+
+#: The stub page's address in the zygote and every process below it (0 in the worker).
+_STUB_BASE = 0
 
 
 # -- raw syscalls ----------------------------------------------------------------------------------------
@@ -251,16 +257,24 @@ def _child_exit_thread(sock: socket.socket) -> None:
     # Other threads return from their Python thread function, which ends the OS thread.
 
 
-def _serve(sock: socket.socket, ring: int, reserve: int = 0) -> None:
+def _serve(sock: socket.socket, ring: int, reserve: int = 0, first: bool = False) -> None:
     """Serve one channel on the calling OS thread until exit or EOF. The first thread of a process
-    reports the process's fresh allocation reserve in its hello."""
+    reports the process's fresh allocation reserve in its hello, and where the kernel lacks
+    cross-process memory writes it starts the process's memory thread and sends its channel."""
     nr_tid, nr_pid = _NR["gettid"], _NR["getpid"]
     # The number of the syscall this thread is issuing, -1 between requests: the worker reads it
     # through /proc/<pid>/mem, so is_blocked cannot mistake the idle wait on the channel (a recvfrom)
     # for a test's own recvfrom.
     status = ctypes.c_int64(-1)
+    stub = portable.syscall_caller(_STUB_BASE + portable.SYSCALL_STUB_OFFSET, ctypes.addressof(status)) \
+        if portable.use_stub() else None
     try:
-        _send(sock, ("hello", _raw(nr_pid), _raw(nr_tid), reserve, ctypes.addressof(status)))
+        memsock = portable.start_memory_thread(_recv, _send, _raw, _high_fd) if first and portable.use_memory_thread() \
+            else None
+        _send(sock, ("hello", _raw(nr_pid), _raw(nr_tid), reserve, ctypes.addressof(status), memsock is not None))
+        if memsock is not None:
+            socket.send_fds(sock, [b"F"], [memsock.fileno()])
+            memsock.close()
         while True:
             try:
                 msg = _recv(sock)
@@ -268,9 +282,13 @@ def _serve(sock: socket.socket, ring: int, reserve: int = 0) -> None:
                 break
             cmd = msg[0]
             if cmd == "s":
-                status.value = msg[1]
-                ret = _raw(msg[1], *msg[2])
-                status.value = -1
+                if stub is not None:
+                    # Publishes the number without the GIL (native_portable's module docstring).
+                    ret = stub(msg[1], msg[2])
+                else:
+                    status.value = msg[1]
+                    ret = _raw(msg[1], *msg[2])
+                    status.value = -1
                 _send(sock, ret)
             elif cmd == "alloc":
                 _send(sock, _child_alloc(msg[1]))
@@ -351,7 +369,7 @@ def _after_fork_child(sock: socket.socket, ring: int) -> None:
         _Proc.channels = {sock}
         _Proc.live = 1
         _reset_ring(ring)
-        _serve(sock, ring, _make_reserve())
+        _serve(sock, ring, _make_reserve(), first=True)
     finally:
         os._exit(0)
 
@@ -405,7 +423,7 @@ def _spawned_child(zygote_pid: int, sock: socket.socket, ctl: socket.socket, rin
         zero = ctypes.c_uint64(0)
         _raw(_NR["rt_sigprocmask"], 2, ctypes.addressof(zero), 0, 8)
         _reset_ring(ring)
-        _serve(sock, ring, _make_reserve())
+        _serve(sock, ring, _make_reserve(), first=True)
     finally:
         os._exit(0)
 
@@ -436,7 +454,9 @@ def _zygote_main(ctl: socket.socket, worker_pid: int) -> None:
         _raw(_NR["sigaltstack"], ctypes.addressof(ss), 0)
         _must(_raw(_NR["unshare"], CLONE_NEWIPC | CLONE_NEWNS), "unshare(CLONE_NEWIPC|CLONE_NEWNS)")
         root = ctypes.create_string_buffer(b"/")
-        _must(_raw(_NR["mount"], 0, ctypes.addressof(root), 0, _MS_REC | _MS_PRIVATE, 0), "mount --make-rprivate /")
+        if portable.features().make_private:
+            _must(_raw(_NR["mount"], 0, ctypes.addressof(root), 0, _MS_REC | _MS_PRIVATE, 0),
+                  "mount --make-rprivate /")
         _raw(_NR["prctl"], _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         # The stub page and the ring, inherited at the same addresses by every process of the test.
         ring_pages = (_RING_SIZE + _PAGE - 1) & ~(_PAGE - 1)
@@ -445,6 +465,8 @@ def _zygote_main(ctl: socket.socket, worker_pid: int) -> None:
         ring = base + _PAGE
         code, restorer_off = _stub_code(ring)
         ctypes.memmove(base, code, len(code))
+        global _STUB_BASE
+        _STUB_BASE = base
         _must(_raw(_NR["mprotect"], base, _PAGE, _PROT_READ | _PROT_EXEC), "mprotect")
         _send(ctl, ("ready", base, base + restorer_off, ring))
     except BaseException:
@@ -548,14 +570,18 @@ class _Channel:
             raise NativeChildError(f"{self.what} failed {msg[0]!r}:\n{reply[1]}")
         return reply
 
-    def hello(self) -> tuple[int, int, int, int]:
+    def hello(self) -> tuple[int, int, int, int, _Channel | None]:
+        """The first message of a new thread: pid, tid, reserve, status word, memory-thread channel."""
         try:
             reply = _recv(self.sock)
+            memchan = None
+            if reply[0] == "hello" and reply[5]:
+                memchan = _Channel(socket.socket(fileno=_recv_fd(self.sock)), f"the memory thread of {self.what}")
         except (EOFError, OSError) as e:
             raise NativeChildError(f"{self.what} died before it started: {e!r}") from None
         if reply[0] != "hello":
             raise NativeChildError(f"{self.what} failed to start:\n{reply[1]}")
-        return reply[1], reply[2], reply[3], reply[4]
+        return reply[1], reply[2], reply[3], reply[4], memchan
 
     def close(self) -> None:
         try:
@@ -589,6 +615,17 @@ class _NativeProcess:
         self.reserve_next = 0
         self._mem: int | None = None
         self._mem_mu = threading.Lock()
+        #: The channel of the process's memory thread, where the kernel lacks cross-process memory
+        #: writes (testsuite.targets.native_portable); None otherwise.
+        self.mem_chan: _Channel | None = None
+
+    def mem_call(self, msg: Any) -> Any:
+        """A request to the memory thread; its OSError-like replies become NativeChildError."""
+        assert self.mem_chan is not None
+        reply = self.mem_chan.call(msg)
+        if isinstance(reply, tuple) and reply and reply[0] == "oserror":
+            raise NativeChildError(f"process {self.pid}: {reply[2]}: {os.strerror(reply[1])}")
+        return reply
 
     def mem(self) -> int:
         with self._mem_mu:
@@ -614,6 +651,8 @@ class _NativeProcess:
             if self._mem is not None:
                 os.close(self._mem)
                 self._mem = None
+            if self.mem_chan is not None:
+                self.mem_chan.close()
 
 
 class NativeTask(TaskHandle):
@@ -660,18 +699,24 @@ class NativeTask(TaskHandle):
         try:
             with open(base + "/stat", "rb") as f:
                 stat = f.read()
-            with open(base + "/syscall", "rb") as f:
-                sysline = f.read()
         except OSError:
             return False
         i = stat.rfind(b")")
         if i < 0 or stat[i + 2:i + 3] != b"S":
             return False
-        first = sysline.split(b" ", 1)[0].strip()
-        if first != str(nr).encode():
-            return False
+        if not portable.use_stub():
+            try:
+                with open(base + "/syscall", "rb") as f:
+                    sysline = f.read()
+            except OSError:
+                return False
+            first = sysline.split(b" ", 1)[0].strip()
+            if first != str(nr).encode():
+                return False
+        # Without the syscall file the word alone is exact: the stub publishes it without the GIL,
+        # so "S" with the word set is the sleep inside the syscall, not a wait for the GIL.
         try:
-            issuing = struct.unpack("<q", os.pread(self.proc.mem(), 8, self.status_addr))[0]
+            issuing = struct.unpack("<q", self.read(self.status_addr, 8))[0]
         except (OSError, struct.error, NativeChildError):
             return False
         return issuing == nr and self._inflight == nr
@@ -693,6 +738,8 @@ class NativeTask(TaskHandle):
     def read(self, addr: int, n: int) -> bytes:
         if n == 0:
             return b""
+        if self.proc.mem_chan is not None and not portable.features().mem_read:
+            return bytes(self.proc.mem_call(("r", addr, n)))
         try:
             data = os.pread(self.proc.mem(), n, addr)
         except OSError as e:
@@ -703,6 +750,9 @@ class NativeTask(TaskHandle):
 
     def write(self, addr: int, data: bytes) -> None:
         if not data:
+            return
+        if self.proc.mem_chan is not None:
+            self.proc.mem_call(("w", addr, bytes(data)))
             return
         try:
             done = os.pwrite(self.proc.mem(), data, addr)
@@ -779,24 +829,9 @@ def unavailable_reason() -> str | None:
         return f"not x86_64 ({platform.machine()}): the signal-recording stub is x86-64 code"
     if os.geteuid() != 0:
         return "not root"
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            if _raw(_NR["unshare"], CLONE_NEWIPC | CLONE_NEWNS) < 0:
-                code = 2
-            elif not os.path.exists(f"/proc/self/task/{_raw(_NR['gettid'])}/syscall"):
-                code = 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code == 2:
+    # What else is missing has a portable fallback (native_portable).
+    if not portable.features().unshare:
         return "cannot unshare(CLONE_NEWIPC | CLONE_NEWNS)"
-    if code == 3:
-        return "/proc/<pid>/task/<tid>/syscall is missing (needed for is_blocked)"
-    if code != 0:
-        return f"probe process failed ({code})"
     return None
 
 
@@ -863,9 +898,11 @@ class NativeTarget(Target):
 
     def _attach(self, proc: _NativeProcess, sock: socket.socket, what: str) -> NativeTask:
         chan = _Channel(sock, what)
-        pid, tid, reserve, status_addr = chan.hello()
+        pid, tid, reserve, status_addr, memchan = chan.hello()
         task = NativeTask(self, proc, chan, pid, tid, status_addr)
         with self.mu:
+            if memchan is not None:
+                proc.mem_chan = memchan
             if reserve:
                 proc.reserve = reserve
             proc.tasks.append(task)

@@ -106,6 +106,6 @@ class SentryTarget(Target):
         return True
 
     def close(self) -> None:
-        errors = self.kernel.internal_errors
-        if errors:
-            raise AssertionError("sentry internal errors:\n" + "\n".join(errors))
+        k = self.kernel
+        if k.internal_errors:
+            raise AssertionError(f"{k.internal_errors} sentry internal error(s):\n" + "\n".join(k.internal_error_log))

@@ -81,9 +81,9 @@ def test_usage_error_from_the_command_line_has_no_traceback() -> None:
 def test_every_subcommand_is_registered() -> None:
     parser = _build_parser()
     helptext = parser.format_help()
-    for name in ("demo", "bench", "run", "fuzz", "stress", "difftest", "permmatrix", "emulate"):
+    for name in ("demo", "bench", "run", "fuzz", "stress", "difftest", "permmatrix", "emulate", "conform"):
         assert name in helptext
-    assert len(SUBCOMMANDS) == 6
+    assert len(SUBCOMMANDS) == 7
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
