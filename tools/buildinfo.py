@@ -23,7 +23,6 @@ from typing import Any
 #: The modules the wheel build compiles with mypyc (setup.py's list; kept in step by a test).
 HOT_MODULES = (
     "mqsentry.kernel.ipc.object",
-    "mqsentry.kernel.memory",
     "mqsentry.kernel.msgqueue.store",
     "mqsentry.kernel.msgqueue.queue",
     "mqsentry.kernel.mq.queue",
@@ -42,7 +41,7 @@ def package_dir() -> pathlib.Path:
 
 def commit() -> str:
     """``git rev-parse HEAD`` (+ ``-dirty`` when tracked files differ) of a checkout; for an installed
-    package (no ``.git`` next to it) ``mqsentry <version> (installed)``."""
+    package (no ``.git`` next to it) the commit its wheel was built from, else its version."""
     root = package_dir()
     if (root / ".git").exists():
         try:
@@ -53,6 +52,9 @@ def commit() -> str:
             return head + ("-dirty" if dirty else "")
         except (OSError, subprocess.SubprocessError):
             pass  # no git binary, or not a usable repository: fall back to the version
+    built = root / "BUILD_COMMIT"  # written by setup.py into wheels built from a checkout
+    if built.exists():
+        return f"{built.read_text(encoding='utf-8').strip()} (installed mqsentry {_version()})"
     return f"mqsentry {_version()} (installed)"
 
 

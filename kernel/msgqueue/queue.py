@@ -203,7 +203,7 @@ class Queue(Object):
 
     def cancel_locked(self, rec: Receiver | Sender) -> None:
         """Take a waiter record off its FIFO (no-op if a waker already took it off)."""
-        if type(rec) is Receiver:
+        if isinstance(rec, Receiver):
             self.receivers.pop(rec, None)
         else:
             self.senders.pop(rec, None)  # type: ignore[arg-type]  # narrowed by the type() test above
@@ -328,10 +328,11 @@ class Queue(Object):
                         del self.receivers[r]
                         if ret == EINTR or t.sigpending:
                             raise SysError(ERESTARTNOHAND)
-                        continue  # woken to re-check (IPC_SET) or spuriously
-            if type(res) is int:
+                if res is None:
+                    continue  # woken to re-check (IPC_SET) or spuriously
+            if isinstance(res, int):
                 raise SysError(res)
-            return res  # type: ignore[return-value]
+            return res
 
     def copy(self, t: TaskContext, index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
         """``do_msgrcv`` with MSG_COPY (always IPC_NOWAIT)."""
