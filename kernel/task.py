@@ -86,7 +86,7 @@ class ThreadGroup:
         self.kernel = kernel
         self.tgid = tgid
         self.parent = parent
-        self.pgid: int = parent.pgid if parent is not None else tgid
+        self.pgid = parent.pgid if parent is not None else tgid
         self.mm = mm
         self.tasks: list[Task] = []
         self.actions: list[SigAction] = [SigAction() for _ in range(NSIG + 1)]
@@ -251,8 +251,7 @@ class Task:
                     except Exception as e:  # a sentry bug must not take the host down
                         ret = self.kernel.internal_error(self, nr, args, e)
                 else:
-                    ret = first
-                    first = None
+                    ret, first = first, None
                 if self.sigpending or -517 < ret < -511:
                     final = self._deliver_signals(ret)
                     if self.kernel._deferred_exits:

@@ -121,7 +121,7 @@ def do_msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: i
             raise SysError(EINVAL)
         copy_cap = min(bufsz, ns.msg_ctlmax)
         _probe_readable(t, msgp, copy_cap)  # prepare_copy loads the user buffer before the lookup
-        blob = ns.msgqueues.ids.obtain_check(msqid).copy(t, int64(msgtyp), bufsz, msgflg, copy_cap)  # type: ignore[attr-defined]
+        blob = ns.msgqueues.ids.obtain_check(msqid).copy(t, int64(msgtyp), bufsz, msgflg, copy_cap)
     else:
         msgtyp &= 0xFFFF_FFFF_FFFF_FFFF
         if not msgtyp:
@@ -131,7 +131,7 @@ def do_msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: i
             msgtyp = LONG_MAX if msgtyp == _LONG_MIN_BITS else (1 << 64) - msgtyp
         else:
             mode = SEARCH_NOTEQUAL if msgflg & MSG_EXCEPT else SEARCH_EQUAL
-        q = ns.msgqueues.by_idx.get(msqid & _IDX_MASK)  # type: ignore[attr-defined]
+        q = ns.msgqueues.by_idx.get(msqid & _IDX_MASK)
         if q is None or q.seq != msqid >> _SEQ_SHIFT:
             raise SysError(EINVAL)
         blob = q.receive(t, bufsz, msgtyp, mode, msgflg)
@@ -164,7 +164,7 @@ def msgctl(t: Task, msqid: int, cmd: int, buf: int, *_: int) -> int:
     cmd = int32(cmd)
     if msqid < 0 or cmd < 0:
         raise SysError(EINVAL)
-    reg = t.ipc_ns.msgqueues  # type: ignore[attr-defined]
+    reg = t.ipc_ns.msgqueues
     if cmd == IPC_INFO or cmd == MSG_INFO:
         ret, fields = reg.info(cmd)
         t.copy_out(uint64(buf), MSGINFO.pack(*fields))

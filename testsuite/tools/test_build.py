@@ -13,7 +13,6 @@ import importlib.machinery
 import pathlib
 
 import pytest
-
 from mqsentry.tools import buildinfo
 
 ROOT = pathlib.Path(buildinfo.__file__).resolve().parents[1]
@@ -24,9 +23,14 @@ checkout_only = pytest.mark.skipif(not SETUP.exists(), reason="not a source chec
 def _setup_constant(name: str) -> object:
     tree = ast.parse(SETUP.read_text(encoding="utf-8"))
     for node in tree.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) else None)
-        if isinstance(target, ast.Name) and target.id == name and node.value is not None:
-            return ast.literal_eval(node.value)
+        if isinstance(node, ast.Assign):
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == name:
+            return ast.literal_eval(value)
     raise AssertionError(f"{name} not in setup.py")
 
 
