@@ -33,6 +33,7 @@ ROOT = pathlib.Path(__file__).resolve().parent
 #: Kept in step with mqsentry/tools/buildinfo.py's HOT_MODULES by testsuite/tools/test_build.py.
 HOT_MODULES = (
     "mqsentry.kernel.ipc.object",
+    "mqsentry.kernel.task",
     "mqsentry.kernel.msgqueue.store",
     "mqsentry.kernel.msgqueue.queue",
     "mqsentry.kernel.mq.queue",

@@ -23,6 +23,7 @@ from typing import Any
 #: The modules the wheel build compiles with mypyc (setup.py's list; kept in step by a test).
 HOT_MODULES = (
     "mqsentry.kernel.ipc.object",
+    "mqsentry.kernel.task",
     "mqsentry.kernel.msgqueue.store",
     "mqsentry.kernel.msgqueue.queue",
     "mqsentry.kernel.mq.queue",
