@@ -36,6 +36,7 @@ HOT_MODULES = (
     "mqsentry.kernel.task",
     "mqsentry.kernel.msgqueue.store",
     "mqsentry.kernel.msgqueue.queue",
+    "mqsentry.kernel.mq.prioset",
     "mqsentry.kernel.mq.queue",
     "mqsentry.syscalls.linux.sys_msgqueue",
     "mqsentry.syscalls.linux.sys_mq",
@@ -103,6 +104,7 @@ def ext_modules() -> list[Extension]:
                                  group_name="mqsentry._kernel"))
         finally:
             os.chdir(cwd)
+            shutil.rmtree(stage, ignore_errors=True)  # the C sources are written; no stray package copies
     except BaseException as e:  # SystemExit from mypy's type errors too: fall back to pure
         if mode == "1":
             raise
