@@ -44,8 +44,8 @@ HOT_MODULES = (
 #: mypy options for the compile. Only the compiled modules must type-check: the rest of the package
 #: is read for types but not reported (follow-imports=silent), so a typing slip elsewhere cannot
 #: make the build fall back to pure Python.
-MYPY_ARGS = ("--config-file=mypyc.ini", "--follow-imports=silent", "--ignore-missing-imports", "--no-warn-unused-ignores", "--python-version",
-             f"{sys.version_info[0]}.{sys.version_info[1]}")
+MYPY_ARGS = ("--config-file=mypyc.ini", "--follow-imports=silent", "--ignore-missing-imports",
+             "--no-warn-unused-ignores", "--python-version", f"{sys.version_info[0]}.{sys.version_info[1]}")
 
 
 def _mode() -> str:

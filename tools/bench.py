@@ -26,8 +26,8 @@ import platform
 import pstats
 import statistics
 import struct
-import sys
 import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -39,8 +39,8 @@ from mqsentry.abi.linux import sysno
 from mqsentry.abi.linux.file import EPOLL_CTL_ADD, EPOLLIN, O_CREAT, O_EXCL, O_RDWR
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPCMNI
 from mqsentry.abi.linux.limits import RLIM_INFINITY, RLIMIT_MSGQUEUE, RLIMIT_NOFILE
-from mqsentry.abi.linux.msgqueue import MSG_COPY
 from mqsentry.abi.linux.mqueue import HARD_MSGMAX, MQ_ATTR, MQ_PRIO_MAX
+from mqsentry.abi.linux.msgqueue import MSG_COPY
 from mqsentry.abi.linux.sched import CLONE_NEWIPC
 from mqsentry.boot import Kernel
 from mqsentry.kernel.task import Task
@@ -89,7 +89,8 @@ class Row:
 
     def as_json(self) -> dict[str, object]:
         return {"label": self.label, "sentry": self.sentry, "base": self.base, "value": self.value,
-                "sentry_ns": self.sentry_ns, "base_ns": self.base_ns, "unit": self.unit, "target": self.target, "verdict": self.verdict(), "note": self.note}
+                "sentry_ns": self.sentry_ns, "base_ns": self.base_ns, "unit": self.unit, "target": self.target,
+                "verdict": self.verdict(), "note": self.note}
 
     def verdict(self) -> str:
         if self.value is None:

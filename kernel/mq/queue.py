@@ -23,14 +23,13 @@ from collections import deque
 from time import time_ns as _time_ns
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-
 from mqsentry.abi.linux.errno import EAGAIN, EBUSY, ERESTARTSYS, ETIMEDOUT
 from mqsentry.abi.linux.signal import SIGEV_SIGNAL
 from mqsentry.kernel import waiter
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.ktime import RealtimeClock
-from mqsentry.kernel.mq.prioset import PrioritySet
 from mqsentry.kernel.mq.notify import Notification
+from mqsentry.kernel.mq.prioset import PrioritySet
 
 if TYPE_CHECKING:
     from mqsentry.kernel.context import KernelContext, TaskContext

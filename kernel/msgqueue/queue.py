@@ -208,7 +208,7 @@ class Queue(Object):
         if isinstance(rec, Receiver):
             self.receivers.pop(rec, None)
         else:
-            self.senders.pop(rec, None)  # type: ignore[arg-type]  # narrowed by the type() test above
+            self.senders.pop(rec, None)  # narrowed to Sender by the isinstance test above
 
     def ss_wakeup_locked(self) -> None:
         """``ss_wakeup``: poke, in FIFO order, the senders whose message now fits; move the others to

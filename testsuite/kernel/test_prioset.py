@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from mqsentry.abi.linux.mqueue import MQ_PRIO_MAX
 from mqsentry.kernel.mq.prioset import PrioritySet
 

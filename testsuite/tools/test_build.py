@@ -13,6 +13,7 @@ import importlib.machinery
 import pathlib
 
 import pytest
+
 from mqsentry.tools import buildinfo
 
 ROOT = pathlib.Path(buildinfo.__file__).resolve().parents[1]
