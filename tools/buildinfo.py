@@ -13,6 +13,7 @@ core count makes every wall-clock figure slower, ratios less so).
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.util
 import os
 import pathlib
 import platform
@@ -72,17 +73,15 @@ def _version() -> str:
 
 
 def compiled_modules() -> list[str]:
-    """The hot modules that are extension modules (mypyc-compiled) in this process; importing them
-    here is what the bench does anyway."""
-    import importlib
-
+    """The hot modules that are extension modules (mypyc-compiled) where this process imports them
+    from: the import system's own choice (an extension module wins over the .py of the same name)."""
     out = []
     for name in HOT_MODULES:
         try:
-            origin = getattr(importlib.import_module(name), "__file__", None) or ""
+            spec = importlib.util.find_spec(name)
         except ImportError:
             continue
-        if origin.endswith(_EXT_SUFFIXES):
+        if spec is not None and (spec.origin or "").endswith(_EXT_SUFFIXES):
             out.append(name)
     return out
 
