@@ -69,6 +69,23 @@ class PrioritySet:
         self.discard(top)
         return top
 
+    def pop_top(self) -> int:
+        """Remove the highest priority (the set must not be empty) and return the new highest, -1
+        if none is left: the receive path's "free the top node, find the next one" in one call."""
+        w = self._summary.bit_length() - 1
+        x = self._words[w]
+        x &= ~(1 << (x.bit_length() - 1))
+        self._n -= 1
+        if x:
+            self._words[w] = x
+            return (w << 6) | (x.bit_length() - 1)
+        del self._words[w]
+        summary = self._summary = self._summary & ~(1 << w)
+        w = summary.bit_length() - 1
+        if w < 0:
+            return -1
+        return (w << 6) | (self._words[w].bit_length() - 1)
+
     def clear(self) -> None:
         self._words.clear()
         self._summary = 0

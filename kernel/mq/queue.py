@@ -255,8 +255,7 @@ class Queue:
             if not d:
                 self._empty = None
                 del by_prio[prio]
-                prios.pop()
-                prio = self._top = prios.top()
+                prio = self._top = prios.pop_top()
                 d = by_prio[prio]
             data = d.popleft()
             cur = self.curmsgs = self.curmsgs - 1
@@ -264,8 +263,7 @@ class Queue:
             if not d:
                 if cur:
                     del by_prio[prio]
-                    prios.pop()
-                    self._top = prios.top()
+                    self._top = prios.pop_top()
                     if prio == self._empty:
                         self._empty = None  # it had been refilled since it was cached
                 else:
