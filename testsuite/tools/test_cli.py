@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from mqsentry.tools import buildinfo
 from mqsentry.tools.cli import main
 
 HAVE_SYSV = importlib.util.find_spec("mqsentry.syscalls.linux.sys_msgqueue") is not None
@@ -160,7 +161,11 @@ def test_bench_profile_quick(capsys: pytest.CaptureFixture[str]) -> None:
     root = pathlib.Path(__file__).resolve().parents[2]
     ours = {p.name for pkg in ("kernel", "syscalls", "abi", "fs") for p in (root / pkg).rglob("*.py")}
     rows = [line.split()[-1] for line in lines if ".py:" in line]
-    assert rows and all(row.split(":")[0] in ours for row in rows), rows
+    if buildinfo.compiled_modules():
+        # mypyc-compiled functions are invisible to cProfile: only the (interpreted) bench loop shows.
+        assert rows, lines
+    else:
+        assert rows and all(row.split(":")[0] in ours for row in rows), rows
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
