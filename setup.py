@@ -36,7 +36,6 @@ HOT_MODULES = (
     "mqsentry.kernel.task",
     "mqsentry.kernel.msgqueue.store",
     "mqsentry.kernel.msgqueue.queue",
-    "mqsentry.kernel.mq.prioset",
     "mqsentry.kernel.mq.queue",
     "mqsentry.syscalls.linux.sys_msgqueue",
     "mqsentry.syscalls.linux.sys_mq",

@@ -23,13 +23,14 @@ from collections import deque
 from time import time_ns as _time_ns
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from sortedcontainers import SortedList
+
 from mqsentry.abi.linux.errno import EAGAIN, EBUSY, ERESTARTSYS, ETIMEDOUT
 from mqsentry.abi.linux.signal import SIGEV_SIGNAL
 from mqsentry.kernel import waiter
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.ktime import RealtimeClock
 from mqsentry.kernel.mq.notify import Notification
-from mqsentry.kernel.mq.prioset import PrioritySet
 
 if TYPE_CHECKING:
     from mqsentry.kernel.context import KernelContext, TaskContext
@@ -64,11 +65,11 @@ class Queue:
     filesystem, before the queue is shared).
 
     Messages live in ``_by_prio`` (priority -> FIFO deque of payloads: a node) and the priorities
-    that have a node are in ``_prios``, a :class:`~kernel.mq.prioset.PrioritySet` (a two-level
-    bitmap over the 32768 priorities): Linux's rbtree of ``posix_msg_tree_node`` lists. ``_top``
-    caches its highest element (Linux caches the rightmost node too), so the hot paths read an
-    attribute; the index is touched only when a priority node is created or freed, each an O(1)
-    bit operation, so per-operation cost stays flat however many distinct priorities are in use.
+    that have a node are in ``_prios``, a sortedcontainers ``SortedList``: Linux's rbtree of
+    ``posix_msg_tree_node`` lists. ``_top`` caches its highest element (Linux caches the rightmost
+    node too), so the hot paths read an attribute; the SortedList is touched only when a priority
+    node is created or freed, an O(log n) add or pop of the last element, so per-operation cost
+    stays flat however many distinct priorities are in use.
 
     The two hot methods take the lock with ``acquire``/``try``/``finally``/``release`` rather than
     ``with``: on CPython 3.11 that costs about half as much, a visible share of a send/receive.
@@ -84,7 +85,7 @@ class Queue:
         self.msgsize = msgsize
         self.curmsgs = 0
         self.qsize = 0
-        self._prios = PrioritySet()
+        self._prios: SortedList = SortedList()
         self._top = -1  # highest priority with a node, -1 when there is none
         self._by_prio: dict[int, deque[bytes]] = {}
         self._senders: deque[Waiter] = deque()
@@ -146,7 +147,7 @@ class Queue:
                 self._pipelined_send_locked(data, prio)
             else:
                 # msg_insert, inlined: this is the hot path. A ping-pong on one priority finds its
-                # node (kept while empty, see receive) and never touches the index.
+                # node (kept while empty, see receive) and never touches the SortedList.
                 d = self._by_prio.get(prio)
                 if d is None:
                     d = self._new_node(prio)
@@ -244,9 +245,9 @@ class Queue:
                 self._receivers.append(w)
                 return w
             # msg_get, inlined (hot path). A priority node that runs empty is freed at once (it is
-            # the top: the index's highest element) unless the queue is now empty: then, like
+            # the top: the SortedList's last element) unless the queue is now empty: then, like
             # Linux's ``node_cache``, it stays as an empty deque named by ``_empty`` so a
-            # send/receive ping-pong on one priority never touches the index. There is at most
+            # send/receive ping-pong on one priority never touches the SortedList. There is at most
             # one empty node; it is freed when it surfaces on top of a non-empty queue.
             prios = self._prios
             by_prio = self._by_prio
@@ -255,7 +256,8 @@ class Queue:
             if not d:
                 self._empty = None
                 del by_prio[prio]
-                prio = self._top = prios.pop_top()
+                prios.pop()
+                prio = self._top = prios[-1]
                 d = by_prio[prio]
             data = d.popleft()
             cur = self.curmsgs = self.curmsgs - 1
@@ -263,7 +265,8 @@ class Queue:
             if not d:
                 if cur:
                     del by_prio[prio]
-                    self._top = prios.pop_top()
+                    prios.pop()
+                    self._top = prios[-1]
                     if prio == self._empty:
                         self._empty = None  # it had been refilled since it was cached
                 else:
