@@ -62,6 +62,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("mqsentry")
 
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+# What _deliver_signals' loop does after one step.
+_STEP_AGAIN = 0  # look at the next signal
+_STEP_DONE = 1  # nothing left to deliver
+_STEP_STOP = 2  # sit in the group stop, then look again
+_STEP_EXIT = 3  # the task is exiting
 
 #: The longest single host wait, in seconds. ``threading`` refuses timeouts above TIMEOUT_MAX (about
 #: 292 years) and a far deadline (``tv_sec = INT64_MAX``, which Linux clamps to KTIME_MAX) is
@@ -510,65 +515,73 @@ class Task:
         (which may make more signals deliverable). A handler "runs" when its delivery is recorded.
         Returns the syscall's final value, or None to restart it.
         """
-        k = self.kernel
         restart_code = -ret if -517 < ret < -511 else 0
         effect = ""
         #: Set-up frames not yet run: (delivery, the mask to restore at its sigreturn).
         frames: list[tuple[DeliveredSignal, int]] = []
+        sig_mu = self.kernel.sig_mu
         while True:
-            with k.sig_mu:
-                tg = self.tg
-                if tg.exiting:
-                    self._exit_locked()
-                    return -EINTR if restart_code else ret
-                if tg.group_stop:
-                    stopped = True
-                else:
-                    stopped = False
-                    deliverable = ~self.sig_mask
-                    info = self.pending.take(deliverable) or tg.shared_pending.take(deliverable)
-                    if info is None:
-                        if frames:
-                            # Run the top frame's handler; its sigreturn restores the older mask.
-                            d, saved = frames.pop()
-                            tg.delivered.append(d)
-                            k.signal_delivered(self, d.info)
-                            self.sig_mask = saved
-                            continue
-                        self.recalc_sigpending()
-                        break
-                    sig = info.signo
-                    act = tg.actions[sig]
-                    if act.handler == SIG_IGN or (act.handler == SIG_DFL and default_ignored(sig)):
-                        continue
-                    if act.handler == SIG_DFL:
-                        if default_stops(sig):
-                            tg.group_stop = True
-                            for t in tg.tasks:
-                                t.recalc_sigpending(force=True)
-                            stopped = True
-                        else:
-                            # Terminate (or core dump): the whole group dies.
-                            tg.begin_exit(sig)
-                            self._exit_locked()
-                            return -EINTR if restart_code else ret
-                    else:
-                        this_effect = restart_effect(restart_code, act.flags) if restart_code and not effect else ""
-                        if this_effect:
-                            effect = this_effect
-                        frames.append((DeliveredSignal(self.tid, info, act.handler, act.flags, this_effect),
-                                       self.sig_mask))
-                        self.sig_mask |= handler_mask(act, sig)
-                        if act.flags & SA_RESETHAND:
-                            tg.actions[sig] = SigAction()
-                        continue
-            if stopped:
+            with sig_mu:
+                step, effect = self._signal_step_locked(frames, restart_code, effect)
+            if step == _STEP_EXIT:
+                return -EINTR if restart_code else ret
+            if step == _STEP_DONE:
+                break
+            if step == _STEP_STOP:
                 self._stop()
         if effect == "eintr":
             return -EINTR
         if restart_code:
             return None  # no handler ran, or the handler asked for a restart
         return ret
+
+    def _signal_step_locked(self, frames: list[tuple[DeliveredSignal, int]], restart_code: int,
+                            effect: str) -> tuple[int, str]:
+        """One turn of :meth:`_deliver_signals`' loop (caller holds ``Kernel.sig_mu``): act on the
+        next signal, or run the top frame's handler. Returns what the loop does next and the restart
+        effect so far. (A separate method so that the loop has no break/continue inside its ``with``:
+        mypyc cannot compile those.)"""
+        k = self.kernel
+        tg = self.tg
+        if tg.exiting:
+            self._exit_locked()
+            return _STEP_EXIT, effect
+        if tg.group_stop:
+            return _STEP_STOP, effect
+        deliverable = ~self.sig_mask
+        info = self.pending.take(deliverable) or tg.shared_pending.take(deliverable)
+        if info is None:
+            if frames:
+                # Run the top frame's handler; its sigreturn restores the older mask.
+                d, saved = frames.pop()
+                tg.delivered.append(d)
+                k.signal_delivered(self, d.info)
+                self.sig_mask = saved
+                return _STEP_AGAIN, effect
+            self.recalc_sigpending()
+            return _STEP_DONE, effect
+        sig = info.signo
+        act = tg.actions[sig]
+        if act.handler == SIG_IGN or (act.handler == SIG_DFL and default_ignored(sig)):
+            return _STEP_AGAIN, effect
+        if act.handler == SIG_DFL:
+            if default_stops(sig):
+                tg.group_stop = True
+                for t in tg.tasks:
+                    t.recalc_sigpending(force=True)
+                return _STEP_STOP, effect
+            # Terminate (or core dump): the whole group dies.
+            tg.begin_exit(sig)
+            self._exit_locked()
+            return _STEP_EXIT, effect
+        this_effect = restart_effect(restart_code, act.flags) if restart_code and not effect else ""
+        if this_effect:
+            effect = this_effect
+        frames.append((DeliveredSignal(self.tid, info, act.handler, act.flags, this_effect), self.sig_mask))
+        self.sig_mask |= handler_mask(act, sig)
+        if act.flags & SA_RESETHAND:
+            tg.actions[sig] = SigAction()
+        return _STEP_AGAIN, effect
 
     def _stop(self) -> None:
         """Sit in the group stop until SIGCONT or SIGKILL."""

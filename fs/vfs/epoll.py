@@ -138,15 +138,20 @@ class EpollInstance(FileDescription):
         if links is not None:
             links.pop(it, None)
         with self.mu:
-            self._interests.pop((it.desc, it.fd), None)
+            key = (it.desc, it.fd)
+            if self._interests.get(key) is it:  # a later interest under the same key stays
+                del self._interests[key]
             self._ready.pop(it, None)
 
     def file_released(self, desc: FileDescription) -> None:
-        """``eventpoll_release``: the watched file's last reference is gone; forget its interests."""
-        with self.mu:
-            doomed = [it for (d, _), it in self._interests.items() if d is desc]
-        for it in doomed:
-            self._remove(it)
+        """``eventpoll_release``: the watched file's last reference is gone; forget its interests.
+
+        The file's own list of interests (``_epoll_links``, Linux's ``file->f_ep``) names them, so
+        this costs O(the file's watches), not O(this instance's interest list)."""
+        links = desc.__dict__.get("_epoll_links")
+        for it in list(links or ()):
+            if it.ep is self:
+                self._remove(it)
 
     def _poll_item(self, it: _Interest) -> None:
         """After ADD/MOD: queue the interest if its file is ready now (``ep_item_poll``)."""
@@ -269,8 +274,10 @@ def notify_released(desc: FileDescription) -> None:
     """Called when ``desc`` loses its last reference: remove it from every epoll set."""
     links = desc.__dict__.get("_epoll_links")
     if links:
+        # Each link is one interest: remove it from its instance directly (eventpoll_release walks
+        # file->f_ep the same way) instead of making every instance search its whole interest list.
         for it in list(links):
-            it.ep.file_released(desc)
+            it.ep._remove(it)
 
 
 def epoll_wait(t: TaskContext, ep: EpollInstance, maxevents: int, deadline_ns: int | None,

@@ -18,7 +18,7 @@ Id allocation follows ``ipc_idr_alloc`` exactly:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from mqsentry.abi.linux.errno import EINVAL, ENOSPC
@@ -38,7 +38,7 @@ class Registry(Generic[T]):
     """The ids and keys of one IPC kind in one namespace (``struct ipc_ids``).
 
     Guarded by ``mu`` (Linux's ``ids->rwsem``; the "registry lock" of the mechanism packages): every
-    write of ``by_idx``, ``_by_key``, ``seq``, ``last_idx`` and ``_cursor``. Lookups by id
+    write of ``by_idx``, ``_used``, ``_by_key``, ``seq``, ``last_idx`` and ``_cursor``. Lookups by id
     (:meth:`obtain_check`, :meth:`obtain_idx`) run without ``mu``, as Linux's RCU lookups do: a single
     dict read is atomic, and callers re-check ``Object.deleted`` under the object's lock.
     """
@@ -46,6 +46,10 @@ class Registry(Generic[T]):
     def __init__(self) -> None:
         self.mu = threading.Lock()
         self.by_idx: dict[int, T] = {}
+        #: The indexes in ``by_idx`` as a bitmap (bit i set: index i is used), the idr's free-slot
+        #: search structure: the first free index at or above any point is found with a few big-int
+        #: operations in C instead of a Python loop over up to 32768 dict probes.
+        self._used = 0
         self._by_key: dict[int, T] = {}
         self.seq = 0
         self.last_idx = -1  # for wrap-around detection, as ipc_init_ids sets it
@@ -82,7 +86,7 @@ class Registry(Generic[T]):
             return -1
         if n == IPCMNI:
             return IPCMNI - 1
-        return max(self.by_idx)
+        return self._used.bit_length() - 1
 
     def key_table_locked(self) -> dict[int, T]:
         """A copy of the key -> object table (caller holds ``mu``; for consistency checkers)."""
@@ -115,9 +119,9 @@ class Registry(Generic[T]):
         if next_id < 0:
             # idr_alloc_cyclic(idr, 0, max_idx): first free at or after the cursor, then from 0.
             end = min(max(len(by_idx) * 3 // 2, IPC_MIN_CYCLE), IPCMNI)
-            idx = _first_free(by_idx, max(self._cursor, 0), end)
+            idx = _first_free(self._used, max(self._cursor, 0), end)
             if idx < 0 and self._cursor > 0:
-                idx = _first_free(by_idx, 0, end)
+                idx = _first_free(self._used, 0, end)
             if idx < 0:
                 raise SysError(ENOSPC)
             self._cursor = idx + 1
@@ -130,10 +134,11 @@ class Registry(Generic[T]):
         else:
             # idr_alloc(idr, start, 0): no upper bound but INT_MAX; cursor and seq stay.
             seq = next_id >> IPCMNI_SHIFT
-            idx = _first_free(by_idx, next_id & _IDX_MASK, _INT_MAX)
+            idx = _first_free(self._used, next_id & _IDX_MASK, _INT_MAX)
         obj.seq = seq
         obj.id = (seq << IPCMNI_SHIFT) + idx
         by_idx[idx] = obj
+        self._used |= 1 << idx
         if obj.key != IPC_PRIVATE:
             self._by_key[obj.key] = obj
         return obj.id
@@ -143,16 +148,17 @@ class Registry(Generic[T]):
         idx = obj.id & _IDX_MASK
         if self.by_idx.get(idx) is obj:
             del self.by_idx[idx]
+            self._used &= ~(1 << idx)
         if obj.key != IPC_PRIVATE and self._by_key.get(obj.key) is obj:
             del self._by_key[obj.key]
         obj.deleted = True
 
 
-def _first_free(used: Mapping[int, object], start: int, end: int) -> int:
-    """The first index in ``[start, end)`` not in ``used``, or -1."""
-    idx = start
-    while idx < end:
-        if idx not in used:
-            return idx
-        idx += 1
-    return -1
+def _first_free(used: int, start: int, end: int) -> int:
+    """The first index in ``[start, end)`` whose bit in ``used`` is clear, or -1.
+
+    ``~used >> start`` has a bit set for every free index from ``start`` on (infinitely many: a
+    negative int), and ``x & -x`` isolates the lowest of them."""
+    free = ~used >> start
+    idx = start + (free & -free).bit_length() - 1
+    return idx if idx < end else -1

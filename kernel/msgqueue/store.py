@@ -23,9 +23,11 @@ Structure (``seq`` numbers increase with arrival and identify a message while it
 
 Costs: msgtyp 0 and msgtyp > 0 are O(1); msgtyp < 0 and MSG_EXCEPT are O(log T) amortized for T
 distinct queued types; MSG_COPY's index is O(1) when no typed receive left holes since the last
-renumbering, otherwise one O(n) renumbering makes it (and the following indexes) O(1) again --
-MSG_COPY is the checkpoint interface that reads index 0, 1, 2, ... in turn. Memory: the message's
-``bytes`` plus about 48 bytes (a list slot, a deque slot and the seq int) per queued message.
+renumbering. With holes it walks the slots, never renumbering (a read must not cost a rebuild of
+the whole queue), from the position the previous MSG_COPY found when nothing was removed since:
+MSG_COPY is the checkpoint interface that reads index 0, 1, 2, ... in turn, so each of those steps
+is O(1 + holes skipped). Memory: the message's ``bytes`` plus about 48 bytes (a list slot, a deque
+slot and the seq int) per queued message.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class MessageStore:
     Not thread-safe: every field is guarded by the owning ``Queue.mu``. No field is immutable.
     """
 
-    __slots__ = ("slots", "head", "base", "fifos", "types", "nonempty", "heads", "qnum", "cbytes")
+    __slots__ = ("slots", "head", "base", "fifos", "types", "nonempty", "heads", "qnum", "cbytes", "_copy_at")
 
     def __init__(self) -> None:
         self.slots: list[bytes | None] = []
@@ -79,6 +81,11 @@ class MessageStore:
         self.heads: list[int] | None = None
         self.qnum = 0
         self.cbytes = 0
+        #: MSG_COPY's last find: (base, head, holes, index, slot position). It stays right while the
+        #: first three are unchanged: without push_front (which clears it), ``head`` only grows and
+        #: ``holes`` only grows while ``head`` stands still, so any removal changes one of them;
+        #: appends change none and move no queued message.
+        self._copy_at: tuple[int, int, int, int, int] | None = None
 
     # -- insertion -----------------------------------------------------------------------------------
     def append(self, blob: bytes, mtype: int, msgsz: int) -> None:
@@ -127,6 +134,7 @@ class MessageStore:
         seq = self.base + self.head
         self.qnum += 1
         self.cbytes += msgsz
+        self._copy_at = None  # may have re-filled a hole behind MSG_COPY's last position
         fifo = self.fifos.get(mtype)
         if fifo is None:
             fifo = self.fifos[mtype] = deque()
@@ -175,9 +183,26 @@ class MessageStore:
         """MSG_COPY: the ``index``-th queued message in arrival order (0-based), or None."""
         if index < 0 or index >= self.qnum:
             return None
-        if len(self.slots) - self.head != self.qnum:
-            self._renumber()
-        return self.slots[self.head + index]
+        slots, head = self.slots, self.head
+        holes = len(slots) - head - self.qnum
+        if not holes:
+            return slots[head + index]
+        key = (self.base, head, holes)
+        at = self._copy_at
+        if at is not None and at[:3] == key and at[3] <= index:
+            i, pos = at[3], at[4]
+        else:
+            i, pos = 0, head
+            while slots[pos] is None:
+                pos += 1
+        # Invariant: slots[pos] is the i-th queued message.
+        while i < index:
+            pos += 1
+            while slots[pos] is None:
+                pos += 1
+            i += 1
+        self._copy_at = (*key, i, pos)
+        return slots[pos]
 
     def _lowest_type(self) -> int:
         # Caller made sure qnum > 0, so a non-empty type exists.

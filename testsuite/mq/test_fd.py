@@ -171,6 +171,29 @@ def test_epoll_wait_woken_by_send(proc: Proc) -> None:
     assert fut.result(WAIT) == [(EPOLLIN, 5)]
 
 
+def test_close_drops_only_that_files_epoll_interests(proc: Proc) -> None:
+    """Closing the last fd of a watched queue description removes its interests from every epoll set
+    (eventpoll_release) and no other interest: the rest keep their data and readiness. An fd whose
+    description lives on through a dup keeps its interest."""
+    create(proc)
+    fds = [proc.mq_open(NAME, O_RDWR) for _ in range(40)]
+    ep, ep2 = proc.epoll_create(), proc.epoll_create()
+    for i, fd in enumerate(fds):
+        proc.epoll_ctl(ep, EPOLL_CTL_ADD, fd, EPOLLOUT, 1000 + i)
+    proc.epoll_ctl(ep2, EPOLL_CTL_ADD, fds[3], EPOLLOUT, 3)
+    proc.epoll_ctl(ep2, EPOLL_CTL_ADD, fds[4], EPOLLOUT, 4)
+    kept = proc.dup(fds[7])
+    closed = {3, 7, 20, 39}
+    for i in sorted(closed):
+        proc.close(fds[i])
+    got = proc.epoll_wait(ep, 64)
+    assert sorted(data for _, data in got) == [1000 + i for i in range(40) if i not in closed - {7}]
+    assert all(ev == EPOLLOUT for ev, _ in got)
+    assert proc.epoll_wait(ep2, 8) == [(EPOLLOUT, 4)]
+    proc.close(kept)  # now fds[7]'s description is released too
+    assert 1007 not in [data for _, data in proc.epoll_wait(ep, 64)]
+
+
 # -- fstat/fchmod ----------------------------------------------------------------------------------------------------
 
 

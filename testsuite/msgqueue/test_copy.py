@@ -135,3 +135,37 @@ def test_copy_scratch_is_capped_by_msgmax(target: Target, proc: Proc) -> None:
     with expect_errno(EINVAL):
         proc.msgrcv(q, 200, 0, COPY | MSG_NOERROR)
     assert proc.msgrcv(q, 200) == (1, b"m" * 100)  # a normal receive is not capped
+
+
+def test_copy_indexes_after_typed_receives(proc: Proc) -> None:
+    """MSG_COPY counts only queued messages, in arrival order, however many holes typed receives left
+    among them; sequential, backward and forward reads all agree as the queue changes between them."""
+    require_msg_copy(proc)
+    q = new_queue(proc)
+    n = 1500
+    expect = [(i % 3 + 1, i.to_bytes(4, "little")) for i in range(n)]
+    for mtype, data in expect:
+        proc.msgsnd(q, mtype, data)
+    # Take every type-2 message from the first two thirds: holes all over the queue.
+    taken = [e for e in expect[:1000] if e[0] == 2]
+    for e in taken:
+        assert proc.msgrcv(q, 4, 2, IPC_NOWAIT) == e
+    live = [e for e in expect if e not in taken]
+    for i in (0, 1, 2, 3, 500, 501, 1100, 7, len(live) - 1):
+        assert proc.msgrcv(q, 4, i, COPY) == live[i], i
+    for i, e in enumerate(live):  # the checkpoint walk: 0, 1, 2, ...
+        assert proc.msgrcv(q, 4, i, COPY) == e
+    # A removal between copies (a type-3 message in the middle) shifts the later indexes.
+    third = next(e for e in live if e[0] == 3)
+    assert proc.msgrcv(q, 4, 3, IPC_NOWAIT) == third
+    live.remove(third)
+    # A removal at the head, and an append at the tail.
+    assert proc.msgrcv(q, 4) == live.pop(0)
+    proc.msgsnd(q, 9, b"tail")
+    live.append((9, b"tail"))
+    for i in (len(live) - 1, 0, 1, 400, 401, 399, len(live) - 2):
+        assert proc.msgrcv(q, 4, i, COPY) == live[i], i
+    with expect_errno(ENOMSG):
+        proc.msgrcv(q, 4, len(live), COPY)
+    assert proc.msgstat(q).qnum == len(live)
+    assert [proc.msgrcv(q, 4) for _ in range(len(live))] == live

@@ -9,7 +9,7 @@ docs/gvisor-divergences.md).
 
 from __future__ import annotations
 
-from mqsentry.abi.linux.errno import EINVAL, ENOENT
+from mqsentry.abi.linux.errno import EINVAL, ENOENT, ENOSPC
 from mqsentry.abi.linux.ipc import IPC_CREAT, IPC_PRIVATE, IPCMNI
 from mqsentry.abi.linux.msgqueue import MSG_STAT
 from mqsentry.testsuite.libc import LinuxError, Proc, expect_errno
@@ -66,6 +66,27 @@ def test_stale_id_after_wrap(proc: Proc) -> None:
     with expect_errno(EINVAL):
         proc.msgstat(0)  # index 0 is in use, but with sequence 1
     assert proc.msgstat(q).seq == 1
+
+
+def test_nearly_full_table_finds_the_last_free_indexes(target: Target, proc: Proc) -> None:
+    """With every one of the IPCMNI indexes in use, msgget is ENOSPC; freed indexes are found by the
+    cyclic search wherever they are (past the cursor's wrap, near the end), and IPC_INFO's highest
+    index follows removals at the top."""
+    target.write_file("/proc/sys/kernel/msgmni", str(IPCMNI).encode())
+    assert [new_queue(proc) for _ in range(IPCMNI)] == list(range(IPCMNI))
+    with expect_errno(ENOSPC):
+        new_queue(proc)
+    assert proc.msgctl_info()[0] == IPCMNI - 1
+    for idx in (5, IPCMNI - 2, IPCMNI - 1):
+        proc.msgctl_rmid(idx)
+    assert proc.msgctl_info()[0] == IPCMNI - 3
+    # The cursor is past the end: the search wraps to 0 (new sequence) and finds index 5 first.
+    assert new_queue(proc) == IPCMNI + 5
+    assert new_queue(proc) == IPCMNI + IPCMNI - 2
+    assert new_queue(proc) == IPCMNI + IPCMNI - 1
+    assert proc.msgctl_info()[0] == IPCMNI - 1
+    with expect_errno(ENOSPC):
+        new_queue(proc)
 
 
 # -- kernel.msg_next_id ------------------------------------------------------------------------------------
