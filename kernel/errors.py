@@ -27,3 +27,10 @@ class SysError(Exception):
         return f"SysError({errno_name(self.errno)})"
 
     __str__ = __repr__
+
+
+class TaskBusyError(RuntimeError):
+    """A host thread called ``Task.syscall`` on a task another host thread is inside a syscall of.
+
+    It lives here rather than in kernel/task.py because that module is compiled by mypyc, which
+    cannot compile a subclass of a builtin exception other than ``Exception`` itself."""

@@ -38,7 +38,7 @@ from mqsentry.abi.linux.limits import (
 )
 from mqsentry.abi.linux.signal import NSIG, SA_RESETHAND, SIG_DFL, SIG_IGN, UNBLOCKABLE, sigmask
 from mqsentry.kernel.auth.credentials import Credentials
-from mqsentry.kernel.errors import SysError
+from mqsentry.kernel.errors import SysError, TaskBusyError
 from mqsentry.kernel.memory import AddressSpace, MemoryFault
 from mqsentry.kernel.signals import (
     DeliveredSignal,
@@ -82,10 +82,6 @@ def _default_rlimits() -> list[tuple[int, int]]:
     limits[RLIMIT_STACK] = (8 << 20, RLIM_INFINITY)
     limits[RLIMIT_SIGPENDING] = (63_000, 63_000)
     return limits
-
-
-class TaskBusyError(RuntimeError):
-    """A host thread called :meth:`Task.syscall` on a task another host thread is inside a syscall of."""
 
 
 class ThreadGroup:
