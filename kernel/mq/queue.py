@@ -19,6 +19,7 @@ and call :meth:`Queue.cancel_send`/:meth:`Queue.cancel_receive` on timeout or si
 from __future__ import annotations
 
 import threading
+from bisect import insort
 from collections import deque
 from time import time_ns as _time_ns
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 
 _READABLE = waiter.EVENT_IN | waiter.EVENT_RDNORM
 _WRITABLE = waiter.EVENT_OUT | waiter.EVENT_WRNORM
+
+#: Most priorities held in ``Queue._high`` (the top of the index, outside the SortedList): it is a plain
+#: list kept sorted by insertion, so this bounds that O(k) work; the lowest spills into the SortedList.
+_HIGH_MAX = 16
 
 
 class Waiter:
@@ -60,23 +65,28 @@ class Queue:
     """A message queue's state (Linux ``struct mqueue_inode_info`` minus the inode).
 
     Immutable: ``kernel``, ``maxmsg``, ``msgsize``, ``poll`` (its own leaf lock). Guarded by ``mu``:
-    ``curmsgs``, ``qsize``, ``_prios``, ``_top``, ``_by_prio``, ``_empty``, ``_senders``, ``_receivers``,
-    ``notification``, and the times of ``inode`` when set (``inode`` itself is set once by the
+    ``curmsgs``, ``qsize``, ``_prios``, ``_high``, ``_top``, ``_by_prio``, ``_empty``, ``_spare``, ``_senders``,
+    ``_receivers``, ``notification``, and the times of ``inode`` when set (``inode`` itself is set once by the
     filesystem, before the queue is shared).
 
     Messages live in ``_by_prio`` (priority -> FIFO deque of payloads: a node) and the priorities
-    that have a node are in ``_prios``, a sortedcontainers ``SortedList``: Linux's rbtree of
-    ``posix_msg_tree_node`` lists. ``_top`` caches its highest element (Linux caches the rightmost
-    node too), so the hot paths read an attribute; the SortedList is touched only when a priority
-    node is created or freed, an O(log n) add or pop of the last element, so per-operation cost
-    stays flat however many distinct priorities are in use.
+    that have a node are indexed by ``_prios``, a sortedcontainers ``SortedList`` (Linux's rbtree of
+    ``posix_msg_tree_node`` lists), and ``_high``, an ascending plain list of at most ``_HIGH_MAX``
+    priorities, all above every element of ``_prios``: the top of the index. Each priority with a node
+    is in exactly one of the two; ``_high`` is non-empty whenever any node exists, and ``_top`` caches
+    its last element (Linux caches the rightmost node too), -1 when there is none. A new priority
+    above ``_high[0]`` goes into ``_high`` (an append when it is the new top, the common case when a
+    receiver drains the top) and a freed top is a list pop, refilled with one ``SortedList.pop`` when
+    ``_high`` runs empty, so a priority that is sent above the rest and received next never touches
+    the SortedList; otherwise the SortedList does an O(log n) add or pop of its last element, so
+    per-operation cost stays flat however many distinct priorities are in use.
 
     The two hot methods take the lock with ``acquire``/``try``/``finally``/``release`` rather than
     ``with``: on CPython 3.11 that costs about half as much, a visible share of a send/receive.
     """
 
-    __slots__ = ("mu", "kernel", "maxmsg", "msgsize", "curmsgs", "qsize", "_prios", "_top", "_by_prio",
-                 "_senders", "_receivers", "_empty", "poll", "notification", "inode")
+    __slots__ = ("mu", "kernel", "maxmsg", "msgsize", "curmsgs", "qsize", "_prios", "_high", "_top", "_by_prio",
+                 "_senders", "_receivers", "_empty", "_spare", "poll", "notification", "inode")
 
     def __init__(self, kernel: KernelContext, maxmsg: int, msgsize: int) -> None:
         self.mu = threading.Lock()
@@ -86,11 +96,15 @@ class Queue:
         self.curmsgs = 0
         self.qsize = 0
         self._prios: SortedList = SortedList()
-        self._top = -1  # highest priority with a node, -1 when there is none
+        self._high: list[int] = []  # the top of the index, ascending (see the class docstring)
+        self._top = -1  # highest priority with a node (_high[-1]), -1 when there is none
         self._by_prio: dict[int, deque[bytes]] = {}
         self._senders: deque[Waiter] = deque()
         self._receivers: deque[Waiter] = deque()
         self._empty: int | None = None
+        # The last freed node's (empty) deque, reused by the next new node (Linux's node_cache):
+        # one at most, so a queue keeps no more than the memory it just used.
+        self._spare: deque[bytes] | None = None
         self.poll = waiter.Queue()
         self.notification: Notification | None = None
         self.inode: Any = None
@@ -107,11 +121,39 @@ class Queue:
 
     def _new_node(self, prio: int) -> deque[bytes]:
         """Create the (empty) FIFO of ``prio`` and index it."""
-        d = self._by_prio[prio] = deque()
-        self._prios.add(prio)
-        if prio > self._top:
+        d = self._spare
+        if d is None:
+            d = deque()
+        else:
+            self._spare = None
+        self._by_prio[prio] = d
+        high = self._high
+        if not high or prio > high[-1]:
+            # The new top (an empty _high means no node at all, so the SortedList is empty too).
+            high.append(prio)
             self._top = prio
+        elif prio > high[0]:
+            insort(high, prio)
+        else:
+            self._prios.add(prio)
+            return d
+        if len(high) > _HIGH_MAX:
+            self._prios.add(high.pop(0))  # above every SortedList element: it lands at the end
         return d
+
+    def _drop_top(self) -> int:
+        """Unindex the top priority (its node is already gone); return the new top, -1 if none."""
+        high = self._high
+        high.pop()
+        if not high:
+            prios = self._prios
+            if prios:
+                high.append(prios.pop())
+            else:
+                self._top = -1
+                return -1
+        top = self._top = high[-1]
+        return top
 
     def _pipelined_send_locked(self, data: bytes, prio: int) -> None:
         """``pipelined_send``: the message goes straight to the longest-waiting receiver (the queue is
@@ -256,19 +298,17 @@ class Queue:
                 self._receivers.append(w)
                 return w
             # msg_get, inlined (hot path). A priority node that runs empty is freed at once (it is
-            # the top: the SortedList's last element) unless the queue is now empty: then, like
+            # the top: the last of ``_high``; its deque is kept in ``_spare``) unless the queue is now empty: then, like
             # Linux's ``node_cache``, it stays as an empty deque named by ``_empty`` so a
             # send/receive ping-pong on one priority never touches the SortedList. There is at most
             # one empty node; it is freed when it surfaces on top of a non-empty queue.
-            prios = self._prios
             by_prio = self._by_prio
             prio = self._top
             d = by_prio[prio]
             if not d:
                 self._empty = None
                 del by_prio[prio]
-                prios.pop()
-                prio = self._top = prios[-1]
+                prio = self._drop_top()
                 d = by_prio[prio]
             data = d.popleft()
             cur = self.curmsgs = self.curmsgs - 1
@@ -276,18 +316,27 @@ class Queue:
             if not d:
                 if cur:
                     del by_prio[prio]
-                    prios.pop()
-                    self._top = prios[-1]
+                    self._spare = d
+                    # _drop_top, inlined for the usual case: the next priority is still in _high.
+                    high = self._high
+                    high.pop()
+                    if high:
+                        self._top = high[-1]
+                    else:
+                        high.append(self._prios.pop())  # cur > 0: some node is left
+                        self._top = high[-1]
                     if prio == self._empty:
                         self._empty = None  # it had been refilled since it was cached
                 else:
                     cached = self._empty
                     if cached is not None and cached != prio:
-                        # Every node is empty now: drop the older one. Only ``prio`` is left, so
-                        # the index is rebuilt rather than searched.
+                        # Every node is empty now: drop the older one. Only ``prio`` is left (the
+                        # top, last of _high), so the index is rebuilt rather than searched.
                         del by_prio[cached]
-                        prios.clear()
-                        prios.add(prio)
+                        prios = self._prios
+                        if prios:
+                            prios.clear()
+                        del self._high[:-1]
                     self._empty = prio
             ino = self.inode
             if ino is not None:
@@ -393,8 +442,8 @@ class Queue:
     def state_locked(self) -> QueueState:
         """A copy of the message store and waiter counts (caller holds ``mu``; consistency checkers
         read the queue through this, never through its private fields)."""
-        return QueueState({p: tuple(d) for p, d in self._by_prio.items()}, tuple(self._prios), self._top,
-                          self._empty, len(self._senders), len(self._receivers))
+        return QueueState({p: tuple(d) for p, d in self._by_prio.items()}, tuple(self._prios) + tuple(self._high),
+                          self._top, self._empty, len(self._senders), len(self._receivers))
 
     def readiness(self, mask: int) -> int:
         """``mqueue_poll_file``: readable while messages are queued, writable while not full."""
@@ -412,8 +461,10 @@ class Queue:
             n, self.notification = self.notification, None
             self._by_prio.clear()
             self._prios.clear()
+            self._high.clear()
             self._top = -1
             self._empty = None
+            self._spare = None
             self.curmsgs = 0
             self.qsize = 0
             if n is not None and n.sock is not None:

@@ -9,9 +9,11 @@ RdOnlyWrOnlyRdWr.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from mqsentry.abi.linux.errno import EAGAIN, EBADF, EFAULT, EINVAL, EMSGSIZE
+from mqsentry.abi.linux.errno import EAGAIN, EBADF, EFAULT, EINVAL, EMSGSIZE, ETIMEDOUT
 from mqsentry.abi.linux.file import O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY
 from mqsentry.abi.linux.mqueue import MQ_PRIO_MAX
 from mqsentry.testsuite.libc import Proc, expect_errno
@@ -124,6 +126,53 @@ def test_rdonly_wronly_rdwr(proc: Proc) -> None:
 
 
 # -- order of checks ----------------------------------------------------------------------------------------
+
+
+def test_many_priorities_interleaved(target: Target, proc: Proc) -> None:
+    """Sends of many distinct (and some repeated) priorities interleaved with receives: every receive
+    takes the oldest message of the highest priority, checked against a model of the queue. The
+    phases climb above the top (as a receiver draining the top meets new, higher priorities), fall
+    below it, repeat priorities and drain the queue to empty, so each path of the priority index and
+    its node reuse is taken."""
+    maxmsg = 64
+    target.write_file("/proc/sys/fs/mqueue/msg_max", b"%d\n" % maxmsg)
+    fd = create(proc, attr=(maxmsg, MSGSIZE))
+    rng = random.Random(13)
+    model: list[tuple[int, int]] = []  # (prio, sequence number) of the queued messages, oldest first
+    seq = 0
+
+    def send(prio: int) -> None:
+        nonlocal seq
+        proc.mq_send(fd, b"%d" % seq, prio)
+        model.append((prio, seq))
+        seq += 1
+
+    def receive() -> None:
+        prio, n = max(model, key=lambda m: (m[0], -m[1]))  # highest priority, then oldest
+        model.remove((prio, n))
+        assert proc.mq_receive(fd, MSGSIZE) == (b"%d" % n, prio)
+
+    for phase in range(12):
+        base = rng.randrange(MQ_PRIO_MAX - 200)
+        for i in range(300):
+            kind = (phase + i) % 4
+            if not model or (len(model) < maxmsg and rng.random() < 0.55):
+                top = max(p for p, _ in model) if model else base
+                if kind == 0:  # just above the current top
+                    prio = min(top + 1 + rng.randrange(3), MQ_PRIO_MAX - 1)
+                elif kind == 1:  # anywhere
+                    prio = rng.randrange(MQ_PRIO_MAX)
+                elif kind == 2:  # a priority already queued, or one just freed
+                    prio = rng.choice(model)[0] if model else base
+                else:  # a narrow band, so nodes are freed and made again
+                    prio = base + rng.randrange(40)
+                send(prio)
+            else:
+                receive()
+        while model:  # drain: the queue goes empty between phases
+            receive()
+    with expect_errno(ETIMEDOUT):  # nothing is left behind: an already-expired wait times out
+        proc.mq_timedreceive(fd, MSGSIZE, (0, 0))
 
 
 def test_prio_limit(proc: Proc) -> None:
