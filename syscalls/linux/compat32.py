@@ -24,12 +24,9 @@ from typing import Any
 from mqsentry.abi.linux.abi32 import Abi32
 from mqsentry.abi.linux.errno import EINVAL, ENOSYS
 from mqsentry.abi.linux.file import O_NONBLOCK
-from mqsentry.abi.linux.ipc import IPC_64, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT
+from mqsentry.abi.linux.ipc import IPC_64
 from mqsentry.abi.linux.layout import Layout
 from mqsentry.abi.linux.msgqueue import (
-    MSG_INFO,
-    MSG_STAT,
-    MSG_STAT_ANY,
     MSQID64_DS,
     MTYPE,
 )
@@ -45,7 +42,7 @@ from mqsentry.syscalls.linux.sys_mq import (
     do_mq_timedsend,
     mq_unlink,
 )
-from mqsentry.syscalls.linux.sys_msgqueue import do_msgrcv, do_msgsnd, msgget
+from mqsentry.syscalls.linux.sys_msgqueue import do_msgctl, do_msgrcv, do_msgsnd, msgget
 from mqsentry.syscalls.linux.table import Syscall
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -153,26 +150,9 @@ class Handlers32:
         return self._msgctl(t, msqid, cmd, uint32(buf), version)
 
     def _msgctl(self, t: Task, msqid: int, cmd: int, buf: int, version: int) -> int:
-        msqid = int32(msqid)
-        if msqid < 0 or cmd < 0:
-            raise SysError(EINVAL)
-        reg = t.ipc_ns.msgqueues
-        if cmd == IPC_INFO or cmd == MSG_INFO:
-            ret, fields = reg.info(cmd)
-            t.copy_out(buf, self.abi.msginfo.pack(*fields))
-            return ret
-        if cmd == IPC_STAT or cmd == MSG_STAT or cmd == MSG_STAT_ANY:
-            ret, fields = reg.stat(t, msqid, cmd)
-            t.copy_out(buf, self._msqid_out(dict(zip(MSQID64_DS.fields, fields)), version))
-            return ret
-        if cmd == IPC_SET:
-            uid, gid, mode, qbytes = self._msqid_in(t, buf, version)
-            reg.set(t, msqid, uid, gid, mode, qbytes)
-            return 0
-        if cmd == IPC_RMID:
-            reg.remove(t, msqid)
-            return 0
-        raise SysError(EINVAL)
+        return do_msgctl(t, int32(msqid), cmd, buf, lambda fields: self.abi.msginfo.pack(*fields),
+                         lambda fields: self._msqid_out(dict(zip(MSQID64_DS.fields, fields)), version),
+                         lambda t, buf: self._msqid_in(t, buf, version))
 
     def _msqid_out(self, d: dict[str, int], version: int) -> bytes:
         abi = self.abi

@@ -159,28 +159,50 @@ def _probe_readable(t: Task, addr: int, n: int) -> None:
         off += step
 
 
-def msgctl(t: Task, msqid: int, cmd: int, buf: int, *_: int) -> int:
-    msqid = int32(msqid)
-    cmd = int32(cmd)
+def do_msgctl(t: Task, msqid: int, cmd: int, buf: int, info_out: Callable[[tuple[int, ...]], bytes],
+              stat_out: Callable[[tuple[int, ...]], bytes], set_in: Callable[[Task, int], tuple[int, int, int, int]]
+              ) -> int:
+    """``ksys_msgctl`` once the ABI has parsed its version out of ``cmd``: Linux's checks and command
+    dispatch in one place for every ABI. ``msqid`` and ``cmd`` are C ints, ``buf`` the user address.
+    ``info_out`` packs a ``struct msginfo``, ``stat_out`` a ``struct msqid_ds`` from the registry's
+    fields (in ``MSQID64_DS`` order), and ``set_in`` reads IPC_SET's ``(uid, gid, mode, qbytes)``."""
     if msqid < 0 or cmd < 0:
         raise SysError(EINVAL)
     reg = t.ipc_ns.msgqueues
     if cmd == IPC_INFO or cmd == MSG_INFO:
         ret, fields = reg.info(cmd)
-        t.copy_out(uint64(buf), MSGINFO.pack(*fields))
+        t.copy_out(buf, info_out(fields))
         return ret
     if cmd == IPC_STAT or cmd == MSG_STAT or cmd == MSG_STAT_ANY:
         ret, fields = reg.stat(t, msqid, cmd)
-        t.copy_out(uint64(buf), MSQID64_DS.pack(*fields))
+        t.copy_out(buf, stat_out(fields))
         return ret
     if cmd == IPC_SET:
-        ds = MSQID64_DS.unpack(t.copy_in(uint64(buf), _MSQID_SIZE))
-        reg.set(t, msqid, ds[_I_UID], ds[_I_GID], ds[_I_MODE], ds[_I_QBYTES])
+        uid, gid, mode, qbytes = set_in(t, buf)
+        reg.set(t, msqid, uid, gid, mode, qbytes)
         return 0
     if cmd == IPC_RMID:
         reg.remove(t, msqid)
         return 0
-    raise SysError(EINVAL)  # includes cmd | IPC_64: the native msgctl never strips it
+    raise SysError(EINVAL)
+
+
+def _msginfo_out(fields: tuple[int, ...]) -> bytes:
+    return MSGINFO.pack(*fields)
+
+
+def _msqid64_out(fields: tuple[int, ...]) -> bytes:
+    return MSQID64_DS.pack(*fields)
+
+
+def _msqid64_in(t: Task, buf: int) -> tuple[int, int, int, int]:
+    ds = MSQID64_DS.unpack(t.copy_in(buf, _MSQID_SIZE))
+    return ds[_I_UID], ds[_I_GID], ds[_I_MODE], ds[_I_QBYTES]
+
+
+def msgctl(t: Task, msqid: int, cmd: int, buf: int, *_: int) -> int:
+    # cmd | IPC_64 falls through to EINVAL: the native msgctl never strips it.
+    return do_msgctl(t, int32(msqid), int32(cmd), uint64(buf), _msginfo_out, _msqid64_out, _msqid64_in)
 
 
 SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
@@ -190,4 +212,4 @@ SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
     Syscall("msgctl", msgctl),
 )}
 
-__all__ = ["SYSCALLS", "msgget", "msgsnd", "msgrcv", "msgctl", "do_msgsnd", "do_msgrcv"]
+__all__ = ["SYSCALLS", "msgget", "msgsnd", "msgrcv", "msgctl", "do_msgsnd", "do_msgrcv", "do_msgctl"]
