@@ -26,7 +26,10 @@ namespace to one sentry :class:`IPCNamespace`.
   served (a shell that ran ``unshare -i``) keep the namespace alive on Linux. :meth:`NamespaceMap.sweep`,
   run when a served process exits, frees a namespace -- its queues go as ``free_ipc_ns`` removes them
   -- once no live sentry task is in it and no host process is in it or holds a descriptor of it
-  (one scan of /proc). A namespace kept alive only by a bind mount of its nsfs file is freed anyway.
+  (one scan of /proc), and no mount namespace of a live process has its nsfs file bind-mounted (as
+  ``unshare --ipc=FILE`` does: Linux keeps the namespace, and ``setns`` through the mount finds its
+  queues). A namespace pinned only by a bind mount in a mount namespace nobody is in (itself kept by a
+  bind mount of its ``ns/mnt`` file) is not seen, and is freed.
 
 Locks: ``_mu`` guards ``_by_host`` and each entry; it is never held while calling into the kernel.
 """
@@ -148,11 +151,13 @@ def _host_users(keys: set[HostKey]) -> set[HostKey]:
     found: set[HostKey] = set()
     me = os.getpid()
     inos = {ino: (dev, ino) for dev, ino in keys}
+    mount_namespaces: set[tuple[int, int]] = set()
     try:
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
         return set(keys)  # cannot tell: keep everything
     for pid in pids:
+        found |= _bound_in_mount_ns(pid, keys, mount_namespaces)
         if pid == me:
             continue
         try:
@@ -185,6 +190,41 @@ def _host_users(keys: set[HostKey]) -> set[HostKey]:
         if found == keys:
             break
     return found
+
+
+def _bound_in_mount_ns(pid: int, keys: set[HostKey], seen: set[tuple[int, int]]) -> set[HostKey]:
+    """Which of ``keys`` are bind-mounted (an nsfs mount of ``ipc:[inode]``) in the mount namespace
+    of ``pid``; each mount namespace is read once per sweep (``seen``). mountinfo is the kernel's
+    text: a mount's root field and type cannot be chosen by a program (a file named ``ipc:[N]`` would
+    show with a leading ``/`` and its own file system type), and at worst a namespace is kept."""
+    try:
+        st = os.stat(f"/proc/{pid}/ns/mnt")
+        mnt = (st.st_dev, st.st_ino)
+        if mnt in seen:
+            return set()
+        seen.add(mnt)
+        with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return set()
+    bound: set[HostKey] = set()
+    for line in lines:
+        fields = line.split()
+        try:
+            fstype = fields[fields.index("-") + 1]
+        except (ValueError, IndexError):
+            continue
+        root = fields[3]
+        if fstype != "nsfs" or not root.startswith("ipc:[") or not root.endswith("]"):
+            continue
+        try:
+            major, minor = (int(x) for x in fields[2].split(":"))
+            key = (os.makedev(major, minor), int(root[5:-1]))
+        except ValueError:
+            continue
+        if key in keys:
+            bound.add(key)
+    return bound
 
 
 def resolver(kernel: Kernel, nsmap: NamespaceMap | None = None) -> Callable[[int], IPCNamespace | None]:
