@@ -47,7 +47,7 @@ def test_as_root(cprog: Callable[[str], str], name: str) -> None:
 
 
 def _timeout(name: str) -> int:
-    """The hang bound: 1,100 runner threads take a while to start on a loaded 2-core machine."""
+    """The hang bound: 1,100 program threads take a while to start on a loaded 2-core machine."""
     return TIMEOUT * 6 if name == "adv_parked" else TIMEOUT
 
 
