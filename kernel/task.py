@@ -14,9 +14,9 @@ Locking: ``Kernel.sig_mu`` guards every signal field of tasks and thread groups 
 ``pending``, ``sigpending``, ``actions``, ``shared_pending``, ``group_stop``, ``exiting``, ``exited``,
 ``delivered``). ``Task._cv`` (a leaf) guards ``_woken`` and the sleep itself (a host that parks
 calls as greenlets, :attr:`Task.sleeper`, takes it only to test and consume the flags, never across
-a switch). ``creds``, ``ipc_ns``,
-``fs_context`` and ``mnt_ns`` are replaced only by the task itself (reads from other tasks see either
-value); ``fd_table`` is immutable (the table itself has its own lock).
+a switch). ``creds``, ``ipc_ns``, ``fs_context`` and ``mnt_ns`` are replaced only by the task itself
+(reads from other tasks see either value); ``fd_table`` is immutable (the table itself has its own
+lock).
 """
 
 from __future__ import annotations
@@ -182,9 +182,9 @@ class Task:
         #: engine operations record (see kernel/platform/loop.py); None otherwise. Written by the
         #: task's driving thread only.
         self.undo: list[Callable[[], None]] | None = None
-        #: Told when this task is about to sleep in :meth:`block` and when it wakes; a platform uses it
-        #: to keep serving other tasks while this one sleeps. An object with ``parking(task) -> token``
-        #: and ``unparked(token)``. Written by the host before the task runs.
+        #: Told when this task is about to sleep on its host thread in :meth:`block` and when it
+        #: wakes (a host hook; the seccomp platform uses :attr:`sleeper` instead). An object with
+        #: ``parking(task) -> token`` and ``unparked(token)``. Written by the host before the task runs.
         self.park_observer: Any = None
         #: None: :meth:`block` sleeps the driving host thread on ``_cv``. Otherwise the host runs its
         #: tasks' calls as greenlets on one OS thread (kernel/platform/parking.py): an object with

@@ -141,18 +141,16 @@ class Parking:
     def _switch_away(self) -> None:
         """The current greenlet's call sleeps: an owner hands the loop to an idle (or new) loop
         greenlet; a resumed call goes back to the owner that resumed it."""
-        nxt = self.owner
-        if nxt is getcurrent():
-            if self.idle:
-                nxt = self.idle.pop()
-            else:
-                # A new greenlet starts with the recursion depth of the one that starts it: started
-                # from here, every hand-off would stack another call's depth onto the next (a
-                # thousand parked calls overflow it). The hub starts it, from the bottom.
-                self.owner = greenlet(self._greenlet_main, self.hub)
-                nxt = self.hub
-        if nxt is not self.hub:
-            self.owner = nxt
+        if self.owner is not getcurrent():
+            nxt = self.owner  # a resumed call parks again: back to the owner that resumed it
+        elif self.idle:
+            nxt = self.owner = self.idle.pop()
+        else:
+            # A new greenlet starts with the recursion depth of the one that starts it: started
+            # from here, every hand-off would stack another call's depth onto the next (a
+            # thousand parked calls overflow it). The hub starts it, from the bottom of the stack.
+            self.owner = greenlet(self._greenlet_main, self.hub)
+            nxt = self.hub
         ctx = memory.context()
         nxt.switch()
         memory.set_context(ctx)

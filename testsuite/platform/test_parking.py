@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import functools
 import os
 import subprocess
 import threading
@@ -189,3 +190,58 @@ def test_parked_call_undoes_on_its_own_greenlet(served: Any) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_a_wake_from_another_os_thread_resumes_a_parked_call(served: Any) -> None:
+    """A sender that is not on the loop's thread (as the FUSE thread may be) wakes a parked receiver:
+    the wake goes through the ready list and the wake eventfd, and the receiver gets the message."""
+    lst = served.listener
+    b = _Thread()
+    try:
+        lst.feed(SimpleNamespace(id=1, pid=b.tid, nr=MSGGET, arch=seccomp.AUDIT_ARCH_X86_64,
+                                 args=(IPC_PRIVATE, IPC_CREAT | 0o600, 0, 0, 0, 0)))
+        qid = lst.result(1)
+        assert qid >= 0
+        lst.feed(SimpleNamespace(id=2, pid=b.tid, nr=MSGRCV, arch=seccomp.AUDIT_ARCH_X86_64,
+                                 args=(qid, b.addr, 64, 0, 0, 0)))
+        _wait(lambda: len(served._parked) == 1, "the receiver to park")
+        sender = served.kernel.new_task(uid=0, gid=0)  # an in-process task, driven by this thread
+        buf = sender.mm.alloc(64)
+        sender.mm.write(buf, _msg(5, b"cross"))
+        assert sender.syscall(MSGSND, qid, buf, 5, 0) == 0
+        assert lst.result(2) == 5
+        assert b.buf.raw[:13] == _msg(5, b"cross")
+        assert not served._parked and served.stats["undone"] == 0
+    finally:
+        b.close()
+
+
+def test_stopping_runs_parked_calls_to_their_reply(platform_ok: None) -> None:
+    """A loop asked to stop interrupts its parked calls and lets each reply before serve() returns:
+    the interrupted msgrcv replies -ERESTARTNOHAND (the host turns it into EINTR), nothing stays
+    parked and no greenlet is left behind."""
+    from mqsentry.kernel.platform.loop import Platform
+
+    lst = FeedListener()
+    plat = Platform(Kernel(arch="amd64"), lst)  # type: ignore[arg-type]
+    th = threading.Thread(target=plat.serve, daemon=True)
+    th.start()
+    callers = [_Thread(), _Thread()]
+    try:
+        lst.feed(SimpleNamespace(id=1, pid=callers[0].tid, nr=MSGGET, arch=seccomp.AUDIT_ARCH_X86_64,
+                                 args=(IPC_PRIVATE, IPC_CREAT | 0o600, 0, 0, 0, 0)))
+        qid = lst.result(1)
+        for nid, who in zip((2, 3), callers):  # two parked calls (two greenlets), from two TIDs
+            lst.feed(SimpleNamespace(id=nid, pid=who.tid, nr=MSGRCV, arch=seccomp.AUDIT_ARCH_X86_64,
+                                     args=(qid, who.addr, 64, 0, 0, 0)))
+            _wait(functools.partial(lambda n: len(plat._parked) == n, nid - 1), "the receiver to park")
+        plat.stop()
+        th.join(TIMEOUT)
+        assert not th.is_alive()
+        assert lst.result(2) == lst.result(3) == -514  # ERESTARTNOHAND
+        assert not plat._parked and plat.stats["interrupted"] == 2
+        assert plat._parking.owner is None and not plat._parking.idle
+    finally:
+        for c in callers:
+            c.close()
+        plat.close()
