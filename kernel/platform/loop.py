@@ -639,30 +639,24 @@ class Platform:
         if a message reached them meanwhile, their SEND fails with ENOENT and they put it back
         (undo) -- before the owner serves anything else, so the next receive finds it. Only the
         owner calls this (pidfd events, and a TID found reused at the start of a dispatch)."""
-        park = self._parking
-        for _ in range(self.RELEASE_ROUNDS):
-            mine = [p for p in self._parked if p.tgid == tgid or p.tid == tid]
-            if not mine:
-                return
-            for p in mine:
-                self._interrupt(p)
-            for p in mine:
-                if p.active:
-                    park.resume(p)
-        log.warning("parked calls of %s keep parking after an interrupt", tgid if tgid is not None else tid)
+        self._release(lambda p: p.tgid == tgid or p.tid == tid)
 
     def _release_all(self) -> None:
         """Stopping: interrupt every parked call and run it to its reply."""
+        self._release(lambda p: True)
+
+    def _release(self, mine: Callable[[Parked], bool]) -> None:
         park = self._parking
         for _ in range(self.RELEASE_ROUNDS):
-            parked = list(self._parked)
-            if not parked:
+            calls = [p for p in self._parked if mine(p)]
+            if not calls:
                 return
-            for p in parked:
+            for p in calls:
                 self._interrupt(p)
-            for p in parked:
+            for p in calls:
                 if p.active:
                     park.resume(p)
+        log.warning("parked calls keep parking after an interrupt")
 
     # -- helpers for backends --------------------------------------------------------------------------
     def after_reply(self, action: Callable[[], None]) -> None:

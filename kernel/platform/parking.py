@@ -157,6 +157,9 @@ class Parking:
 
     def resume(self, p: Parked) -> None:
         """Run parked call ``p`` until it replies or parks again (the owner only, holding no lock)."""
+        if getcurrent() is not self.owner:
+            # The call would come back to the owner, never to us: a loud bug instead of a hang.
+            raise RuntimeError("only the loop's owner may resume a parked call")
         ctx = memory.context()
         p.glet.switch()
         memory.set_context(ctx)
