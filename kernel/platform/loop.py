@@ -92,7 +92,8 @@ _POLLHUP = select.EPOLLHUP | select.EPOLLERR
 
 @dataclass(slots=True)
 class Group:
-    """A served host process: its sentry thread group leader and a pidfd that reports its exit."""
+    """A served host process: its sentry thread group leader and a pidfd that reports its exit.
+    Touched on the loop's OS thread only (no lock)."""
 
     tgid: int
     leader: Task
@@ -108,6 +109,9 @@ class Platform:
     after it; ``replies`` maps a syscall number to ``(platform, notif, task, result) -> bool`` that
     replies itself (mq_open installs an fd with ADDFD); ``post`` actions queued during a call (see
     :meth:`after_reply`) run after its SEND (signals for the target).
+
+    No lock: every field is touched on the loop's OS thread only (by whichever loop greenlet runs),
+    except ``_stopping``, which :meth:`stop` sets from any thread (a flag the loop reads each round).
     """
 
     def __init__(self, kernel: Kernel, listener: Listener, *, scan_period: float = 0.005,
