@@ -111,7 +111,8 @@ class Platform:
     :meth:`after_reply`) run after its SEND (signals for the target).
 
     No lock: every field is touched on the loop's OS thread only (by whichever loop greenlet runs),
-    except ``_stopping``, which :meth:`stop` sets from any thread (a flag the loop reads each round).
+    except ``_stopping``, which :meth:`stop` sets from any thread (a flag the loop reads each round),
+    and :meth:`tgid_of`'s single ``_by_tid`` lookup from the FUSE thread (atomic under the GIL).
     """
 
     def __init__(self, kernel: Kernel, listener: Listener, *, scan_period: float = 0.005,
