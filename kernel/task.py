@@ -12,9 +12,11 @@ one thread at a time (as a CPU runs one thread at a time).
 
 Locking: ``Kernel.sig_mu`` guards every signal field of tasks and thread groups (``sig_mask``,
 ``pending``, ``sigpending``, ``actions``, ``shared_pending``, ``group_stop``, ``exiting``, ``exited``,
-``delivered``). ``Task._cv`` (a leaf) guards ``_woken`` and the sleep itself. ``creds``, ``ipc_ns``,
-``fs_context`` and ``mnt_ns`` are replaced only by the task itself (reads from other tasks see either
-value); ``fd_table`` is immutable (the table itself has its own lock).
+``delivered``). ``Task._cv`` (a leaf) guards ``_woken`` and the sleep itself (a host that parks
+calls as greenlets, :attr:`Task.sleeper`, takes it only to test and consume the flags, never across
+a switch). ``creds``, ``ipc_ns``, ``fs_context`` and ``mnt_ns`` are replaced only by the task itself
+(reads from other tasks see either value); ``fd_table`` is immutable (the table itself has its own
+lock).
 """
 
 from __future__ import annotations
@@ -180,10 +182,17 @@ class Task:
         #: engine operations record (see kernel/platform/loop.py); None otherwise. Written by the
         #: task's driving thread only.
         self.undo: list[Callable[[], None]] | None = None
-        #: Told when this task is about to sleep in :meth:`block` and when it wakes; a platform uses it
-        #: to keep serving other tasks while this one sleeps. An object with ``parking(task) -> token``
-        #: and ``unparked(token)``. Written by the host before the task runs.
+        #: Told when this task is about to sleep on its host thread in :meth:`block` and when it
+        #: wakes (a host hook; the seccomp platform uses :attr:`sleeper` instead). An object with
+        #: ``parking(task) -> token`` and ``unparked(token)``. Written by the host before the task runs.
         self.park_observer: Any = None
+        #: None: :meth:`block` sleeps the driving host thread on ``_cv``. Otherwise the host runs its
+        #: tasks' calls as greenlets on one OS thread (kernel/platform/parking.py): an object with
+        #: ``sleep(task, deadline_ns) -> int``, which :meth:`block` calls instead (it returns what
+        #: ``block`` returns, or -1 when it cannot park here: then the thread sleeps as usual), and
+        #: ``ready(task)``, which :meth:`wake` and :meth:`kick` call after setting their flags (from
+        #: any thread) so the host resumes the sleeper. Written by the host before the task runs.
+        self.sleeper: Any = None
         #: The mask to restore after signal delivery when a syscall with a temporary mask (ppoll,
         #: epoll_pwait) was interrupted (Linux ``saved_sigmask`` + TIF_RESTORE_SIGMASK).
         self.saved_sig_mask: int | None = None
@@ -410,11 +419,17 @@ class Task:
         with self._cv:
             self._woken = True
             self._cv.notify()
+        sleeper = self.sleeper
+        if sleeper is not None:
+            sleeper.ready(self)
 
     def kick(self) -> None:
         """Make a sleeping task re-evaluate (signal, stop, continue, clock jump) without a wakeup."""
         with self._cv:
             self._cv.notify()
+        sleeper = self.sleeper
+        if sleeper is not None:
+            sleeper.ready(self)
 
     def block(self, deadline_ns: int | None = None) -> int:
         """Sleep until woken (0), interrupted by a signal (EINTR) or past ``deadline_ns`` (ETIMEDOUT).
@@ -423,6 +438,11 @@ class Task:
         the call is not lost: it makes this return 0 at once. Callers re-check their condition after
         any return (wakes may be stale), as with Linux's wait loops.
         """
+        sleeper = self.sleeper
+        if sleeper is not None:
+            ret: int = sleeper.sleep(self, deadline_ns)
+            if ret >= 0:
+                return ret
         obs = self.park_observer
         if obs is not None:
             token = obs.parking(self)
@@ -460,6 +480,20 @@ class Task:
         finally:
             if subscribed:
                 clock.unsubscribe(self.kick)
+
+    def wakeup_status(self, deadline_ns: int | None) -> int:
+        """For a host's own sleep (:attr:`sleeper`): what :meth:`block` returns now -- 0 if woken (the
+        wake-up is consumed), EINTR if a signal is pending, ETIMEDOUT past ``deadline_ns`` -- or -1
+        to keep sleeping. The same checks in the same order as :meth:`_block`'s loop."""
+        with self._cv:
+            if self._woken:
+                self._woken = False
+                return 0
+            if self.sigpending:
+                return EINTR
+        if deadline_ns is not None and self.kernel.clock.now_ns() >= deadline_ns:
+            return ETIMEDOUT
+        return -1
 
     def clear_wakeup(self) -> None:
         """Forget a stale wakeup before registering a new wait."""

@@ -5,22 +5,23 @@ Linux counterpart: none in the kernel; this is the supervisor side of seccomp us
 pkg/sentry/kernel (task_run.go) driving syscalls that a pkg/sentry/platform trapped; here the
 "platform" is seccomp user notification and only the message-queue syscalls are trapped.
 
-Threads and ownership
----------------------
-Exactly one OS thread at a time *owns the loop*: it polls the listener (plus a wake eventfd and one
-pidfd per served process), RECVs a notification, maps its TID to a sentry task and runs the handler
-on itself, then SENDs the result. Most calls finish without sleeping, so the fast path has no thread
-hand-off at all. When a handler sleeps (the engines call ``Task.block``), the task's ``park_observer``
-hands the ownership to an idle runner thread (starting one if needed) before sleeping, so the loop
-keeps serving everyone else; the sleeping thread is now the *parked call's* thread, and when the call
-completes it SENDs its own reply and returns to the pool of idle runners. The pool is bounded by
-``max_threads`` (a thread per parked call, as Go's scheduler hands its P off around a blocking
-syscall). DESIGN.md explains how to remove the thread per parked call.
+Greenlets and ownership
+-----------------------
+Every served call runs on the loop's one OS thread (:mod:`parking`). The loop greenlet that *owns the
+loop* polls the listener (plus a wake eventfd and one pidfd per served process), RECVs a
+notification, maps its TID to a sentry task and runs the handler inline, then SENDs the result. Most
+calls finish without sleeping, so the fast path has no switch and no greenlet creation at all. When a
+handler sleeps (the engines call ``Task.block``, which goes to the task's ``sleeper``), the call's
+greenlet registers it in the parked set and hands the loop to an idle loop greenlet (a new one if
+none is idle); the sleeping greenlet is now the *parked call's*. Wake-ups, deadlines and signal
+scans resume it on the owner's turn; it then SENDs its own reply and joins the idle pool. A parked
+call costs a greenlet (its saved stack, a few KiB), never an OS thread: no limit below the host's
+own memory. DESIGN.md ("Parking") explains why greenlets and not continuations.
 
 Signals (docs/platform-rules.md §1): the filter uses WAIT_KILLABLE_RECV, so once the sentry has received a
 notification only fatal signals reach the target. While calls are parked the owner scans
 /proc/<tid>/status every ``scan_period`` and, for a thread the host kernel would interrupt, makes the
-sentry task's ``block()`` return EINTR (through ``recalc_sigpending(force=True)``); the engine then
+sentry task's ``block()`` return EINTR (``recalc_sigpending(force=True)``, whose kick resumes it); the engine then
 returns -ERESTARTNOHAND (msg*) or -ERESTARTSYS (mq_*), which is SENT as is: the host's signal code
 turns it into EINTR or a restart exactly as for a native call. Host signals never enter the sentry's
 own signal state: the sentry does not know the target's handlers and masks.
@@ -30,9 +31,9 @@ undo log, ``task.undo`` (a list of callables). An engine operation that takes so
 never receive appends its undo there (msgrcv: put the dequeued message back, see
 ``mqsentry.kernel.msgqueue.queue.Queue.unreceive``). After the handler, the call's SEND decides: delivered,
 the log is dropped (commit); ENOENT (the target died after the engine acted), the actions run. A call
-that parked does the same from its own runner thread, and a dead process's parked calls are waited
-for until they have replied and undone (``_release_parked``), so a message is back in its queue
-before the next notification is served. The platform cannot tell a target killed just before the
+that parked does the same when it is resumed, and a dead process's parked calls are interrupted and
+run to their reply and undo at once (``_release_parked``), so a message is back in its queue before
+the next notification is served. The platform cannot tell a target killed just before the
 engine dequeued (native: no loss) from one killed just after (native: lost), so it always undoes.
 
 Identity (issue 9): a TID is trusted only while it is alive. Every adopted non-leader thread has a
@@ -43,12 +44,14 @@ capabilities that count in the IPC namespace's owning user namespace (:mod:`user
 a credential-changing call by that thread and after an exec by *any* thread of the group; every /proc
 read is followed by a check that the notification is still valid.
 
-Locks: ``_own`` (loop ownership; held by the owner while it polls and dispatches), ``_mu`` guards
-``_parked``, ``_replying``, ``Parked.finished``, ``Parked.interrupted``, ``_idle``, ``_threads``; the
-task maps (``_by_tid``, ``_groups``, ``_pidfds``, ``_thread_fds``) are touched only by the owner.
-Order: ``_own`` -> ``_mu`` -> ``Kernel.sig_mu`` (an interrupt sets and an unpark clears the forced
-sigpending flag under ``_mu``, so a call that has left the parked set is never interrupted); other
-kernel locks are taken inside handlers only, never while ``_mu`` is held.
+Locks: none of the platform's own. Everything of :class:`Platform` (the task maps ``_by_tid``,
+``_groups``, ``_pidfds``, ``_thread_fds``, the parked set and its records, ``stats``) is touched on the
+loop's OS thread only, by whichever loop greenlet runs; greenlets switch only at the points
+:mod:`parking` lists, never holding a lock (two greenlets of one thread on one ``threading.Lock``
+would deadlock it). Other threads touch only ``_stopping`` (:meth:`Platform.stop`, a flag) and
+``Parking.ready_q`` (wake-ups from the FUSE thread). ``Kernel.sig_mu`` is taken for the forced
+sigpending flag of an interrupt and its reset at unpark, both on the loop thread, so a call that has
+left the parked set is never interrupted.
 """
 
 from __future__ import annotations
@@ -58,7 +61,6 @@ import logging
 import os
 import select
 import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +71,7 @@ from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.kernel import Kernel
 from mqsentry.kernel.platform import memory, procfs, userns
 from mqsentry.kernel.platform.calls import I386_HOOK_NR, I386_OBSERVED_AS, OBSERVED
+from mqsentry.kernel.platform.parking import Parked, Parking
 from mqsentry.kernel.platform.seccomp import AUDIT_ARCH_I386, Listener, Notification
 from mqsentry.kernel.task import Task
 from mqsentry.syscalls.linux import table_for
@@ -87,24 +90,10 @@ _POLLIN = select.EPOLLIN
 _POLLHUP = select.EPOLLHUP | select.EPOLLERR
 
 
-@dataclass(eq=False, slots=True)
-class Parked:
-    """A served call sleeping in the sentry. ``interrupted`` and ``finished`` are written under
-    ``Platform._mu``; ``interrupted`` is set only while the record is in the parked set."""
-
-    nid: int
-    tid: int
-    tgid: int
-    task: Task
-    nr: int
-    interrupted: bool = False
-    #: Set (under ``_mu``) once the call has replied and run its undo actions.
-    finished: bool = False
-
-
 @dataclass(slots=True)
 class Group:
-    """A served host process: its sentry thread group leader and a pidfd that reports its exit."""
+    """A served host process: its sentry thread group leader and a pidfd that reports its exit.
+    Touched on the loop's OS thread only (no lock)."""
 
     tgid: int
     leader: Task
@@ -120,10 +109,14 @@ class Platform:
     after it; ``replies`` maps a syscall number to ``(platform, notif, task, result) -> bool`` that
     replies itself (mq_open installs an fd with ADDFD); ``post`` actions queued during a call (see
     :meth:`after_reply`) run after its SEND (signals for the target).
+
+    No lock: every field is touched on the loop's OS thread only (by whichever loop greenlet runs),
+    except ``_stopping``, which :meth:`stop` sets from any thread (a flag the loop reads each round),
+    and :meth:`tgid_of`'s single ``_by_tid`` lookup from the FUSE thread (atomic under the GIL).
     """
 
     def __init__(self, kernel: Kernel, listener: Listener, *, scan_period: float = 0.005,
-                 max_threads: int | None = None, max_idle: int = 2,
+                 max_idle: int = 8,
                  owner_ns: userns.OwnerNamespace | None = None, killable_recv: bool = True) -> None:
         self.kernel = kernel
         self.listener = listener
@@ -131,13 +124,13 @@ class Platform:
         #: sent to a caller whose notification we hold does not interrupt its call.
         self.killable_recv = killable_recv
         self.scan_period = scan_period
-        #: None: no limit of our own (a parked call holds a runner thread; the host's thread limit
-        #: is the only bound, and a runner's stack is small).
-        self.max_threads = max_threads
         #: The user namespace owning the sentry's IPC namespace (capabilities count only there).
         self.owner_ns = owner_ns if owner_ns is not None else userns.OwnerNamespace()
         self.max_idle = max_idle
         self.handlers = kernel.syscall_table.handlers
+        # The listener's hot methods, bound once (a bound-method lookup per call costs ~0.1 µs).
+        self._send = listener.send
+        self._id_valid = listener.id_valid
         #: What serves i386 calls: the i386 table over the same kernel (its tasks, its namespaces).
         self.handlers_i386 = table_for("i386").handlers
         self.replies: dict[int, Callable[[Platform, Notification, Task, int], bool]] = {}
@@ -148,18 +141,9 @@ class Platform:
         self.ns_of: Callable[[int], Any] | None = None
         #: Backends to shut down in :meth:`close` (before the listener).
         self.closers: list[Callable[[], None]] = []
-        self._own = threading.Lock()
-        self._owner = 0
-        self._mu = threading.Lock()
-        self._parked: dict[Parked, None] = {}
-        #: Calls that slept and woke up but have not yet replied (and undone, if their SEND failed).
-        self._replying: dict[Parked, None] = {}
-        #: Signalled (under ``_mu``) whenever a parked call leaves the parked set or finishes.
-        self._unparked = threading.Condition(self._mu)
-        self._idle = 0
-        self._threads = 0
         self._stopping = False
-        self._done = threading.Event()
+        #: Set by the owner as the loop ends (after every parked call has been run to its reply).
+        self._stopped = False
         self._by_tid: dict[int, Task] = {}
         self._groups: dict[int, Group] = {}
         self._dirty: set[int] = set()
@@ -182,17 +166,19 @@ class Platform:
         #: A notification received before serve() (owner only).
         self._pending: Notification | None = None
         self.stats = {"served": 0, "parked": 0, "interrupted": 0, "lost_replies": 0, "undone": 0}
+        #: The greenlets: loop owner, idle pool, parked calls, ready list, deadlines.
+        self._parking = Parking(kernel, self._wake_fd, listener.id_valid, self.stats, max_idle)
+        #: The parked calls (the record of each sleeping served call; loop thread only).
+        self._parked = self._parking.parked
 
     # -- public ------------------------------------------------------------------------------------
     def serve(self, first: Notification | None = None) -> None:
-        """Serve until no target task is left (the listener reports POLLHUP). The calling thread
-        becomes the first runner. ``first``: a notification already received (by a caller that
-        waited for the first served call before building the platform), dispatched before any other."""
+        """Serve until no target task is left (the listener reports POLLHUP), every call on the calling
+        thread. ``first``: a notification already received (by a caller that waited for the first
+        served call before building the platform), dispatched before any other."""
         self._pending = first
-        with self._mu:
-            self._threads += 1
-        self._runner()
-        self._done.wait()
+        self._stopped = False
+        self._parking.run_loop(self._own_loop, lambda: self._stopped)
 
     def stop(self) -> None:
         """Ask the loop to stop (from any thread); parked calls are interrupted."""
@@ -215,43 +201,13 @@ class Platform:
         """Live sentry tasks by host TID (a snapshot)."""
         return dict(self._by_tid)
 
-    # -- runners and ownership ---------------------------------------------------------------------
-    def _runner(self) -> None:
-        me = threading.get_ident()
-        while True:
-            with self._mu:
-                self._idle += 1
-            self._own.acquire()
-            with self._mu:
-                self._idle -= 1
-            if self._stopping:
-                self._own.release()
-                self._exit_runner()
-                return
-            self._owner = me
-            handed_off = self._own_loop(me)
-            if not handed_off:
-                # Stopping: pass the lock on so every idle runner wakes up and leaves.
-                self._owner = 0
-                self._own.release()
-                self._exit_runner()
-                return
-            with self._mu:
-                surplus = self._idle >= self.max_idle
-            if surplus:
-                self._exit_runner()
-                return
-
-    def _exit_runner(self) -> None:
-        with self._mu:
-            self._threads -= 1
-            last = self._threads == 0
-        if last:
-            self._done.set()
-
-    def _own_loop(self, me: int) -> bool:
-        """Poll and dispatch while this thread owns the loop. True: ownership was handed off during a
-        dispatch (that call has since completed); False: stopping."""
+    # -- the loop ---------------------------------------------------------------------------------------
+    def _own_loop(self, me: Any) -> bool:
+        """Poll and dispatch while loop greenlet ``me`` owns the loop. True: a call it dispatched
+        parked and handed the loop off (that call has since completed); False: stopping."""
+        park = self._parking
+        parked = park.parked
+        ready = park.ready_q
         poll = self._poll.poll
         listener_fd = self.listener.fd
         wake_fd = self._wake_fd
@@ -259,10 +215,12 @@ class Platform:
         pending, self._pending = self._pending, None
         if pending is not None:
             self._dispatch(pending)
-            if self._owner != me:
+            if park.owner is not me:
                 return True
         while not self._stopping:
-            timeout = self.scan_period if self._parked else -1
+            if ready:
+                park.run_ready()  # woken parked calls reply before new calls are served
+            timeout = park.poll_timeout(self.scan_period) if parked else -1
             try:
                 events = poll(timeout)
             except InterruptedError:
@@ -277,7 +235,7 @@ class Platform:
                         n = recv()
                         if n is not None:
                             self._dispatch(n)
-                            if self._owner != me:
+                            if park.owner is not me:
                                 return True
                     elif ev & _POLLHUP:
                         # No task uses the filter any more: everything is done.
@@ -289,60 +247,15 @@ class Platform:
                         pass
                 else:
                     self._group_exited(fd)
-            if self._parked:
+            if parked:
+                park.fire_timers()
                 now = time.monotonic()
                 if now - self._last_scan >= self.scan_period:
                     self._last_scan = now
                     self._scan()
-        self._interrupt_all()
+        self._release_all()
+        self._stopped = True
         return False
-
-    def _handoff(self) -> None:
-        """The owner is about to sleep in a call: give the loop to an idle runner (start one if none)."""
-        with self._mu:
-            spawn = self._idle == 0 and (self.max_threads is None or self._threads < self.max_threads)
-            if spawn:
-                self._threads += 1
-        if spawn:
-            try:
-                threading.Thread(target=self._runner, name="mqsentry-runner", daemon=True).start()
-            except RuntimeError:  # the host's thread limit: the next call to complete serves on
-                with self._mu:
-                    self._threads -= 1
-                log.warning("cannot start a runner thread: the loop waits for a parked call to finish")
-        self._owner = 0
-        self._own.release()
-
-    def _park(self, t: Task) -> Parked:
-        ctx = memory.context()
-        p = Parked(ctx.nid, ctx.tid, t.tg.tgid, t, ctx.nr)
-        if ctx.parked is None:
-            ctx.parked = [p]
-        else:
-            ctx.parked.append(p)  # woken to re-check and parked again: the same call
-        with self._mu:
-            first = not self._parked
-            self._parked[p] = None
-            self.stats["parked"] += 1
-        if self._owner == threading.get_ident():
-            self._handoff()
-        elif first:
-            os.eventfd_write(self._wake_fd, 1)  # the owner may be in an untimed poll: start scanning
-        return p
-
-    def _unpark(self, p: Parked) -> None:
-        # The caller may have died (and its TID been reused) while it slept: check again before the
-        # call touches its memory.
-        memory.context().validate = self.listener.id_valid
-        with self._unparked:
-            self._parked.pop(p, None)
-            self._replying[p] = None  # until _finished: _release_parked waits for the reply too
-            self._unparked.notify_all()
-            if p.interrupted:
-                # The host's signal is handled by the host; the sentry's flag is reset to its own
-                # state -- under _mu, so no interrupt of this record can come after the reset.
-                with self.kernel.sig_mu:
-                    p.task.recalc_sigpending()
 
     # -- dispatch ------------------------------------------------------------------------------------
     def _dispatch(self, n: Notification) -> None:
@@ -359,15 +272,19 @@ class Platform:
         elif nr in _OBSERVED:
             self._observed(n)
             return
-        t = self._task_for(n.pid, n.id)
-        if t is None:
-            self.listener.send(n.id, 0, -ENOSYS)  # the thread is gone; the reply fails harmlessly
-            return
+        tid = n.pid
+        nid = n.id
+        t = self._by_tid.get(tid)
+        if t is None or tid in self._dirty:
+            t = self._task_for(tid, nid)
+            if t is None:
+                self._send(nid, 0, -ENOSYS)  # the thread is gone; the reply fails harmlessly
+                return
         ctx = memory.context()
-        ctx.tid = n.pid
-        ctx.nid = n.id
+        ctx.tid = tid
+        ctx.nid = nid
         ctx.nr = nr
-        ctx.validate = self.listener.id_valid
+        ctx.validate = self._id_valid
         post: list[Callable[[], None]] = []
         ctx.post = post
         fn = handlers.get(nr)
@@ -405,7 +322,7 @@ class Platform:
         if replied:
             sent = True
         else:
-            sent = self.listener.send(n.id, ret, 0) if ret >= 0 else self.listener.send(n.id, 0, ret)
+            sent = self._send(nid, ret, 0) if ret >= 0 else self._send(nid, 0, ret)
             if not sent:
                 self.stats["lost_replies"] += 1
         undo = t.undo
@@ -415,10 +332,7 @@ class Platform:
             if not sent:
                 self._undo(undo)
             undo.clear()
-        parked = ctx.parked
-        if parked is not None:
-            ctx.parked = None
-            self._finished(parked)
+        ctx.parked = None
         for action in post:
             try:
                 action()
@@ -461,15 +375,6 @@ class Platform:
             except Exception:  # an engine bug must not take the loop down
                 log.exception("undo action failed")
         self.stats["undone"] += len(undo)
-
-    def _finished(self, parked: list[Parked]) -> None:
-        """A call that parked has replied and run its undo actions: wake _release_parked."""
-        with self._unparked:
-            replying = self._replying
-            for p in parked:
-                p.finished = True
-                replying.pop(p, None)
-            self._unparked.notify_all()
 
     # -- host threads -> sentry tasks ------------------------------------------------------------------
     def _task_for(self, tid: int, nid: int) -> Task | None:
@@ -558,8 +463,8 @@ class Platform:
         return th
 
     def _adopt(self, t: Task, creds: Any) -> None:
-        # Before the task sleeps, hand the loop to another runner (Task.park_observer protocol).
-        t.park_observer = self
+        # Its sleeps park the call's greenlet and let the loop serve on (Task.sleeper protocol).
+        t.sleeper = self._parking
         # The undo log of the task's current call (see _dispatch): a host thread has one call in
         # flight at a time, so one list per task, emptied after every reply.
         t.undo = []
@@ -567,13 +472,7 @@ class Platform:
         with self.kernel.sig_mu:
             t.tg.signal_sink = self._host_signal
 
-    # -- Task.park_observer protocol -------------------------------------------------------------------
-    def parking(self, t: Task) -> Parked:
-        return self._park(t)
-
-    def unparked(self, p: Parked) -> None:
-        self._unpark(p)
-
+    # -- signals to the host ---------------------------------------------------------------------------
     def _host_signal(self, target: Task, info: Any, group: bool) -> None:
         """ThreadGroup.signal_sink: a signal the sentry generates for a served process (mq_notify
         SIGEV_SIGNAL) is queued to the host process at once, before the triggering call's reply.
@@ -691,8 +590,7 @@ class Platform:
 
     def _scan(self) -> None:
         """Apply the signal rule of docs/platform-rules.md §1 to the parked calls (a batch of them)."""
-        with self._mu:
-            parked = list(self._parked)
+        parked = list(self._parked)
         if len(parked) > self.SCAN_BATCH:
             pos = self._scan_pos % len(parked)
             batch = parked[pos:pos + self.SCAN_BATCH]
@@ -700,7 +598,7 @@ class Platform:
             parked = batch
         groups: dict[int, dict[int, procfs.ThreadStatus]] = {}
         for p in parked:
-            if p.interrupted or p.finished:
+            if p.interrupted or not p.active:
                 continue
             # A killed caller is found by its process's pidfd; a thread that is gone has no status.
             st = procfs.read_status(p.tid, p.tgid)
@@ -724,50 +622,51 @@ class Platform:
     def _interrupt(self, p: Parked) -> None:
         """Make parked call ``p`` return EINTR in the sentry -- only while it is still parked: a call
         that has woken and replied must never see the flag (its next call would return -ERESTART*
-        with no host signal to consume it)."""
-        with self._mu:
-            if p not in self._parked or p.interrupted:
-                return
-            p.interrupted = True
-            self.stats["interrupted"] += 1
-            with self.kernel.sig_mu:
-                p.task.recalc_sigpending(force=True)
+        with no host signal to consume it). The forced flag kicks the task, which puts it on the
+        ready list: the owner resumes it on its next turn."""
+        if not p.active or p.interrupted:
+            return
+        p.interrupted = True
+        self.stats["interrupted"] += 1
+        with self.kernel.sig_mu:
+            p.task.recalc_sigpending(force=True)
 
-    def _release_parked(self, tgid: int | None, tid: int | None = None, timeout: float = 1.0) -> None:
-        """Interrupt the parked calls of a dead process and wait until they have finished.
+    #: Rounds of :meth:`_release_parked`: a call interrupted and resumed returns (the engines give
+    #: up on EINTR), so one round does; more only if something parks the call again.
+    RELEASE_ROUNDS = 8
+
+    def _release_parked(self, tgid: int | None, tid: int | None = None) -> None:
+        """Interrupt the parked calls of a dead process (or thread) and run them to their reply now.
 
         A receiver killed while parked must stop being a receiver before anything else is served:
         otherwise the next send could hand its message to the dead receiver and lose it (Linux takes
-        a killed receiver off the queue at once). The calls finish quickly: they cancel their waiter
-        records, or, if a message reached them meanwhile, their SEND fails with ENOENT and they put
-        it back (undo) -- before the owner serves anything else, so the next receive finds it.
-        """
-        with self._mu:
-            mine = [p for p in self._parked if p.tgid == tgid or p.tid == tid]
-            replying = [p for p in self._replying if p.tgid == tgid or p.tid == tid]
-        for p in mine:
-            self._interrupt(p)
-        mine += replying
-        if not mine:
-            return
-        deadline = time.monotonic() + timeout
-        with self._unparked:
-            while not all(p.finished for p in mine):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._unparked.wait(left)
+        a killed receiver off the queue at once). Resumed, the calls cancel their waiter records, or,
+        if a message reached them meanwhile, their SEND fails with ENOENT and they put it back
+        (undo) -- before the owner serves anything else, so the next receive finds it. Only the
+        owner calls this (pidfd events, and a TID found reused at the start of a dispatch)."""
+        self._release(lambda p: p.tgid == tgid or p.tid == tid)
 
-    def _interrupt_all(self) -> None:
-        with self._mu:
-            parked = list(self._parked)
-        for p in parked:
-            self._interrupt(p)
+    def _release_all(self) -> None:
+        """Stopping: interrupt every parked call and run it to its reply."""
+        self._release(lambda p: True)
+
+    def _release(self, mine: Callable[[Parked], bool]) -> None:
+        park = self._parking
+        for _ in range(self.RELEASE_ROUNDS):
+            calls = [p for p in self._parked if mine(p)]
+            if not calls:
+                return
+            for p in calls:
+                self._interrupt(p)
+            for p in calls:
+                if p.active:
+                    park.resume(p)
+        log.warning("parked calls keep parking after an interrupt")
 
     # -- helpers for backends --------------------------------------------------------------------------
     def after_reply(self, action: Callable[[], None]) -> None:
-        """Run ``action`` after the SEND of the call being served on this thread (at once outside a
-        served call): a signal raised for a target must not interrupt the very call that caused it
+        """Run ``action`` after the SEND of the call being served (at once outside a served call): a
+        signal raised for a target must not interrupt the very call that caused it
         (docs/platform-rules.md §2, "Reply before side effects")."""
         post = memory.context().post
         if post is not None:

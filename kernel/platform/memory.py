@@ -8,8 +8,10 @@ the stub's shared memory instead.
 An adapter satisfies kernel/memory.py's protocol (``read(addr, n) -> bytes``, ``write(addr, data)``).
 The sentry keeps one memory object per thread group (``ThreadGroup.mm``), but the process to reach is
 the *calling thread's*: a group leader may already be a zombie with no mm while its threads still run.
-So the adapter reads the TID from the per-OS-thread call context (:func:`context`), which the platform
-sets before it runs a syscall (a parked call keeps its OS thread, so the context stays right).
+So the adapter reads the TID from the current call context (:func:`context`), which the platform
+sets before it runs a syscall. Calls run as greenlets on the loop's OS thread (parking.py): each
+greenlet has its own context, installed with :func:`set_context` whenever it is switched back in, and
+all contexts of one OS thread share its scratch buffer (a transfer never spans a switch).
 
 TOCTOU (docs/platform-rules.md §4, pitfall 5): the TID in a notification may die and be reused by
 another process. After the first successful read of a call, and before its first write, the adapter
@@ -60,13 +62,14 @@ class CallContext:
     ``validate`` (checks the id, or None once checked for this call), ``post`` (actions to run after
     the SEND; None outside a served call), ``parked`` (the loop's records of this call's sleeps, None
     if it has not slept), ``traced`` (a reply hook already showed the call to ``Kernel.tracer`` with
-    the result the target got) and a scratch buffer for memory transfers. Used only by its
-    own OS thread, so unguarded. A plain object: attribute access on a ``threading.local`` costs
-    ~0.2 µs each, so the thread-local is consulted once per access path (:func:`context`)."""
+    the result the target got) and a scratch buffer for memory transfers. Used only by its own OS
+    thread (and, on it, by the greenlet that installed it), so unguarded. A plain object: attribute
+    access on a ``threading.local`` costs ~0.2 µs each, so the thread-local is consulted once per
+    access path (:func:`context`)."""
 
     __slots__ = ("tid", "nid", "nr", "validate", "post", "parked", "traced", "scratch", "scratch_addr", "scratch_view")
 
-    def __init__(self) -> None:
+    def __init__(self, share: CallContext | None = None) -> None:
         self.tid = 0
         self.nid = 0
         self.nr = 0
@@ -74,9 +77,15 @@ class CallContext:
         self.post: list[Callable[[], None]] | None = None
         self.parked: list[Any] | None = None
         self.traced = False
-        self.scratch = ctypes.create_string_buffer(SCRATCH)
-        self.scratch_addr = ctypes.addressof(self.scratch)
-        self.scratch_view = memoryview(self.scratch).cast("B")
+        if share is not None:
+            # Another greenlet's context on the same OS thread: one scratch buffer per thread (a
+            # thousand parked calls must not hold a thousand 64 KiB buffers).
+            scratch = share.scratch
+        else:
+            scratch = ctypes.create_string_buffer(SCRATCH)
+        self.scratch: ctypes.Array[ctypes.c_char] = scratch
+        self.scratch_addr = ctypes.addressof(scratch)
+        self.scratch_view = memoryview(scratch).cast("B")
 
 
 _tls = threading.local()
@@ -89,6 +98,16 @@ def context() -> CallContext:
     except AttributeError:
         ctx = _tls.ctx = CallContext()
         return ctx
+
+
+def set_context(ctx: CallContext) -> None:
+    """Install ``ctx`` as this OS thread's call context (a greenlet switched back in restores its own)."""
+    _tls.ctx = ctx
+
+
+def new_context() -> CallContext:
+    """A fresh call context for another greenlet of this OS thread, sharing the thread's scratch buffer."""
+    return CallContext(context())
 
 
 class ProcessMemory:
@@ -148,4 +167,4 @@ class ProcessMemory:
         return f"<ProcessMemory tgid={self.tgid}>"
 
 
-__all__ = ["ProcessMemory", "CallContext", "context"]
+__all__ = ["ProcessMemory", "CallContext", "context", "new_context", "set_context"]

@@ -47,25 +47,31 @@ def test_as_root(cprog: Callable[[str], str], name: str) -> None:
 
 
 def _timeout(name: str) -> int:
-    """The hang bound: 1,100 runner threads take a while to start on a loaded 2-core machine."""
+    """The hang bound: 1,100 program threads take a while to start on a loaded 2-core machine."""
     return TIMEOUT * 6 if name == "adv_parked" else TIMEOUT
 
 
 def _unprivileged_python(tmp: str) -> list[str] | None:
     """An interpreter command uid 65534 can run with mqsentry and its dependencies importable."""
     import construct
+    import greenlet
     import sortedcontainers
 
     pp = os.path.join(tmp, "pp")
     os.makedirs(pp, exist_ok=True)
     # Copies, not symlinks: the packages may live under a directory uid 65534 cannot search (a
-    # pyenv under /root, mode 0700). All three are pure Python. .ci holds a symlink to the root.
+    # pyenv under /root, mode 0700). mqsentry is copied without compiled modules (the source tree
+    # runs as pure Python); greenlet is a C extension, copied whole for this interpreter. .ci holds a
+    # symlink to the root.
     skip = shutil.ignore_patterns(".git", ".ci", "__pycache__", "*.egg-info", "build", "*.so")
-    for name, source in (("mqsentry", REPO), ("construct", os.path.dirname(construct.__file__)),
-                         ("sortedcontainers", os.path.dirname(sortedcontainers.__file__))):
+    keep_so = shutil.ignore_patterns("__pycache__")
+    for name, source, ignore in (("mqsentry", REPO, skip),
+                                 ("construct", os.path.dirname(construct.__file__), skip),
+                                 ("greenlet", os.path.dirname(greenlet.__file__), keep_so),
+                                 ("sortedcontainers", os.path.dirname(sortedcontainers.__file__), skip)):
         dst = os.path.join(pp, name)
         if not os.path.exists(dst):
-            shutil.copytree(source, dst, ignore=skip)
+            shutil.copytree(source, dst, ignore=ignore)
     for root, dirs, files in os.walk(pp):
         for d in dirs:
             os.chmod(os.path.join(root, d), 0o755)

@@ -269,34 +269,6 @@ def test_failed_send_puts_the_message_back(plat: Any) -> None:
     assert c.call(5, MSGRCV, qid, c.addr, 64, 0, IPC_NOWAIT) == -ENOMSG
 
 
-def test_parked_call_undoes_from_its_own_thread(plat: Any) -> None:
-    """A receiver parked in msgrcv gets a message handed over by msgsnd; its own (runner) thread's
-    SEND fails and it puts the message back before it counts as finished."""
-    main = Caller(plat)
-    qid = main.call(1, MSGGET, IPC_PRIVATE, IPC_CREAT | 0o600)
-    results: list[int] = []
-
-    def receiver() -> None:
-        r = Caller(plat)
-        results.append(r.call(2, MSGRCV, qid, r.addr, 64, 9, 0, fail=True))
-
-    th = threading.Thread(target=receiver, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 5
-    while not plat._parked and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert plat._parked
-    (parked,) = list(plat._parked)
-    main.put(9, b"handed")
-    assert main.call(3, MSGSND, qid, main.addr, 6, 0) == 0  # pipelined to the parked receiver
-    th.join(5)
-    assert results == [6]
-    assert parked.finished and not plat._replying
-    assert plat.stats["undone"] == 1
-    assert main.call(4, MSGRCV, qid, main.addr, 64, 0, IPC_NOWAIT) == 6
-    assert main.buf.raw[:14] == _msg(9, b"handed")
-
-
 # -- a real program ----------------------------------------------------------------------------------
 EXPECTED = """\
 1. a queued message taken by a receiver that dies before the reply

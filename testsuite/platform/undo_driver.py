@@ -26,7 +26,7 @@ DOOMED_MSGTYP = 77
 
 class KillingListener(Listener):
     """A listener that SIGKILLs the caller of a doomed msgrcv before completing it. ``doomed`` (nid
-    -> tid) is touched by whichever runner thread owns the loop or replies; dict operations on
+    -> tid) is touched by the loop thread (and the tests reading it); dict operations on
     distinct keys are atomic under the GIL."""
 
     def __init__(self, fd: int) -> None:
