@@ -60,7 +60,10 @@ def msgget(t: Task, key: int, msgflg: int, *_: int) -> int:
     return t.ipc_ns.msgqueues.get(t, int32(key), int32(msgflg))
 
 
-def msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, *_: int) -> int:
+# msgsnd and msgrcv take the unused registers as defaulted parameters instead of the usual ``*_``:
+# the syscall entry always passes six, and a varargs call builds a tuple (compiled, it also takes
+# mypyc's slow argument parser).
+def msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, _a4: int = 0, _a5: int = 0) -> int:
     return do_msgsnd(t, msqid, msgp, msgsz, msgflg, _mtype_of, 8, None)
 
 
@@ -94,7 +97,7 @@ def do_msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, mtype_of:
     return 0
 
 
-def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int, *_: int) -> int:
+def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int, _a5: int = 0) -> int:
     blob, n = do_msgrcv(t, msqid, msgp, msgsz, msgtyp, msgflg)
     if n < len(blob) - 8:
         blob = blob[:8 + n]
