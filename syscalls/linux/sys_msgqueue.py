@@ -93,7 +93,9 @@ def do_msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, mtype_of:
     q = ns.msgqueues.by_idx.get(msqid & _IDX_MASK)  # ipc_obtain_object_check, inlined
     if q is None or q.seq != msqid >> _SEQ_SHIFT:
         raise SysError(EINVAL)
-    q.send(t, blob, mtype, msgflg & IPC_NOWAIT)
+    # Queue.send, inlined: the caller's ids and clock are read here, from the concrete Task.
+    if not q.send_fast(t.creds.euid, t.tg.tgid, t.kernel.clock, blob, mtype):
+        q.send_slow(t, blob, mtype, msgflg & IPC_NOWAIT)
     return 0
 
 
@@ -137,7 +139,9 @@ def do_msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: i
         q = ns.msgqueues.by_idx.get(msqid & _IDX_MASK)
         if q is None or q.seq != msqid >> _SEQ_SHIFT:
             raise SysError(EINVAL)
-        blob = q.receive(t, bufsz, msgtyp, mode, msgflg)
+        # Queue.receive, inlined as Queue.send is in do_msgsnd.
+        rblob = q.receive_fast(t.creds.euid, t.tg.tgid, t.kernel.clock, bufsz, msgtyp, mode, msgflg)
+        blob = rblob if rblob is not None else q.receive_slow(t, bufsz, msgtyp, mode, msgflg)
         undo = t.undo
         if undo is not None:
             # A platform task (kernel/platform): if the reply cannot be delivered because the
