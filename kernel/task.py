@@ -25,7 +25,7 @@ import logging
 import threading
 from bisect import bisect as _bisect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from mqsentry.abi.linux.errno import EFAULT, EINTR, ENOSYS, ESRCH, ETIMEDOUT
 from mqsentry.abi.linux.limits import (
@@ -63,12 +63,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mqsentry")
 
-_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+_MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
 # What _deliver_signals' loop does after one step.
-_STEP_AGAIN = 0  # look at the next signal
-_STEP_DONE = 1  # nothing left to deliver
-_STEP_STOP = 2  # sit in the group stop, then look again
-_STEP_EXIT = 3  # the task is exiting
+_STEP_AGAIN: Final = 0  # look at the next signal
+_STEP_DONE: Final = 1  # nothing left to deliver
+_STEP_STOP: Final = 2  # sit in the group stop, then look again
+_STEP_EXIT: Final = 3  # the task is exiting
 
 #: The longest single host wait, in seconds. ``threading`` refuses timeouts above TIMEOUT_MAX (about
 #: 292 years) and a far deadline (``tv_sec = INT64_MAX``, which Linux clamps to KTIME_MAX) is

@@ -20,7 +20,7 @@ commit/undo around its reply, kernel/platform/loop.py).
 from __future__ import annotations
 
 from time import time_ns as _time_ns
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mqsentry.abi.linux.errno import E2BIG, EACCES, EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ERESTARTNOHAND
 from mqsentry.abi.linux.ipc import IPC_NOWAIT
@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from mqsentry.kernel.auth.credentials import Credentials
     from mqsentry.kernel.context import TaskContext
 
-INT_MAX = 0x7FFF_FFFF
-MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-_mtype_of = MTYPE.unpack_from
+INT_MAX: Final = 0x7FFF_FFFF
+MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+_mtype_of: Final = MTYPE.unpack_from
 
 
 class Receiver:

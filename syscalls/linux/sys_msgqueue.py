@@ -17,7 +17,7 @@ gets, for every message msgrcv dequeues, a callable appended that puts the messa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mqsentry.abi.linux.errno import EINVAL
 from mqsentry.abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT, IPCMNI, IPCMNI_SHIFT
@@ -41,19 +41,19 @@ if TYPE_CHECKING:
     from mqsentry.kernel.ktime import Clock
     from mqsentry.kernel.msgqueue.queue import Queue
 
-LONG_MAX = (1 << 63) - 1
+LONG_MAX: Final = (1 << 63) - 1
 #: LONG_MIN as an unsigned register value.
-_LONG_MIN_BITS = 1 << 63
-_mtype_of = MTYPE.unpack_from
+_LONG_MIN_BITS: Final = 1 << 63
+_mtype_of: Final = MTYPE.unpack_from
 _MSQID_SIZE = MSQID64_DS.size
 _I_UID = MSQID64_DS.index("perm.uid")
 _I_GID = MSQID64_DS.index("perm.gid")
 _I_MODE = MSQID64_DS.index("perm.mode")
 _I_QBYTES = MSQID64_DS.index("qbytes")
 #: MSG_COPY's scratch copy-in is probed in chunks so a huge msgmax never means a huge allocation.
-_PROBE_CHUNK = 1 << 16
-_IDX_MASK = IPCMNI - 1
-_SEQ_SHIFT = IPCMNI_SHIFT
+_PROBE_CHUNK: Final = 1 << 16
+_IDX_MASK: Final = IPCMNI - 1
+_SEQ_SHIFT: Final = IPCMNI_SHIFT
 
 
 def msgget(t: Task, key: int, msgflg: int, *_: int) -> int:
