@@ -34,6 +34,7 @@ ROOT = pathlib.Path(__file__).resolve().parent
 HOT_MODULES = (
     "mqsentry.kernel.ipc.object",
     "mqsentry.kernel.task",
+    "mqsentry.kernel.memory_map",
     "mqsentry.kernel.msgqueue.store",
     "mqsentry.kernel.msgqueue.queue",
     "mqsentry.kernel.mq.queue",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from bisect import bisect as _bisect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,6 +41,7 @@ from mqsentry.abi.linux.signal import NSIG, SA_RESETHAND, SIG_DFL, SIG_IGN, UNBL
 from mqsentry.kernel.auth.credentials import Credentials
 from mqsentry.kernel.errors import SysError, TaskBusyError
 from mqsentry.kernel.memory import AddressSpace, MemoryFault
+from mqsentry.kernel.memory_map import RegionMap
 from mqsentry.kernel.signals import (
     DeliveredSignal,
     PendingSet,
@@ -182,9 +182,10 @@ class Task:
         #: kernel's lifetime), tested after every syscall without going through the kernel object.
         self._deferred_exits = kernel._deferred_exits
         self._syscalls = kernel.syscall_table.handlers
-        #: The process's memory when it is the default AddressSpace (copy_in/copy_out's fast path).
-        #: A thread group's mm never changes after creation, so this is immutable.
-        self._aspace: AddressSpace | None = tg.mm if type(tg.mm) is AddressSpace else None
+        #: The region map of the process's memory when that is the default AddressSpace (copy_in's
+        #: and copy_out's fast path, a compiled call). A thread group's mm never changes after
+        #: creation, nor an address space's map, so this is immutable.
+        self._map: RegionMap | None = tg.mm.map if type(tg.mm) is AddressSpace else None
         #: While a platform serves a syscall whose reply may fail to reach the caller: the undo actions
         #: engine operations record (see kernel/platform/loop.py); None otherwise. Written by the
         #: task's driving thread only.
@@ -349,17 +350,13 @@ class Task:
     # -- memory --------------------------------------------------------------------------------------
     def copy_in(self, addr: int, n: int) -> bytes:
         """copy_from_user: ``n`` bytes at ``addr`` or SysError(EFAULT). Zero bytes never fault."""
-        aspace = self._aspace
-        if aspace is not None and n > 0:
-            # Hot path: the default address space, read without a call chain.
-            starts, _, views = aspace.snapshot
-            i = _bisect(starts, addr) - 1
-            if i >= 0:
-                off = addr - starts[i]
-                view = views[i]
-                if off + n <= len(view):
-                    return view[off:off + n].tobytes()
-            raise SysError(EFAULT)
+        rmap = self._map
+        if rmap is not None and n > 0:
+            # Hot path: the default address space's regions, read directly.
+            data = rmap.read(addr, n)
+            if data is None:
+                raise SysError(EFAULT)
+            return data
         if n == 0:
             return b""
         if addr <= 0 or n < 0 or addr + n > _MASK64:
@@ -375,17 +372,11 @@ class Task:
     def copy_out(self, addr: int, data: bytes) -> None:
         """copy_to_user: write ``data`` at ``addr`` or SysError(EFAULT)."""
         n = len(data)
-        aspace = self._aspace
-        if aspace is not None and n:
-            starts, _, views = aspace.snapshot
-            i = _bisect(starts, addr) - 1
-            if i >= 0:
-                off = addr - starts[i]
-                view = views[i]
-                if off + n <= len(view):
-                    view[off:off + n] = data  # through the memoryview: cheaper than bytearray slicing
-                    return
-            raise SysError(EFAULT)
+        rmap = self._map
+        if rmap is not None and n:
+            if not rmap.write(addr, data):
+                raise SysError(EFAULT)
+            return
         if not n:
             return
         if addr <= 0 or addr + n > _MASK64:

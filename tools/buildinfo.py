@@ -25,6 +25,7 @@ from typing import Any
 HOT_MODULES = (
     "mqsentry.kernel.ipc.object",
     "mqsentry.kernel.task",
+    "mqsentry.kernel.memory_map",
     "mqsentry.kernel.msgqueue.store",
     "mqsentry.kernel.msgqueue.queue",
     "mqsentry.kernel.mq.queue",
@@ -86,7 +87,7 @@ def compiled_modules() -> list[str]:
 
 
 def kernel_build() -> str:
-    """``compiled (mypyc, 7/7 hot modules)``, ``partly compiled (...)`` or ``pure Python``."""
+    """``compiled (mypyc, 8/8 hot modules)``, ``partly compiled (...)`` or ``pure Python``."""
     done = compiled_modules()
     if not done:
         return "pure Python"
