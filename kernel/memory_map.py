@@ -45,6 +45,8 @@ class RegionMap:
                 return region, off
         return None
 
+    # read() and write() repeat locate()'s lookup on purpose: they run for every message, and a shared
+    # helper would cost a call and a tuple (an optional tuple is a heap object even compiled).
     def read(self, addr: int, n: int) -> bytes | None:
         """copy_from_user: the ``n`` (> 0) bytes at ``addr``, or None if any of them is unmapped."""
         starts, _, views = self.snapshot
