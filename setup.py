@@ -31,9 +31,20 @@ from setuptools.command.build_py import build_py
 
 ROOT = pathlib.Path(__file__).resolve().parent
 #: Kept in step with mqsentry/tools/buildinfo.py's HOT_MODULES by testsuite/tools/test_build.py.
+#: The engines, the handlers and the task, plus the objects every fast call reads (the address
+#: space's region map, credentials, the IPC namespace with its sysctls and SysV registry, the fd
+#: table): compiled, their fields are struct reads instead of generic attribute lookups. Every
+#: module listed here must keep to mypyc's rules (no interpreted subclasses of its classes, only
+#: attributes declared in the class, no subclasses of builtin exceptions).
 HOT_MODULES = (
     "mqsentry.kernel.ipc.object",
     "mqsentry.kernel.task",
+    "mqsentry.kernel.memory_map",
+    "mqsentry.kernel.auth.credentials",
+    "mqsentry.kernel.ipc_sysctl",
+    "mqsentry.kernel.ipc_namespace",
+    "mqsentry.kernel.msgqueue.registry",
+    "mqsentry.fs.vfs.fdtable",
     "mqsentry.kernel.msgqueue.store",
     "mqsentry.kernel.msgqueue.queue",
     "mqsentry.kernel.mq.queue",

@@ -8,6 +8,10 @@ memory (pass it as ``Kernel.new_task(mm=...)``). It may fail any way it likes (r
 bytes); the sentry turns every failure into EFAULT at the point Linux would. The sentry never asks for
 more bytes than the syscall's own limits allow (msgmax, mq_msgsize, struct sizes), so an adapter is
 never asked to materialise an absurd size.
+
+This module stays interpreted (the Protocol is runtime-checkable, MemoryFault subclasses Exception, and
+hosts and the fuzzer subclass :class:`AddressSpace`); the region table and the copies every syscall
+makes live in the mypyc-compiled :mod:`mqsentry.kernel.memory_map`, which the task calls directly.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import bisect
 import threading
 from typing import Protocol, runtime_checkable
+
+from mqsentry.kernel.memory_map import RegionMap
 
 
 class MemoryFault(Exception):
@@ -44,18 +50,16 @@ class AddressSpace:
     buffer faults, as it would against an unmapped page on Linux. ``limit`` caps the total mapped bytes
     (MemoryError-free: :meth:`alloc` raises ``MemoryFault`` when the cap would be passed).
 
-    Guarded by ``_mu``: writes of ``snapshot`` (read lock-free: it is replaced, never mutated),
-    ``_next``, ``mapped``. Region contents are not guarded: concurrent syscalls of one process touching
-    the same buffer race as they do on Linux.
+    Guarded by ``_mu``: writes of ``map.snapshot`` (read lock-free: it is replaced, never mutated),
+    ``_next``, ``mapped``. ``map`` itself is immutable (tasks keep a reference to it). Region
+    contents are not guarded: concurrent syscalls of one process touching the same buffer race as
+    they do on Linux.
     """
 
     def __init__(self, base: int = DEFAULT_BASE, limit: int = 1 << 30) -> None:
         self._mu = threading.Lock()
-        # (starts, regions, views), replaced as a whole on every map change: readers take one
-        # snapshot without the lock and never see the lists out of step. ``views`` are memoryviews
-        # of the regions: slicing one and calling tobytes() copies once (bytes(bytearray[a:b])
-        # copies twice), which matters on the msgsnd/msgrcv hot path.
-        self.snapshot: tuple[list[int], list[bytearray], list[memoryview]] = ([], [], [])
+        #: The regions (see :class:`~mqsentry.kernel.memory_map.RegionMap`).
+        self.map = RegionMap()
         self._next = base
         self.limit = limit
         self.mapped = 0
@@ -71,10 +75,10 @@ class AddressSpace:
                 raise MemoryFault(f"address space limit of {self.limit} bytes reached")
             addr = self._next
             self._next = addr + size + PAGE_SIZE  # guard page
-            starts, regions, views = self.snapshot
+            starts, regions, views = self.map.snapshot
             i = bisect.bisect(starts, addr)
             region = bytearray(size)
-            self.snapshot = (starts[:i] + [addr] + starts[i:], regions[:i] + [region] + regions[i:],
+            self.map.snapshot = (starts[:i] + [addr] + starts[i:], regions[:i] + [region] + regions[i:],
                              views[:i] + [memoryview(region)] + views[i:])
             self.mapped += size
         return addr
@@ -82,34 +86,30 @@ class AddressSpace:
     def free(self, addr: int) -> None:
         """Unmap the region that starts at ``addr``."""
         with self._mu:
-            starts, regions, views = self.snapshot
+            starts, regions, views = self.map.snapshot
             i = bisect.bisect(starts, addr) - 1
             if i < 0 or starts[i] != addr:
                 raise MemoryFault(f"no region starts at {addr:#x}")
             self.mapped -= len(regions[i])
-            self.snapshot = (starts[:i] + starts[i + 1:], regions[:i] + regions[i + 1:], views[:i] + views[i + 1:])
+            self.map.snapshot = (starts[:i] + starts[i + 1:], regions[:i] + regions[i + 1:], views[:i] + views[i + 1:])
 
     def fork(self) -> AddressSpace:
         """A copy-on-fork duplicate (eagerly copied)."""
         other = AddressSpace(limit=self.limit)
         with self._mu:
-            starts, regions, _ = self.snapshot
+            starts, regions, _ = self.map.snapshot
             copies = [bytearray(r) for r in regions]
-            other.snapshot = (list(starts), copies, [memoryview(r) for r in copies])
+            other.map.snapshot = (list(starts), copies, [memoryview(r) for r in copies])
             other._next = self._next
             other.mapped = self.mapped
         return other
 
     # -- access ------------------------------------------------------------------------------------
     def _locate(self, addr: int, n: int) -> tuple[bytearray, int]:
-        starts, regions, _ = self.snapshot
-        i = bisect.bisect(starts, addr) - 1
-        if i >= 0 and n >= 0:
-            off = addr - starts[i]
-            region = regions[i]
-            if off + n <= len(region):
-                return region, off
-        raise MemoryFault(f"bad address {addr:#x}+{n}")
+        found = self.map.locate(addr, n)
+        if found is None:
+            raise MemoryFault(f"bad address {addr:#x}+{n}")
+        return found
 
     def read(self, addr: int, n: int) -> bytes:
         region, off = self._locate(addr, n)

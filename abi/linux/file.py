@@ -10,28 +10,31 @@ file_arm64.go, fs.go, poll.go, epoll.go, epoll_amd64.go, epoll_arm64.go, mount.g
 
 from __future__ import annotations
 
+from typing import Final
+
 import construct as cs
 
 from mqsentry.abi.linux.layout import Layout
 
 # -- open(2) flags common to both architectures ---------------------------------------------------------
-O_RDONLY = 0o0
-O_WRONLY = 0o1
-O_RDWR = 0o2
-O_ACCMODE = 0o3
-O_CREAT = 0o100
-O_EXCL = 0o200
-O_NOCTTY = 0o400
-O_TRUNC = 0o1000
-O_APPEND = 0o2000
-O_NONBLOCK = 0o4000
-O_DSYNC = 0o10000
-O_ASYNC = 0o20000
-O_NOATIME = 0o1000000
-O_CLOEXEC = 0o2000000
-O_SYNC = 0o4000000 | O_DSYNC
-O_PATH = 0o10000000
-O_TMPFILE_BASE = 0o20000000  # __O_TMPFILE; O_TMPFILE adds O_DIRECTORY (arch-specific)
+# Final: the mq send/receive hot paths test these (see the package docstring).
+O_RDONLY: Final = 0o0
+O_WRONLY: Final = 0o1
+O_RDWR: Final = 0o2
+O_ACCMODE: Final = 0o3
+O_CREAT: Final = 0o100
+O_EXCL: Final = 0o200
+O_NOCTTY: Final = 0o400
+O_TRUNC: Final = 0o1000
+O_APPEND: Final = 0o2000
+O_NONBLOCK: Final = 0o4000
+O_DSYNC: Final = 0o10000
+O_ASYNC: Final = 0o20000
+O_NOATIME: Final = 0o1000000
+O_CLOEXEC: Final = 0o2000000
+O_SYNC: Final = 0o4000000 | O_DSYNC
+O_PATH: Final = 0o10000000
+O_TMPFILE_BASE: Final = 0o20000000  # __O_TMPFILE; O_TMPFILE adds O_DIRECTORY (arch-specific)
 
 #: The flags whose values differ between amd64 (asm-generic) and arm64.
 ARCH_O_FLAGS: dict[str, dict[str, int]] = {

@@ -6,32 +6,34 @@ gVisor counterpart: pkg/abi/linux/ipc.go.
 
 from __future__ import annotations
 
+from typing import Final
+
 import construct as cs
 
 from mqsentry.abi.linux.layout import Layout
 
-IPC_PRIVATE = 0
+IPC_PRIVATE: Final = 0
 
 # msgflg / semflg / shmflg bits.
-IPC_CREAT = 0o1000
-IPC_EXCL = 0o2000
-IPC_NOWAIT = 0o4000
+IPC_CREAT: Final = 0o1000
+IPC_EXCL: Final = 0o2000
+IPC_NOWAIT: Final = 0o4000
 
 # Control commands.
-IPC_RMID = 0
-IPC_SET = 1
-IPC_STAT = 2
-IPC_INFO = 3
+IPC_RMID: Final = 0
+IPC_SET: Final = 1
+IPC_STAT: Final = 2
+IPC_INFO: Final = 3
 
 #: Version flag of the old multiplexed ABI. The native amd64/arm64 msgctl never strips it, so
 #: ``cmd | IPC_64`` is simply an unknown command there (EINVAL).
-IPC_64 = 0x100
+IPC_64: Final = 0x100
 
 #: Linux's IPCMNI (ipc/util.h): index space per IPC type; IDs are ``seq * IPCMNI + idx``.
-IPCMNI = 32768
-IPCMNI_SHIFT = 15
+IPCMNI: Final = 32768
+IPCMNI_SHIFT: Final = 15
 #: ``ipcid_to_seqx`` wraps the sequence number at ``INT_MAX >> IPCMNI_SHIFT``.
-IPCMNI_SEQ_MAX = 0x7FFFFFFF >> IPCMNI_SHIFT
+IPCMNI_SEQ_MAX: Final = 0x7FFFFFFF >> IPCMNI_SHIFT
 
 IPC64_PERM_CON = cs.Struct(
     "key" / cs.Int32sl,

@@ -7,6 +7,7 @@ gVisor counterpart: pkg/abi/linux/msgqueue.go.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 import construct as cs
 
@@ -14,24 +15,24 @@ from mqsentry.abi.linux.ipc import IPC64_PERM_CON
 from mqsentry.abi.linux.layout import Layout
 
 # msgctl commands beyond IPC_*.
-MSG_STAT = 11
-MSG_INFO = 12
-MSG_STAT_ANY = 13
+MSG_STAT: Final = 11
+MSG_INFO: Final = 12
+MSG_STAT_ANY: Final = 13
 
 # msgrcv flags.
-MSG_NOERROR = 0o10000
-MSG_EXCEPT = 0o20000
-MSG_COPY = 0o40000
+MSG_NOERROR: Final = 0o10000
+MSG_EXCEPT: Final = 0o20000
+MSG_COPY: Final = 0o40000
 
 # Defaults and constants (include/uapi/linux/msg.h).
-MSGMNI = 32000  # default kernel.msgmni
-MSGMAX = 8192  # default kernel.msgmax
-MSGMNB = 16384  # default kernel.msgmnb (and a new queue's msg_qbytes)
+MSGMNI: Final = 32000  # default kernel.msgmni
+MSGMAX: Final = 8192  # default kernel.msgmax
+MSGMNB: Final = 16384  # default kernel.msgmnb (and a new queue's msg_qbytes)
 MSGPOOL = MSGMNI * MSGMNB // 1024  # 512000, reported by IPC_INFO
 MSGTQL = MSGMNB  # 16384
 MSGMAP = MSGMNB  # 16384
-MSGSSZ = 16
-MSGSEG = 0xFFFF  # (MSGPOOL * 1024) / MSGSSZ clamped to unsigned short
+MSGSSZ: Final = 16
+MSGSEG: Final = 0xFFFF  # (MSGPOOL * 1024) / MSGSSZ clamped to unsigned short
 
 MSQID64_DS = Layout(
     "msqid64_ds",

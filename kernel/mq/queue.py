@@ -22,7 +22,7 @@ import threading
 from bisect import insort
 from collections import deque
 from time import time_ns as _time_ns
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from sortedcontainers import SortedList
 
@@ -36,12 +36,12 @@ from mqsentry.kernel.mq.notify import Notification
 if TYPE_CHECKING:
     from mqsentry.kernel.context import KernelContext, TaskContext
 
-_READABLE = waiter.EVENT_IN | waiter.EVENT_RDNORM
-_WRITABLE = waiter.EVENT_OUT | waiter.EVENT_WRNORM
+_READABLE: Final = waiter.EVENT_IN | waiter.EVENT_RDNORM
+_WRITABLE: Final = waiter.EVENT_OUT | waiter.EVENT_WRNORM
 
 #: Most priorities held in ``Queue._high`` (the top of the index, outside the SortedList): it is a plain
 #: list kept sorted by insertion, so this bounds that O(k) work; the lowest spills into the SortedList.
-_HIGH_MAX = 16
+_HIGH_MAX: Final = 16
 
 
 class Waiter:

@@ -20,7 +20,7 @@ commit/undo around its reply, kernel/platform/loop.py).
 from __future__ import annotations
 
 from time import time_ns as _time_ns
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mqsentry.abi.linux.errno import E2BIG, EACCES, EAGAIN, EIDRM, EINTR, EINVAL, ENOMSG, ERESTARTNOHAND
 from mqsentry.abi.linux.ipc import IPC_NOWAIT
@@ -28,7 +28,7 @@ from mqsentry.abi.linux.msgqueue import MSG_NOERROR, MTYPE
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.ipc import Object, ipcperms
 from mqsentry.kernel.ipc.object import S_IRUGO, S_IRWXUGO, S_IWUGO
-from mqsentry.kernel.ktime import RealtimeClock
+from mqsentry.kernel.ktime import Clock, RealtimeClock
 from mqsentry.kernel.msgqueue.store import SEARCH_ANY, SEARCH_EQUAL, MessageStore, testmsg
 from mqsentry.kernel.waiter import Waker
 
@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from mqsentry.kernel.auth.credentials import Credentials
     from mqsentry.kernel.context import TaskContext
 
-INT_MAX = 0x7FFF_FFFF
-MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-_mtype_of = MTYPE.unpack_from
+INT_MAX: Final = 0x7FFF_FFFF
+MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+_mtype_of: Final = MTYPE.unpack_from
 
 
 class Receiver:
@@ -247,32 +247,45 @@ class Queue(Object):
         self.store = MessageStore()
 
     # -- drivers for in-process tasks ---------------------------------------------------------------
-    # send() and receive() begin with a straight-line fast path for the common case (permitted, the
-    # message fits / one is there, nobody to hand over to); anything else goes to the *_slow loop,
-    # which is the reference implementation of Linux's do_msgsnd / do_msgrcv loop and re-does every
-    # check itself. Both take ``mu`` with acquire/try/finally/release: on CPython 3.11 a ``with``
-    # costs twice as much, a visible share of a send or receive. The usual real-time clock is read
+    # send() and receive() are do_msgsnd's and do_msgrcv's locked parts. Each is split in two: a
+    # straight-line fast path for the common case (the caller owns the queue with the permission, the
+    # message fits / one is there, nobody to hand over to), which takes the caller's euid, tgid and
+    # clock as plain values, and the *_slow loop, which is the reference implementation of Linux's
+    # loop and re-does every check itself. The syscall handlers call the two halves directly with
+    # values read from the concrete Task (compiled, those are field reads; through the TaskContext
+    # protocol each would be a generic attribute lookup: measured, a tenth of a compiled pair). The
+    # fast paths take ``mu`` with acquire/try/finally/release: on CPython 3.11 a ``with`` costs
+    # twice as much, a visible share of a send or receive. The usual real-time clock is read
     # without a method call (the host may replace the clock at any time, so its class is checked).
     def send(self, t: TaskContext, blob: bytes, mtype: int, nowait: int) -> None:
         """The locked part of ``do_msgsnd``: permission, removal, fit, sleep, send."""
+        if not self.send_fast(t.creds.euid, t.tg.tgid, t.kernel.clock, blob, mtype):
+            self.send_slow(t, blob, mtype, nowait)
+
+    def send_fast(self, euid: int, tgid: int, clock: Clock, blob: bytes, mtype: int) -> bool:
+        """:meth:`send`'s common case in one lock hold: True if the message was queued; False, with
+        nothing changed, when anything needs the full loop (:meth:`send_slow`)."""
         msgsz = len(blob) - 8
         mu = self.mu
         mu.acquire()
         try:
-            euid = t.creds.euid
             if (euid == self.uid or euid == self.cuid) and self.mode & 0o200 and not self.deleted \
                     and not self.receivers:
                 s = self.store
                 if msgsz + s.cbytes <= self.qbytes and s.qnum < self.qbytes:
-                    self.lspid = t.tg.tgid
-                    clock = t.kernel.clock
-                    self.stime = (_time_ns() // 1_000_000_000 if clock.__class__ is RealtimeClock
+                    self.lspid = tgid
+                    self.stime = (_time_ns() // 1_000_000_000 if type(clock) is RealtimeClock
                                   else clock.now_s())
                     s.append(blob, mtype, msgsz)
-                    return
-            self._send_slow_locked(t, blob, mtype, msgsz, nowait)
+                    return True
+            return False
         finally:
             mu.release()
+
+    def send_slow(self, t: TaskContext, blob: bytes, mtype: int, nowait: int) -> None:
+        """:meth:`send`'s complete loop (``do_msgsnd`` from ``ipc_lock_object`` on)."""
+        with self.mu:
+            self._send_slow_locked(t, blob, mtype, len(blob) - 8, nowait)
 
     def _send_slow_locked(self, t: TaskContext, blob: bytes, mtype: int, msgsz: int, nowait: int) -> None:
         mu = self.mu
@@ -300,10 +313,18 @@ class Queue(Object):
 
     def receive(self, t: TaskContext, bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
         """The locked part of ``do_msgrcv`` without MSG_COPY: returns the dequeued message."""
+        blob = self.receive_fast(t.creds.euid, t.tg.tgid, t.kernel.clock, bufsz, msgtyp, mode, msgflg)
+        if blob is None:
+            blob = self.receive_slow(t, bufsz, msgtyp, mode, msgflg)
+        return blob
+
+    def receive_fast(self, euid: int, tgid: int, clock: Clock, bufsz: int, msgtyp: int, mode: int,
+                     msgflg: int) -> bytes | None:
+        """:meth:`receive`'s common case in one lock hold: the dequeued message, or None, with nothing
+        changed, when anything needs the full loop (:meth:`receive_slow`)."""
         mu = self.mu
         mu.acquire()
         try:
-            euid = t.creds.euid
             s = self.store
             if (euid == self.uid or euid == self.cuid) and self.mode & 0o400 and s.qnum and not self.deleted:
                 seq = s.base + s.head if mode == SEARCH_ANY else s.find(msgtyp, mode)
@@ -312,18 +333,18 @@ class Queue(Object):
                     msgsz = len(blob) - 8
                     if bufsz >= msgsz or msgflg & MSG_NOERROR:
                         s.remove(seq, msgtyp if mode == SEARCH_EQUAL else _mtype_of(blob)[0], msgsz)
-                        clock = t.kernel.clock
-                        self.rtime = (_time_ns() // 1_000_000_000 if clock.__class__ is RealtimeClock
+                        self.rtime = (_time_ns() // 1_000_000_000 if type(clock) is RealtimeClock
                                       else clock.now_s())
-                        self.lrpid = t.tg.tgid
+                        self.lrpid = tgid
                         if self.senders:
                             self.ss_wakeup_locked()
                         return blob
+            return None
         finally:
             mu.release()
-        return self._receive_slow(t, bufsz, msgtyp, mode, msgflg)
 
-    def _receive_slow(self, t: TaskContext, bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
+    def receive_slow(self, t: TaskContext, bufsz: int, msgtyp: int, mode: int, msgflg: int) -> bytes:
+        """:meth:`receive`'s complete loop (``do_msgrcv`` from ``ipc_lock_object`` on, sleeps included)."""
         mu = self.mu
         while True:
             with mu:

@@ -35,21 +35,21 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterator
-from typing import cast
+from typing import Final, cast
 
 from mqsentry.abi.linux.msgqueue import MTYPE
 
 # Selection modes (ipc/msg.c convert_mode).
-SEARCH_ANY = 1
-SEARCH_EQUAL = 2
-SEARCH_NOTEQUAL = 3
-SEARCH_LESSEQUAL = 4
-SEARCH_NUMBER = 5
+SEARCH_ANY: Final = 1
+SEARCH_EQUAL: Final = 2
+SEARCH_NOTEQUAL: Final = 3
+SEARCH_LESSEQUAL: Final = 4
+SEARCH_NUMBER: Final = 5
 
-_mtype_of = MTYPE.unpack_from
+_mtype_of: Final = MTYPE.unpack_from
 #: Holes and dead prefixes are reclaimed only past this size, so small queues never renumber.
-_SLACK = 1024
-_EMPTY_FIFO_SLACK = 64
+_SLACK: Final = 1024
+_EMPTY_FIFO_SLACK: Final = 64
 
 
 def testmsg(mtype: int, msgtyp: int, mode: int) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mqsentry.abi.linux.errno import EBADF, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOENT
 from mqsentry.abi.linux.file import O_ACCMODE, O_NONBLOCK, PATH_MAX
@@ -39,11 +39,11 @@ _TS: Callable[[bytes], tuple[int, int]] = TIMESPEC.codec.unpack
 _MQ_ATTR_UNPACK = MQ_ATTR.codec.unpack
 _MQ_ATTR_PACK = MQ_ATTR.codec.pack
 _SIGEVENT_UNPACK = SIGEVENT.codec.unpack
-_U32 = struct.Struct("<I").pack
-_PRIO0 = _U32(0)  # the priority nearly every program uses: skip the pack
-_MASK32 = 0xFFFF_FFFF
-_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-_NONBLOCK_INV = ~O_NONBLOCK
+_U32: Final = struct.Struct("<I").pack
+_PRIO0: Final = _U32(0)  # the priority nearly every program uses: skip the pack
+_MASK32: Final = 0xFFFF_FFFF
+_MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+_NONBLOCK_INV: Final = ~O_NONBLOCK
 
 
 def _deadline(t: Task, addr: int) -> int:

@@ -17,7 +17,7 @@ gets, for every message msgrcv dequeues, a callable appended that puts the messa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mqsentry.abi.linux.errno import EINVAL
 from mqsentry.abi.linux.ipc import IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT, IPCMNI, IPCMNI_SHIFT
@@ -41,26 +41,29 @@ if TYPE_CHECKING:
     from mqsentry.kernel.ktime import Clock
     from mqsentry.kernel.msgqueue.queue import Queue
 
-LONG_MAX = (1 << 63) - 1
+LONG_MAX: Final = (1 << 63) - 1
 #: LONG_MIN as an unsigned register value.
-_LONG_MIN_BITS = 1 << 63
-_mtype_of = MTYPE.unpack_from
+_LONG_MIN_BITS: Final = 1 << 63
+_mtype_of: Final = MTYPE.unpack_from
 _MSQID_SIZE = MSQID64_DS.size
 _I_UID = MSQID64_DS.index("perm.uid")
 _I_GID = MSQID64_DS.index("perm.gid")
 _I_MODE = MSQID64_DS.index("perm.mode")
 _I_QBYTES = MSQID64_DS.index("qbytes")
 #: MSG_COPY's scratch copy-in is probed in chunks so a huge msgmax never means a huge allocation.
-_PROBE_CHUNK = 1 << 16
-_IDX_MASK = IPCMNI - 1
-_SEQ_SHIFT = IPCMNI_SHIFT
+_PROBE_CHUNK: Final = 1 << 16
+_IDX_MASK: Final = IPCMNI - 1
+_SEQ_SHIFT: Final = IPCMNI_SHIFT
 
 
 def msgget(t: Task, key: int, msgflg: int, *_: int) -> int:
     return t.ipc_ns.msgqueues.get(t, int32(key), int32(msgflg))
 
 
-def msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, *_: int) -> int:
+# msgsnd and msgrcv take the unused registers as defaulted parameters instead of the usual ``*_``:
+# the syscall entry always passes six, and a varargs call builds a tuple (compiled, it also takes
+# mypyc's slow argument parser).
+def msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, _a4: int = 0, _a5: int = 0) -> int:
     return do_msgsnd(t, msqid, msgp, msgsz, msgflg, _mtype_of, 8, None)
 
 
@@ -90,11 +93,13 @@ def do_msgsnd(t: Task, msqid: int, msgp: int, msgsz: int, msgflg: int, mtype_of:
     q = ns.msgqueues.by_idx.get(msqid & _IDX_MASK)  # ipc_obtain_object_check, inlined
     if q is None or q.seq != msqid >> _SEQ_SHIFT:
         raise SysError(EINVAL)
-    q.send(t, blob, mtype, msgflg & IPC_NOWAIT)
+    # Queue.send, inlined: the caller's ids and clock are read here, from the concrete Task.
+    if not q.send_fast(t.creds.euid, t.tg.tgid, t.kernel.clock, blob, mtype):
+        q.send_slow(t, blob, mtype, msgflg & IPC_NOWAIT)
     return 0
 
 
-def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int, *_: int) -> int:
+def msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: int, _a5: int = 0) -> int:
     blob, n = do_msgrcv(t, msqid, msgp, msgsz, msgtyp, msgflg)
     if n < len(blob) - 8:
         blob = blob[:8 + n]
@@ -134,7 +139,9 @@ def do_msgrcv(t: Task, msqid: int, msgp: int, msgsz: int, msgtyp: int, msgflg: i
         q = ns.msgqueues.by_idx.get(msqid & _IDX_MASK)
         if q is None or q.seq != msqid >> _SEQ_SHIFT:
             raise SysError(EINVAL)
-        blob = q.receive(t, bufsz, msgtyp, mode, msgflg)
+        # Queue.receive, inlined as Queue.send is in do_msgsnd.
+        rblob = q.receive_fast(t.creds.euid, t.tg.tgid, t.kernel.clock, bufsz, msgtyp, mode, msgflg)
+        blob = rblob if rblob is not None else q.receive_slow(t, bufsz, msgtyp, mode, msgflg)
         undo = t.undo
         if undo is not None:
             # A platform task (kernel/platform): if the reply cannot be delivered because the

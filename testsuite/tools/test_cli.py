@@ -165,7 +165,10 @@ def test_bench_profile_quick(capsys: pytest.CaptureFixture[str]) -> None:
         # mypyc-compiled functions are invisible to cProfile: only the (interpreted) bench loop shows.
         assert rows, lines
     else:
-        assert rows and all(row.split(":")[0] in ours for row in rows), rows
+        # The bench's own timing loop (bench.py ``loop``) is profiled too and, the sentry's calls
+        # being lean, may rank among the top rows; every other row is the sentry's.
+        sentry_rows = [row for row in rows if not row.startswith("bench.py:")]
+        assert sentry_rows and all(row.split(":")[0] in ours for row in sentry_rows), rows
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
