@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat as stat_mod
 import struct
 import threading
 from collections.abc import Callable
@@ -51,6 +52,7 @@ UNLINK, SYMLINK, MKNOD, MKDIR, RMDIR, RENAME, LINK = 10, 6, 8, 9, 11, 12, 13
 CREATE, RENAME2 = 35, 45
 SETATTR_IN = struct.Struct("=IIQQQQQQIIIIIIII")
 CREATE_IN = struct.Struct("=IIII")
+MKNOD_IN = struct.Struct("=IIII")
 OPEN_IN = struct.Struct("=II")
 FORGET_IN = struct.Struct("=Q")
 BATCH_FORGET_IN = struct.Struct("=II")
@@ -299,7 +301,9 @@ class MqueueFuse:
         elif op == fuse.STATFS:
             # simple_statfs: f_bsize PAGE_SIZE, f_namelen NAME_MAX, the counts zero.
             self._reply(unique, KSTATFS.pack(0, 0, 0, 0, 0, _PAGE, _NAME_MAX, _PAGE, 0))
-        elif op in (MKNOD, MKDIR, RMDIR, SYMLINK, LINK, RENAME, RENAME2):
+        elif op == MKNOD:
+            self._mknod(unique, nodeid, body, pid, uid, gid)
+        elif op in (MKDIR, RMDIR, SYMLINK, LINK, RENAME, RENAME2):
             self._reply(unique, err=errno.EPERM)  # the mqueue root has no such inode operation
         elif op == fuse.INTERRUPT:
             return
@@ -335,6 +339,26 @@ class MqueueFuse:
             return
         fh = self._add_handle(d)
         self._reply(unique, self._entry(d.inode) + fuse.OPEN_OUT.pack(fh, fuse.FOPEN_DIRECT_IO, 0))
+
+    def _mknod(self, unique: int, parent: int, body: memoryview, pid: int, uid: int, gid: int) -> None:
+        """mknod(2): a regular file is ``vfs_create`` (a queue, as open(O_CREAT) makes); any other
+        type has no inode operation on the mqueue root (EPERM)."""
+        from mqsentry.fs.mqfs import decode_name
+
+        mode, _rdev, _umask, _pad = MKNOD_IN.unpack_from(body)
+        if not stat_mod.S_ISREG(mode):
+            self._reply(unique, err=errno.EPERM)
+            return
+        name = decode_name(bytes(body[MKNOD_IN.size:]).split(b"\0", 1)[0])
+        try:
+            d = cast("QueueFD", self.fs.root.create(self._caller(pid, uid, gid), name, mode & 0o7777,
+                                                   os.O_CREAT | os.O_EXCL))
+        except SysError as e:
+            self._reply(unique, err=e.errno)
+            return
+        ino = d.inode
+        d.decref()  # the queue stays (it has its name); nobody has it open
+        self._reply(unique, self._entry(ino))
 
     def _open_file(self, unique: int, nodeid: int, flags: int) -> None:
         ino = self._inode(nodeid)
