@@ -17,6 +17,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -247,17 +248,40 @@ int main(void) {
     st("root via the second mount", d2);
     printf("chmod root back: %s\n", ename(chmod(d1, 01777)));
 
-    /* A waiting poll that the message wakes (the child sends whenever it runs). */
+    /* A waiting poll that the message wakes: the child sends once the parent sleeps in poll (the
+     * state, read from /proc/<ppid>/syscall), and stays until the parent has woken up; the parent
+     * also watches the child's pidfd, so a failed send ends the wait instead of hanging. */
     fd = open(at(d1, "b"), O_RDONLY);
+    int hold[2];
+    if (pipe(hold) < 0)
+        printf("pipe: %s\n", ename(-1));
+    pid_t parent = getpid();
     pid_t p = fork();
     if (p == 0) {
-        mq_send(b, "late", 4, 0);
-        _exit(0);
+        close(hold[1]);
+        char path[64], line[64];
+        snprintf(path, sizeof path, "/proc/%d/syscall", (int)parent);
+        for (;;) {
+            FILE *f = fopen(path, "r");
+            int in_poll = f && fgets(line, sizeof line, f) && (strncmp(line, "7 ", 2) == 0 || strncmp(line, "271 ", 4) == 0);
+            if (f)
+                fclose(f);
+            if (in_poll)
+                break;
+            sched_yield();
+        }
+        if (mq_send(b, "late", 4, 0) != 0)
+            _exit(1);
+        char c;
+        _exit(read(hold[0], &c, 1) < 0 ? 1 : 0);
     }
-    pfd = (struct pollfd){.fd = fd, .events = POLLIN};
-    ready = poll(&pfd, 1, -1);
-    printf("poll b until a message: %d revents=%#x\n", ready, pfd.revents);
+    close(hold[0]);
+    struct pollfd both[2] = {{.fd = fd, .events = POLLIN}, {.fd = (int)syscall(SYS_pidfd_open, p, 0), .events = POLLIN}};
+    ready = poll(both, 2, -1);
+    printf("poll b until a message: %d revents=%#x child gone=%d\n", ready, both[0].revents, !!both[1].revents);
+    close(hold[1]);
     waitpid(p, NULL, 0);
+    close(both[1].fd);
     close(fd);
 
     printf("unlink a: %s\n", ename(unlink(at(d1, "a"))));
