@@ -123,6 +123,7 @@ class MqueueFuse:
         self._watches: dict[int, tuple[Any, waiter.Entry]] = {}
         self._next_fh = 1
         self._closed = False
+        self._my_pid = os.getpid()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -272,7 +273,9 @@ class MqueueFuse:
             fh = struct.unpack_from("=Q", body)[0]
             with self._mu:
                 d = self._open.get(fh)
-            if d is not None:
+            if d is not None and not os.path.exists(f"/proc/{self._my_pid}/task/{pid}"):
+                # (A close by the sentry itself -- its pidfd_getfd copy in MqMounts.resolve -- is not
+                # the program's: it neither drops a notification nor invalidates mqfd's cache.)
                 self._closed_fd(d)
                 q = d.queue
                 if q.notification is not None and pid > 0:

@@ -81,7 +81,7 @@ def _cover_mqueue_mounts(lazy: LazyKernel) -> tuple[MqMounts | None, list[tuple[
     """Servers for the mqueue mounts the program's namespace starts with (none on most hosts: then
     nothing is built), showing the initial IPC namespace, and the launcher's covers for them."""
     found = launch.mqueue_mounts()
-    if not found or not _fuse_ok():
+    if not found:
         return None, []
     from mqsentry.kernel.platform import mqmount, userns
 
@@ -160,9 +160,13 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
     from mqsentry.kernel.platform import procfiles
 
     proc = procfiles.start(lazy.get) if use_fuse else None
-    mounts, covers = _cover_mqueue_mounts(lazy) if use_fuse else (None, [])
+    # mount(2) and fsopen(2) are in the filter only when mqueue mounts can be served (FUSE): the
+    # platform must then pick them out (mqmount.py), or they would reach the in-process handlers.
+    serve_mounts = use_fuse and _fuse_ok()
+    mounts, covers = _cover_mqueue_mounts(lazy) if serve_mounts else (None, [])
+    mount_nrs, mount_nrs32 = (MOUNTS, MOUNTS_I386) if serve_mounts else ((), ())
     try:
-        launched = launch.spawn(argv, [*SERVED, *MOUNTS], list(OBSERVED), notify32=(*SERVED_I386, *MOUNTS_I386),
+        launched = launch.spawn(argv, [*SERVED, *mount_nrs], list(OBSERVED), notify32=(*SERVED_I386, *mount_nrs32),
                                 observe32=OBSERVED_I386, proc_fd=proc.dev if proc else -1, covers=covers, **popen_kw)
     except BaseException:
         if proc is not None:
