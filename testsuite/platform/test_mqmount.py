@@ -40,6 +40,18 @@ def test_mount_checks_and_queue_files_like_linux(cprog: Callable[[str], str], fu
     assert_same(native, run_sentry([exe]))
 
 
+def test_i386_program_like_linux(fuse_ok: None, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same program built for i386: mount(2) and fsopen(2) have their own numbers there."""
+    from mqsentry.testsuite.abi32 import builds
+    from mqsentry.testsuite.platform.helpers import C_DIR
+
+    reason = builds.native_reason("i386")
+    if reason is not None:
+        pytest.skip(reason)
+    exe = builds.build("i386", "mqueue_mount", str(tmp_path_factory.mktemp("i386")), C_DIR)
+    assert_same(run_native([exe]), run_sentry([exe]))
+
+
 def test_mount_command_like_linux(fuse_ok: None) -> None:
     """mount(8) (libmount) mounts mqueue; touch makes a queue, cat shows its QSIZE line, rm removes it."""
     script = ('d=$(mktemp -d) && mount -t mqueue -o nosuid,nodev none "$d" && touch "$d/q" && cat "$d/q" && '

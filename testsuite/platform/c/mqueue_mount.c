@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <mqueue.h>
 #include <poll.h>
+#include <signal.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,23 @@ static void st(const char *label, const char *path) {
     }
     printf("stat %s: mode=%o nlink=%lu uid=%u gid=%u size=%ld blksize=%ld blocks=%ld\n", label, s.st_mode,
            (unsigned long)s.st_nlink, s.st_uid, s.st_gid, (long)s.st_size, (long)s.st_blksize, (long)s.st_blocks);
+}
+
+/* Whether a syscall number (the first field of /proc/<pid>/syscall) is one poll(2) may be made with. */
+static int is_poll(long nr) {
+#ifdef SYS_poll
+    if (nr == SYS_poll)
+        return 1;
+#endif
+#ifdef SYS_ppoll
+    if (nr == SYS_ppoll)
+        return 1;
+#endif
+#ifdef SYS_ppoll_time64
+    if (nr == SYS_ppoll_time64)
+        return 1;
+#endif
+    return 0;
 }
 
 static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -263,7 +281,7 @@ int main(void) {
         snprintf(path, sizeof path, "/proc/%d/syscall", (int)parent);
         for (;;) {
             FILE *f = fopen(path, "r");
-            int in_poll = f && fgets(line, sizeof line, f) && (strncmp(line, "7 ", 2) == 0 || strncmp(line, "271 ", 4) == 0);
+            int in_poll = f && fgets(line, sizeof line, f) && is_poll(atol(line));
             if (f)
                 fclose(f);
             if (in_poll)
@@ -283,6 +301,24 @@ int main(void) {
     waitpid(p, NULL, 0);
     close(both[1].fd);
     close(fd);
+
+    /* mqueue_flush_file: any close of a file of the queue by the registered process drops its
+     * notification (here a file opened in the mount, the registration made through mq_open's fd). */
+    mqd_t nq = mq_open("/notif", O_CREAT | O_RDWR, 0600, NULL);
+    struct sigevent ev = {.sigev_notify = SIGEV_NONE};
+    printf("mq_notify: %s\n", ename(mq_notify(nq, &ev)));
+    for (int round = 0; round < 2; round++) {
+        if (round == 1)
+            close(open(at(d1, "notif"), O_RDONLY));
+        pid_t c2 = fork();
+        if (c2 == 0) {
+            printf("another process's mq_notify %s: %s\n", round ? "after the owner's close" : "while registered",
+                   ename(mq_notify(nq, &ev)));
+            _exit(0);
+        }
+        waitpid(c2, NULL, 0);
+    }
+    mq_unlink("/notif");
 
     printf("unlink a: %s\n", ename(unlink(at(d1, "a"))));
     printf("mq_open a after unlink: %s\n", ename(mq_open("/a", O_RDONLY)));
