@@ -152,3 +152,26 @@ def test_screen_reads_only_what_it_needs() -> None:
     assert mqmount.peek_string(os.getpid(), 0) is None
     long = ctypes.create_string_buffer(b"x" * 100)
     assert mqmount.peek_string(os.getpid(), ctypes.addressof(long), 50) is None
+
+
+def test_create_of_a_name_that_appeared_meanwhile_checks_permission() -> None:
+    """A create that finds the name taken (mq_open made it after the caller's lookup) opens the queue
+    only with may_open's permission: the owner-only queue is EACCES for another user."""
+    from mqsentry.abi.linux.file import O_CREAT, O_RDONLY, O_WRONLY
+    from mqsentry.boot import Kernel
+    from mqsentry.fs.mqfs import MqueueFilesystem, QueueFD
+    from mqsentry.kernel.errors import SysError
+
+    k = Kernel(arch="amd64")
+    owner = k.new_task(uid=1000, gid=1000)
+    other = k.new_task(uid=1001, gid=1001)
+    fs = k.root_ipc_ns.posix_queues
+    assert isinstance(fs, MqueueFilesystem)
+    d = fs.open_queue(owner, "q", O_CREAT | O_RDONLY, 0o600, None, 0)
+    with pytest.raises(SysError) as e:
+        fs.root.create(other, "q", 0o666, O_CREAT | O_WRONLY)
+    assert e.value.errno == 13
+    again = fs.root.create(owner, "q", 0o666, O_CREAT | O_WRONLY)
+    assert isinstance(again, QueueFD) and again.queue is d.queue
+    again.decref()
+    d.decref()
