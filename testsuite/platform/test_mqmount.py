@@ -63,6 +63,17 @@ def test_mount_command_like_linux(fuse_ok: None) -> None:
     assert_same(native, run_sentry(["unshare", "-m", "sh", "-c", script]))
 
 
+def test_remount_and_bind_like_linux(fuse_ok: None) -> None:
+    """Remount read-only and back, and a bind of the mount: the host's calls on the served mount."""
+    script = ('d=$(mktemp -d); e=$(mktemp -d); mount -t mqueue none $d && touch $d/q && mount -o remount,ro $d; '
+              'echo remount=$?; touch $d/r 2>/dev/null; echo touch=$?; mount --bind $d $e; echo bind=$?; ls $e; '
+              'mount -o remount,rw $d; echo rw=$?; touch $d/r; echo touch=$?; umount $e; echo umount=$?; ls $d')
+    native = subprocess.run(["unshare", "-i", "-m", "sh", "-c", script], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert native.stdout == "remount=0\ntouch=1\nbind=0\nq\nrw=0\ntouch=0\numount=0\nq\nr\n"
+    assert_same(native, run_sentry(["unshare", "-m", "sh", "-c", script]))
+
+
 def test_existing_mqueue_mount_is_covered(cprog: Callable[[str], str], fuse_ok: None) -> None:
     """An mqueue mount the program's namespace starts with (like /dev/mqueue) shows the sentry's
     queues: the host has none here, so one is made natively in a private mount namespace first."""

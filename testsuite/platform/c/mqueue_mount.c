@@ -347,5 +347,23 @@ int main(void) {
     printf("stat n in the old ns's mount: %s\n", ename(stat(at(d1, "n"), &(struct stat){0})));
     mnt("old ns's mount root in the new ns", "none", d1, "mqueue", 0, NULL);
     ls("d1 now", d1);
+
+    /* A chrooted caller: its paths resolve in its root ("/.." stays there). */
+    if (mkdir(at(d5, "sub"), 0755) < 0)
+        printf("mkdir sub: %s\n", ename(-1));
+    p = fork();
+    if (p == 0) {
+        if (chroot(d5) < 0 || chdir("/") < 0) {
+            printf("chroot: %s\n", ename(-1));
+            _exit(0);
+        }
+        mnt("chrooted", "none", "/sub", "mqueue", 0, NULL);
+        ls("chrooted /sub", "/sub");
+        mnt("chrooted, through /..", "none", "/../../sub", "mqueue", 0, NULL);
+        mnt("chrooted, outside", "none", d1, "mqueue", 0, NULL);
+        _exit(0);
+    }
+    waitpid(p, NULL, 0);
+    ls("sub seen from outside", at(d5, "sub"));
     return 0;
 }
