@@ -50,9 +50,9 @@ loop's OS thread only, by whichever loop greenlet runs; greenlets switch only at
 :mod:`parking` lists, never holding a lock (two greenlets of one thread on one ``threading.Lock``
 would deadlock it). Other threads touch only ``_stopping`` (:meth:`Platform.stop`, a flag) and
 ``Parking.ready_q`` (wake-ups from the FUSE thread); a call handed to a thread of its own by a
-``takeover`` hook (a mount, :mod:`mqmount`) SENDs its reply from there and touches nothing else. ``Kernel.sig_mu`` is taken for the forced
-sigpending flag of an interrupt and its reset at unpark, both on the loop thread, so a call that has
-left the parked set is never interrupted.
+``takeover`` hook (a mount, :mod:`mqmount`) SENDs its reply from there and touches nothing else.
+``Kernel.sig_mu`` is taken for the forced sigpending flag of an interrupt and its reset at unpark,
+both on the loop thread, so a call that has left the parked set is never interrupted.
 """
 
 from __future__ import annotations
