@@ -140,6 +140,12 @@ class RootDir(Inode):
                 ino = fs.create_locked(t, name, mode & 0o7777, None)
             elif flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL:
                 raise SysError(EEXIST)
+            else:
+                # The name appeared after the caller's lookup (an mq_open elsewhere, which does not
+                # take the directory lock a VFS create holds): open it as an existing file, with
+                # may_open's check (ACC_MODE: access mode 3 asks for read and write).
+                ino.check_permission(t.creds, _ACC[flags & O_ACCMODE] if flags & O_ACCMODE != O_ACCMODE
+                                     else MAY_READ | MAY_WRITE)
             return fs.new_fd_locked(ino, flags)
 
     def unlink(self, t: TaskContext, name: str) -> None:

@@ -35,4 +35,11 @@ I386_OBSERVED_AS = {sysno.I386[name]: sysno.AMD64[name.removesuffix("32")] for n
 #: i386 served number -> the x86_64 number of the same call, for the hooks (ipc(2) has none: -1).
 I386_HOOK_NR = {sysno.I386[name]: sysno.AMD64.get(name.removesuffix("_time64"), -1) for name in _I386_SERVED_NAMES}
 
-__all__ = ["I386_HOOK_NR", "I386_OBSERVED_AS", "OBSERVED", "OBSERVED_I386", "SERVED", "SERVED_I386"]
+#: mount(2) and fsopen(2): sent to the sentry only to pick out the mqueue filesystem (mqmount.py);
+#: every other use continues natively.
+MOUNTS = (sysno.AMD64["mount"], sysno.AMD64["fsopen"])
+MOUNTS_I386 = (sysno.I386["mount"], sysno.I386["fsopen"])
+I386_HOOK_NR.update({sysno.I386[name]: sysno.AMD64[name] for name in ("mount", "fsopen")})
+
+__all__ = ["I386_HOOK_NR", "I386_OBSERVED_AS", "MOUNTS", "MOUNTS_I386", "OBSERVED", "OBSERVED_I386", "SERVED",
+           "SERVED_I386"]

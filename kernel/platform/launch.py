@@ -47,8 +47,9 @@ _EACCES = 13
 def _helper(argv: list[str]) -> int:
     """The helper process: install, send, exec. Exit status 127 if the program cannot be run."""
     sock_fd, flags, hexprog, sentry, proc_fd = int(argv[0]), int(argv[1]), argv[2], int(argv[3]), int(argv[4])
-    assert argv[5] == "--"
-    prog_argv = argv[6:]
+    covers = _decode_covers(argv[5])
+    assert argv[6] == "--"
+    prog_argv = argv[7:]
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     # Die with the sentry: a target left without its sentry would see ENOSYS from every queue call.
@@ -67,6 +68,8 @@ def _helper(argv: list[str]) -> int:
         os.close(sock_fd)
         if proc_fd >= 0:
             os.close(proc_fd)
+        for c in covers:
+            os.close(c[0])
         return guard.wait_all(child)
     me = os.getpid()
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -76,8 +79,16 @@ def _helper(argv: list[str]) -> int:
     for sig in _FOR_PROGRAM:
         signal.signal(sig, signal.SIG_IGN if inherited[sig] == signal.SIG_IGN else signal.SIG_DFL)
     _exec_dispositions()
-    if proc_fd >= 0:
-        _mount_proc_files(libc, proc_fd)
+    devs: list[bytes] = []
+    if proc_fd >= 0 or covers:
+        if _private_namespace(libc):
+            if proc_fd >= 0:
+                _mount_proc_files(libc, proc_fd)
+            devs = _cover_mqueue(libc, covers)
+        else:
+            for fd in [proc_fd] + [c[0] for c in covers]:
+                if fd >= 0:
+                    os.close(fd)
     code = bytes.fromhex(hexprog)
     n = len(code) // 8
     filt = ctypes.create_string_buffer(code, len(code))
@@ -101,7 +112,7 @@ def _helper(argv: list[str]) -> int:
         err = ctypes.get_errno()
         sock.sendall(f"E{err}".encode())
         return 126
-    socket.send_fds(sock, [b"L"], [fd])
+    socket.send_fds(sock, [b"L" + b",".join(devs)], [fd])
     os.close(fd)
     sock.close()
     try:
@@ -133,15 +144,18 @@ _CLONE_NEWNS = 0x20000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_BIND, _MS_REC, _MS_SLAVE = 2, 4, 8, 4096, 0x4000, 1 << 19
 
 
+def _private_namespace(libc: ctypes.CDLL) -> bool:
+    """A mount namespace of the program's own: host mounts still propagate in, ours never out."""
+    return bool(libc.unshare(_CLONE_NEWNS) == 0 and libc.mount(None, b"/", None, _MS_REC | _MS_SLAVE, None) == 0)
+
+
 def _mount_proc_files(libc: ctypes.CDLL, fuse_fd: int) -> bool:
-    """In a mount namespace of the program's own (host mounts still propagate in, ours never out),
-    mount the sentry's FUSE connection ``fuse_fd`` over PROC_DIR and bind PROC_BINDS. The sentry's
-    server answers the mount's requests meanwhile. The FUSE fd is closed before exec in any case (a
-    program holding it could answer for the sentry). False if any step failed."""
+    """In the program's mount namespace, mount the sentry's FUSE connection ``fuse_fd`` over
+    PROC_DIR and bind PROC_BINDS. The sentry's server answers the mount's requests meanwhile. The
+    FUSE fd is closed before exec in any case (a program holding it could answer for the sentry).
+    False if any step failed."""
     ok = False
     try:
-        if libc.unshare(_CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, _MS_REC | _MS_SLAVE, None) != 0:
-            return False
         opts = f"fd={fuse_fd},rootmode=40555,user_id=0,group_id=0,allow_other".encode()
         if libc.mount(b"mqsentry", PROC_DIR, b"fuse.mqsentry-ipc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, opts) != 0:
             return False
@@ -152,6 +166,95 @@ def _mount_proc_files(libc: ctypes.CDLL, fuse_fd: int) -> bool:
         return ok
     finally:
         os.close(fuse_fd)
+
+
+_MS_RDONLY, _MS_NOSYMFOLLOW, _MS_NOATIME, _MS_NODIRATIME, _MS_STRICTATIME = 1, 256, 1024, 2048, 1 << 24
+#: mountinfo's per-mount options -> mount(2) flags.
+_MNT_OPTS = {b"ro": _MS_RDONLY, b"nosuid": _MS_NOSUID, b"nodev": _MS_NODEV, b"noexec": _MS_NOEXEC,
+             b"noatime": _MS_NOATIME, b"nodiratime": _MS_NODIRATIME, b"nosymfollow": _MS_NOSYMFOLLOW}
+
+Cover = tuple[int, bytes, bytes, int]  # (FUSE fd, mount point, source, mount flags)
+
+
+def _unescape(field: bytes) -> bytes:
+    """mountinfo's octal escapes (``\\040`` for a space...)."""
+    out = bytearray()
+    i = 0
+    while i < len(field):
+        if field[i:i + 1] == b"\\" and field[i + 1:i + 4].isdigit():
+            out.append(int(field[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return bytes(out)
+
+
+def mountinfo(text: bytes) -> list[tuple[bytes, bytes, bytes, bytes, bytes]]:
+    """(mount point, fstype, source, per-mount options, major:minor) of each mountinfo line."""
+    out = []
+    for line in text.split(b"\n"):
+        left, sep, right = line.partition(b" - ")
+        if not sep:
+            continue
+        lf, rf = left.split(b" "), right.split(b" ")
+        if len(lf) < 6 or len(rf) < 2:
+            continue
+        out.append((_unescape(lf[4]), rf[0], _unescape(rf[1]), lf[5], lf[2]))
+    return out
+
+
+def mqueue_mounts() -> list[tuple[bytes, bytes, int]]:
+    """The mqueue mounts the program's namespace will have (a copy of ours): (mount point, source,
+    mount flags), each mount point once."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            text = f.read()
+    except OSError:
+        return []
+    seen: dict[bytes, tuple[bytes, bytes, int]] = {}
+    for point, fstype, source, opts, _dev in mountinfo(text):
+        if fstype == b"mqueue":
+            flags = 0
+            for o in opts.split(b","):
+                flags |= _MNT_OPTS.get(o, 0)
+            if b"noatime" not in opts.split(b",") and b"relatime" not in opts.split(b","):
+                flags |= _MS_STRICTATIME
+            seen[point] = (point, source, flags)
+    return list(seen.values())
+
+
+def _encode_covers(covers: Sequence[Cover]) -> str:
+    return ",".join(f"{fd}:{p.hex()}:{src.hex()}:{fl}" for fd, p, src, fl in covers) or "-"
+
+
+def _decode_covers(arg: str) -> list[Cover]:
+    if arg == "-":
+        return []
+    out = []
+    for item in arg.split(","):
+        fd, p, src, fl = item.split(":")
+        out.append((int(fd), bytes.fromhex(p), bytes.fromhex(src), int(fl)))
+    return out
+
+
+def _cover_mqueue(libc: ctypes.CDLL, covers: Sequence[Cover]) -> list[bytes]:
+    """Mount each sentry mqueue FUSE connection over the mqueue mount it replaces, with the same
+    flags; returns each new mount's major:minor ("" where the mount failed). The fds are closed."""
+    devs: list[bytes] = []
+    for fd, point, source, flags in covers:
+        try:
+            opts = f"fd={fd},rootmode=41777,user_id=0,group_id=0,allow_other,default_permissions".encode()
+            if libc.mount(source or b"none", point, b"fuse.mqueue", flags, opts) != 0:
+                devs.append(b"")
+                continue
+            with open("/proc/self/mountinfo", "rb") as f:
+                found = [dev for p, fstype, _s, _o, dev in mountinfo(f.read())
+                         if p == point and fstype == b"fuse.mqueue"]
+            devs.append(found[-1] if found else b"")
+        finally:
+            os.close(fd)
+    return devs
 
 
 #: Signals a terminal sends to the whole foreground group: meant for the program, not the guardian.
@@ -229,18 +332,21 @@ class _Guardian:
 class Launched:
     """A started program: the helper's Popen (the program itself after exec) and the listener fd."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], listener_fd: int) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], listener_fd: int, covered: Sequence[int] = ()) -> None:
         self.proc = proc
         self.listener_fd = listener_fd
+        #: st_dev of each mqueue cover mount (-1 where it failed), in the order asked.
+        self.covered = list(covered)
 
 
 def spawn(argv: list[str], notify: list[int], observe: list[int] = (), killable: bool = True,  # type: ignore[assignment]
           notify32: Sequence[int] = (), observe32: Sequence[int] = (), proc_fd: int = -1,
-          **popen_kw: object) -> Launched:
+          covers: Sequence[Cover] = (), **popen_kw: object) -> Launched:
     """Start ``argv`` with ``notify`` (served) and ``observe`` (seen, then continued) syscalls sent to a
     new listener; returns once the listener is in our hands. OSError if the kernel refused.
     ``proc_fd``: a /dev/fuse descriptor whose server serves the IPC /proc files (procfiles.py), to be
-    mounted in the program's own mount namespace (-1: the program sees the host's files)."""
+    mounted in the program's own mount namespace (-1: the program sees the host's files).
+    ``covers``: sentry mqueue FUSE connections to mount over the namespace's mqueue mounts."""
     import subprocess  # here, not at the top: the helper process does not need it
 
     from mqsentry.kernel.platform import seccomp
@@ -252,11 +358,11 @@ def spawn(argv: list[str], notify: list[int], observe: list[int] = (), killable:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         cmd = [sys.executable, "-I", "-S", os.path.abspath(__file__), str(theirs.fileno()), str(flags), code.hex(),
-               str(os.getpid()), str(proc_fd), "--", *argv]
-        passed = (theirs.fileno(),) if proc_fd < 0 else (theirs.fileno(), proc_fd)
+               str(os.getpid()), str(proc_fd), _encode_covers(covers), "--", *argv]
+        passed = (theirs.fileno(), *([proc_fd] if proc_fd >= 0 else []), *(c[0] for c in covers))
         proc = subprocess.Popen(cmd, pass_fds=passed, **popen_kw)  # type: ignore[call-overload]
         theirs.close()
-        msg, fds, _flags, _addr = socket.recv_fds(ours, 64, 1)
+        msg, fds, _flags, _addr = socket.recv_fds(ours, 4096, 1)
         if not fds:
             proc.wait()
             text = msg.decode(errors="replace")
@@ -264,7 +370,14 @@ def spawn(argv: list[str], notify: list[int], observe: list[int] = (), killable:
                 e = int(text[1:])
                 raise OSError(e, f"seccomp filter refused: {os.strerror(e)}")
             raise OSError(f"launcher exited with status {proc.returncode} before sending the listener")
-        return Launched(proc, fds[0])
+        covered = []
+        for dev in msg[1:].split(b","):
+            if b":" in dev:
+                major, minor = dev.split(b":")
+                covered.append(os.makedev(int(major), int(minor)))
+            elif covers:
+                covered.append(-1)
+        return Launched(proc, fds[0], covered)
     finally:
         theirs.close()
         ours.close()

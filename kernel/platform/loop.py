@@ -49,9 +49,10 @@ Locks: none of the platform's own. Everything of :class:`Platform` (the task map
 loop's OS thread only, by whichever loop greenlet runs; greenlets switch only at the points
 :mod:`parking` lists, never holding a lock (two greenlets of one thread on one ``threading.Lock``
 would deadlock it). Other threads touch only ``_stopping`` (:meth:`Platform.stop`, a flag) and
-``Parking.ready_q`` (wake-ups from the FUSE thread). ``Kernel.sig_mu`` is taken for the forced
-sigpending flag of an interrupt and its reset at unpark, both on the loop thread, so a call that has
-left the parked set is never interrupted.
+``Parking.ready_q`` (wake-ups from the FUSE thread); a call handed to a thread of its own by a
+``takeover`` hook (a mount, :mod:`mqmount`) SENDs its reply from there and touches nothing else.
+``Kernel.sig_mu`` is taken for the forced sigpending flag of an interrupt and its reset at unpark,
+both on the loop thread, so a call that has left the parked set is never interrupted.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ import logging
 import os
 import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,6 +138,11 @@ class Platform:
         self.replies: dict[int, Callable[[Platform, Notification, Task, int], bool]] = {}
         self.prepare: dict[int, Callable[[Platform, Notification, Task], Callable[[], None] | None]] = {}
         self.on_process_exit: list[Callable[[int], None]] = []
+        #: Calls seen in the filter only to be picked out (mqmount.py): ``screen[nr](notif)`` says
+        #: whether to serve it; if not, it continues natively before any task lookup. A served one
+        #: goes to ``takeover[nr](platform, notif, task)``, which returns the result or None (continue).
+        self.screen: dict[int, Callable[[Notification], bool]] = {}
+        self.takeover: dict[int, Callable[[Platform, Notification, Task], Any]] = {}
         #: ``tid -> IPC namespace`` (ipcns.py), asked when a thread is new or was seen in unshare or
         #: setns; None: every thread is in the kernel's root namespace.
         self.ns_of: Callable[[int], Any] | None = None
@@ -272,6 +279,10 @@ class Platform:
         elif nr in _OBSERVED:
             self._observed(n)
             return
+        screen = self.screen.get(hook_n.nr)
+        if screen is not None and not screen(n):
+            self.listener.send_continue(n.id)  # not one the sentry serves (another fs type)
+            return
         tid = n.pid
         nid = n.id
         t = self._by_tid.get(tid)
@@ -287,6 +298,10 @@ class Platform:
         ctx.validate = self._id_valid
         post: list[Callable[[], None]] = []
         ctx.post = post
+        take = self.takeover.get(hook_n.nr)
+        if take is not None:
+            self._take_over(take, hook_n, t, ctx)
+            return
         fn = handlers.get(nr)
         a = n.args
         prep = self.prepare.get(hook_n.nr)
@@ -338,6 +353,46 @@ class Platform:
                 action()
             except Exception:  # pragma: no cover - a vanished target
                 log.debug("post-reply action failed", exc_info=True)
+
+    def _take_over(self, take: Callable[[Platform, Notification, Task], Any], n: Notification, t: Task,
+                   ctx: memory.CallContext) -> None:
+        """A call served by a module of its own (mount of mqueue). ``take`` returns the result, None
+        to let the host run the call, or a function that computes the result off the loop (its
+        thread replies; a mount may wait on file systems the program serves itself)."""
+        try:
+            ret = take(self, n, t)
+        except SysError as e:
+            ret = -e.errno
+        except Exception as e:  # a sentry bug must not take the loop down
+            ret = self.kernel.internal_error(t, n.nr, n.args, e)
+        ctx.post = None
+        ctx.validate = None
+        self.stats["served"] += 1
+        if ret is None:
+            self.listener.send_continue(n.id)
+        elif callable(ret):
+            work = ret
+            listener, kernel = self.listener, self.kernel
+
+            def finish() -> None:
+                # Off the loop's thread: only the listener (an ioctl) and the kernel's own locked
+                # error count are touched, nothing of the Platform.
+                try:
+                    res = int(work())
+                except Exception as e:
+                    res = kernel.internal_error(t, n.nr, n.args, e)
+                if res >= 0:
+                    listener.send(n.id, res, 0)
+                else:
+                    listener.send(n.id, 0, res)
+
+            threading.Thread(target=finish, name="mqsentry-takeover", daemon=True).start()
+        else:
+            self._reply(n.id, ret)
+
+    def _reply(self, nid: int, ret: int) -> None:
+        if not (self.listener.send(nid, ret, 0) if ret >= 0 else self.listener.send(nid, 0, ret)):
+            self.stats["lost_replies"] += 1
 
     def _restart_value(self, parked: list[Parked] | None, ret: int) -> int:
         """A handler returned -ERESTART*: only a call the scan interrupted for a host signal may pass

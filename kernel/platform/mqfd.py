@@ -121,6 +121,9 @@ class MqFiles:
         self._cache_mu = threading.Lock()
         self._cache_gen = 0
         self.caching = False
+        #: ``(tid, fd, ino, flags) -> description`` for queue files of other FUSE mounts (the
+        #: program's mqueue mounts, mqmount.py); None when there are none.
+        self.extra: Callable[[int, int, int, int], Any] | None = None
 
     # -- FUSE hooks ------------------------------------------------------------------------------------
     def read(self, desc: QueueFD) -> bytes:
@@ -202,6 +205,8 @@ class MqFiles:
         except (OSError, ValueError):
             return None
         desc = self.backend.resolve(mnt_id, ino, flags)
+        if desc is None and self.extra is not None:
+            desc = self.extra(tid, fd, ino, flags)
         if not self.plat.listener.id_valid(nid):
             return None  # the TID was reused: what we read belongs to someone else
         if desc is not None and self.caching and tid not in self.plat.untracked:

@@ -14,13 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mqsentry.kernel.platform import launch
-from mqsentry.kernel.platform.calls import OBSERVED, OBSERVED_I386, SERVED, SERVED_I386
+from mqsentry.kernel.platform.calls import MOUNTS, MOUNTS_I386, OBSERVED, OBSERVED_I386, SERVED, SERVED_I386
 from mqsentry.kernel.platform.seccomp import Listener
 
 if TYPE_CHECKING:
     from mqsentry.boot import Kernel
     from mqsentry.kernel.platform.ipcns import NamespaceMap
     from mqsentry.kernel.platform.loop import Platform
+    from mqsentry.kernel.platform.mqmount import MqMounts
     from mqsentry.kernel.platform.seccomp import Notification
 
 
@@ -50,8 +51,11 @@ class LazyKernel:
         return self._nsmap
 
 
-def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True) -> Platform:
-    """The platform with every available backend attached (mq descriptors once the POSIX engine exists)."""
+def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True,
+                   mounts: MqMounts | None = None) -> Platform:
+    """The platform with every available backend attached (mq descriptors once the POSIX engine
+    exists; mqueue mounts when FUSE can be mounted; ``mounts``: the servers already covering the
+    launcher's mqueue mounts)."""
     from mqsentry.kernel.platform.loop import Platform
 
     plat = Platform(kernel, listener)
@@ -59,8 +63,35 @@ def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True) ->
         from mqsentry.kernel.platform import mqfd
     except ImportError:  # pragma: no cover - the POSIX part is optional
         return plat
-    mqfd.attach(plat, use_fuse=use_fuse)
+    files = mqfd.attach(plat, use_fuse=use_fuse)
+    if mounts is not None or (use_fuse and _fuse_ok()):
+        from mqsentry.kernel.platform import mqmount
+
+        mqmount.attach(plat, mounts, files)
     return plat
+
+
+def _fuse_ok() -> bool:
+    from mqsentry.kernel.platform import fuse
+
+    return fuse.fuse_available() is None
+
+
+def _cover_mqueue_mounts(lazy: LazyKernel) -> tuple[MqMounts | None, list[tuple[int, bytes, bytes, int]]]:
+    """Servers for the mqueue mounts the program's namespace starts with (none on most hosts: then
+    nothing is built), showing the initial IPC namespace, and the launcher's covers for them."""
+    found = launch.mqueue_mounts()
+    if not found:
+        return None, []
+    from mqsentry.kernel.platform import mqmount, userns
+
+    k = lazy.get()[0]
+    mounts = mqmount.MqMounts(userns.OwnerNamespace().creds_for)
+    covers = []
+    for point, source, flags in found:
+        srv = mounts.new_server(k.root_ipc_ns.posix_queues)  # type: ignore[arg-type]
+        covers.append((srv.dev, point, source, flags))
+    return mounts, covers
 
 
 def _apply_sysctls(k: Kernel, sysctls: Sequence[tuple[str, int]]) -> None:
@@ -85,6 +116,7 @@ def _first_served(listener: Listener) -> Notification | None:
 
     observed = frozenset(OBSERVED)
     observed_i386 = frozenset(OBSERVED_I386)
+    mounts = MOUNTS  # fsopen has the same number on i386; mount's i386 number is not a served call's
     p = select.poll()
     p.register(listener.fd, select.POLLIN)
     while True:
@@ -101,6 +133,13 @@ def _first_served(listener: Listener) -> Notification | None:
             if n.nr in (observed_i386 if n.arch == AUDIT_ARCH_I386 else observed):
                 listener.send_continue(n.id)
                 continue
+            if n.nr in mounts:
+                from mqsentry.kernel.platform import mqmount
+
+                screen = mqmount.screen_mount if n.nr == mounts[0] else mqmount.screen_fsopen
+                if not screen(n):
+                    listener.send_continue(n.id)  # another file system: the host's business
+                    continue
             return n
 
 
@@ -121,15 +160,26 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
     from mqsentry.kernel.platform import procfiles
 
     proc = procfiles.start(lazy.get) if use_fuse else None
+    # mount(2) and fsopen(2) are in the filter only when mqueue mounts can be served (FUSE): the
+    # platform must then pick them out (mqmount.py), or they would reach the in-process handlers.
+    serve_mounts = use_fuse and _fuse_ok()
+    mounts, covers = _cover_mqueue_mounts(lazy) if serve_mounts else (None, [])
+    mount_nrs, mount_nrs32 = (MOUNTS, MOUNTS_I386) if serve_mounts else ((), ())
     try:
-        launched = launch.spawn(argv, list(SERVED), list(OBSERVED), notify32=SERVED_I386, observe32=OBSERVED_I386,
-                                proc_fd=proc.dev if proc else -1, **popen_kw)
+        launched = launch.spawn(argv, [*SERVED, *mount_nrs], list(OBSERVED), notify32=(*SERVED_I386, *mount_nrs32),
+                                observe32=OBSERVED_I386, proc_fd=proc.dev if proc else -1, covers=covers, **popen_kw)
     except BaseException:
         if proc is not None:
             proc.close()
+        if mounts is not None:
+            mounts.close()
         raise
     if proc is not None:
         proc.seal()
+    if mounts is not None:
+        for srv, dev in zip(list(mounts.servers), launched.covered, strict=False):
+            srv.st_dev = dev
+            srv.start()
     listener = listener_factory(launched.listener_fd)
     if sync:
         listener.try_sync_wake_up()
@@ -146,7 +196,8 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
         first = None if kernel is not None or stats else _first_served(listener)
         if first is not None or kernel is not None or stats:
             k, nsmap = lazy.get()
-            plat = build_platform(k, listener, use_fuse)
+            plat = build_platform(k, listener, use_fuse, mounts)
+            mounts = None  # the platform closes it now
             plat.ns_of = nsmap.lookup
             plat.on_process_exit.append(lambda _tgid: nsmap.sweep())
             plat.serve(first)
@@ -169,6 +220,8 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
             listener.close()
         if proc is not None:
             proc.close()
+        if mounts is not None:
+            mounts.close()
         nsmap_built = lazy.built()
         if nsmap_built is not None:
             nsmap_built.close()
