@@ -260,12 +260,14 @@ class Kernel:
 
     def ipc_ns_alive(self, ns: IPCSysctls) -> bool:
         """Whether IPC namespace ``ns`` still exists: the root always does, another while a live task
-        is in it (Linux frees it with its last reference). Callers may hold IPC registry locks, so
+        is in it or a host pins it (Linux frees it with its last reference). Callers may hold IPC registry locks, so
         this reads the task table without ``tasks_mu`` (a snapshot)."""
         if ns is self.root_ipc_ns:
             return True
         if not isinstance(ns, IPCNamespace) or ns.dead:
             return False
+        if ns.pins:
+            return True  # a host holds references the sentry does not see (a platform's processes)
         return any(t.ipc_ns is ns and not t.exited for t in list(self.tasks.values()))
 
     def reap_dead_mqueue_namespaces(self) -> bool:
@@ -289,7 +291,7 @@ class Kernel:
             mounted.update(id(m.fs) for m in mntns.mounts())
         reaped = False
         for ns in dead:
-            if id(ns.posix_queues) not in mounted:
+            if id(ns.posix_queues) not in mounted and not ns.posix_queues.shown_elsewhere():
                 ns.posix_queues.drop_all_names()
                 reaped = True
         with self.tasks_mu:

@@ -185,7 +185,7 @@ class MqueueFilesystem(Filesystem):
     """One IPC namespace's mqueue filesystem (Linux: the superblock behind ``ipc_ns->mq_mnt``).
 
     Immutable: ``ns``, ``kernel``, ``root``. ``mu`` (the registry lock; Linux's root inode lock plus
-    ``mq_lock``) guards ``queues_count``, the root's ``children`` and every queue inode's ``linked``
+    ``mq_lock``) guards ``queues_count``, ``host_mounts``, the root's ``children`` and every queue inode's ``linked``
     and ``opens``. Lock order: ``mu`` -> ``UserBytes.mu``; ``mu`` -> ``Queue.mu``.
     """
 
@@ -198,6 +198,8 @@ class MqueueFilesystem(Filesystem):
         self.kernel = kernel
         self.mu = threading.Lock()
         self.queues_count = 0
+        #: Mounts of this tree the kernel does not see (see :meth:`host_mounted`).
+        self.host_mounts = 0
         # mqueue_fill_super runs as the namespace's creator (current_fsuid at creation).
         self.root: RootDir = RootDir(self, creator_uid, 0, kernel.clock.now_ns())
 
@@ -214,6 +216,20 @@ class MqueueFilesystem(Filesystem):
 
     def has_names(self) -> bool:
         return bool(self.root.children)
+
+    def shown_elsewhere(self) -> bool:
+        return self.host_mounts > 0
+
+    def host_mounted(self, delta: int) -> None:
+        """A mount outside the kernel's mount namespaces (a platform's FUSE mount in the program's
+        host mount namespace) came (+1) or went (-1). The superblock of a user mount keeps the names
+        of a dead namespace visible on Linux (``put_ipc_ns`` only unmounts ``ipc_ns->mq_mnt``), so
+        when the last such mount goes the dead namespace's names are dropped."""
+        with self.mu:
+            self.host_mounts += delta
+            last = self.host_mounts == 0
+        if last and delta < 0:
+            self.kernel.reap_dead_mqueue_namespaces()
 
     # -- creation (caller holds mu) ---------------------------------------------------------------------
     def create_locked(self, t: TaskContext, name: str, mode: int, attr: tuple[int, int] | None) -> QueueInode:

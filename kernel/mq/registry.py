@@ -34,6 +34,11 @@ class Registry(Protocol):
         """Whether any queue still has a name (a dead namespace's names may need dropping)."""
         ...
 
+    def shown_elsewhere(self) -> bool:
+        """Whether a mount the kernel's own mount namespaces do not hold shows the tree (a platform's
+        FUSE mount of it in a host mount namespace): its names then outlive the namespace."""
+        ...
+
     def drop_all_names(self) -> None:
         """The namespace died and nothing shows the tree any more: every name goes."""
         ...

@@ -108,9 +108,12 @@ class MqueueFuse:
     server owns ``dev`` (the /dev/fuse descriptor the mount was made with)."""
 
     def __init__(self, fs: MqueueFilesystem, creds_for: Callable[[int, Credentials], Credentials],
-                 on_close: Callable[[int], None] | None = None) -> None:
+                 on_close: Callable[[int], None] | None = None,
+                 refresh: Callable[[], None] | None = None) -> None:
         self.fs = fs
         self.creds_for = creds_for
+        #: Called before a create, with no lock held (MqMounts.refresh: is the namespace still alive?).
+        self.refresh = refresh
         #: Told the inode number of a queue file whenever some fd of it was closed (mqfd's cache).
         self.on_close = on_close
         self.dev = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
@@ -125,6 +128,9 @@ class MqueueFuse:
         self._closed = False
         self._my_pid = os.getpid()
         self._thread: threading.Thread | None = None
+        # The mount shows fs's names even after its IPC namespace dies (Linux's user mount keeps the
+        # superblock); close() gives the count back.
+        fs.host_mounted(+1)
 
     def start(self) -> None:
         """Serve (after the mount exists: an unmounted /dev/fuse cannot be read)."""
@@ -133,9 +139,10 @@ class MqueueFuse:
 
     def close(self) -> None:
         """Abort the connection and drop every open description (the sentry is going away)."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._mu:  # the FUSE thread (ENODEV) and the sentry's stop may both close
+            if self._closed:
+                return
+            self._closed = True
         os.close(self.dev)
         with self._mu:
             handles, self._open = list(self._open.values()), {}
@@ -144,6 +151,7 @@ class MqueueFuse:
             q.poll.unregister(e)
         for d in handles:
             d.decref()
+        self.fs.host_mounted(-1)
 
     @property
     def alive(self) -> bool:
@@ -327,6 +335,13 @@ class MqueueFuse:
         else:
             self._reply(unique, self._entry(ino))
 
+    def _refresh_ns(self) -> None:
+        """A create needs to know whether the namespace still exists (``mqueue_create_attr``: EACCES
+        once it is gone); only a namespace the host pins can have died unseen."""
+        ns = self.fs.ns
+        if self.refresh is not None and getattr(ns, "pins", False):
+            self.refresh()
+
     def _create(self, unique: int, parent: int, body: memoryview, pid: int, uid: int, gid: int) -> None:
         """open(O_CREAT) of a missing name (``mqueue_create``: a queue with the namespace's default
         attributes; ``mode`` already lost the umask in the host VFS)."""
@@ -335,6 +350,7 @@ class MqueueFuse:
         flags, mode, _umask, _oflags = CREATE_IN.unpack_from(body)
         name = decode_name(bytes(body[CREATE_IN.size:]).split(b"\0", 1)[0])
         t = self._caller(pid, uid, gid)
+        self._refresh_ns()
         try:
             d = cast("QueueFD", self.fs.root.create(t, name, mode & 0o7777, flags | os.O_CREAT))
         except SysError as e:
@@ -353,6 +369,7 @@ class MqueueFuse:
             self._reply(unique, err=errno.EPERM)
             return
         name = decode_name(bytes(body[MKNOD_IN.size:]).split(b"\0", 1)[0])
+        self._refresh_ns()
         try:
             d = cast("QueueFD", self.fs.root.create(self._caller(pid, uid, gid), name, mode & 0o7777,
                                                    os.O_CREAT | os.O_EXCL))

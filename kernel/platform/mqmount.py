@@ -224,14 +224,23 @@ class MqMounts:
                  on_close: Callable[[int], None] | None = None) -> None:
         self.creds_for = creds_for
         self.on_close = on_close
+        #: Asks the host which pinned IPC namespaces are still alive (ipcns.NamespaceMap.sweep): the
+        #: sentry sees the exits of served processes only, and a namespace whose last process never
+        #: made a served call must be found dead before a create through a mount of it (EACCES).
+        self.refresh: Callable[[], None] | None = None
         self._mu = threading.Lock()
         self.servers: list[MqueueFuse] = []
 
     def new_server(self, fs: MqueueFilesystem) -> MqueueFuse:
-        srv = MqueueFuse(fs, self.creds_for, self._closed)
+        srv = MqueueFuse(fs, self.creds_for, self._closed, self._refresh)
         with self._mu:
             self.servers = [s for s in self.servers if s.alive] + [srv]
         return srv
+
+    def _refresh(self) -> None:
+        hook = self.refresh
+        if hook is not None:
+            hook()
 
     def _closed(self, ino: int) -> None:
         hook = self.on_close
@@ -466,12 +475,14 @@ def _fuse_mount(srv: MqueueFuse, req: _Request, target: int) -> int:
                 os.close(fd)
 
 
-def attach(plat: Platform, mounts: MqMounts | None = None, files: Any = None) -> MqMounts:
+def attach(plat: Platform, mounts: MqMounts | None = None, files: Any = None,
+           refresh: Callable[[], None] | None = None) -> MqMounts:
     """Serve mount(2)/fsopen of mqueue on ``plat`` (``mounts``: the one that already covers the
     launcher's mqueue mounts, if any); ``files`` (mqfd.MqFiles) then also serves mq_* calls on fds
-    opened in these mounts."""
+    opened in these mounts; ``refresh``: see :attr:`MqMounts.refresh`."""
     if mounts is None:
         mounts = MqMounts(plat.owner_ns.creds_for)
+    mounts.refresh = refresh
     if files is not None:
         mounts.on_close = files.closed
         files.extra = mounts.resolve

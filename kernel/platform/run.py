@@ -52,7 +52,7 @@ class LazyKernel:
 
 
 def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True,
-                   mounts: MqMounts | None = None) -> Platform:
+                   mounts: MqMounts | None = None, refresh: Callable[[], None] | None = None) -> Platform:
     """The platform with every available backend attached (mq descriptors once the POSIX engine
     exists; mqueue mounts when FUSE can be mounted; ``mounts``: the servers already covering the
     launcher's mqueue mounts)."""
@@ -67,7 +67,7 @@ def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True,
     if mounts is not None or (use_fuse and _fuse_ok()):
         from mqsentry.kernel.platform import mqmount
 
-        mqmount.attach(plat, mounts, files)
+        mqmount.attach(plat, mounts, files, refresh)
     return plat
 
 
@@ -196,7 +196,7 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
         first = None if kernel is not None or stats else _first_served(listener)
         if first is not None or kernel is not None or stats:
             k, nsmap = lazy.get()
-            plat = build_platform(k, listener, use_fuse, mounts)
+            plat = build_platform(k, listener, use_fuse, mounts, nsmap.sweep)
             mounts = None  # the platform closes it now
             plat.ns_of = nsmap.lookup
             plat.on_process_exit.append(lambda _tgid: nsmap.sweep())

@@ -186,3 +186,15 @@ def test_create_of_a_name_that_appeared_meanwhile_checks_permission() -> None:
     assert isinstance(again, QueueFD) and again.queue is d.queue
     again.decref()
     d.decref()
+
+
+def test_mount_outlives_its_namespace_like_linux(fuse_ok: None) -> None:
+    """A mount of a namespace whose last process is gone (none of them made a served call) still shows
+    its queues; a create through it is refused (EACCES: the namespace is dead); unlink still works."""
+    script = ('d=$(mktemp -d); unshare -i sh -c "mount -t mqueue none $d && touch $d/q && echo made"; ls $d; '
+              'cat $d/q; touch $d/r 2>/dev/null; echo touch=$?; rm $d/q; echo rm=$?; ls -A $d | wc -l; '
+              'umount $d; rmdir $d')
+    native = subprocess.run(["unshare", "-i", "-m", "sh", "-c", script], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert native.stdout.startswith("made\nq\nQSIZE:0") and "touch=1\nrm=0\n0\n" in native.stdout, native.stdout
+    assert_same(native, run_sentry(["unshare", "-m", "sh", "-c", script]))
