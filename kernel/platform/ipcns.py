@@ -43,6 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mqsentry.kernel.platform.userns import HostUserNamespaces
+
 if TYPE_CHECKING:
     from mqsentry.kernel.ipc_namespace import IPCNamespace
     from mqsentry.kernel.kernel import Kernel
@@ -85,6 +87,9 @@ class NamespaceMap:
         self.root_key: HostKey = (st.st_dev, st.st_ino)
         self._mu = threading.Lock()
         self._by_host: dict[HostKey, Mapped] = {}
+        #: The host user namespaces mirrored for this kernel (ids at the syscall boundary and in the
+        #: served /proc files); shared by the platform and the /proc file server.
+        self.users = HostUserNamespaces()
 
     def lookup(self, tid: int) -> IPCNamespace | None:
         """The sentry namespace of host thread ``tid`` (created on first sight); None if it is gone.
@@ -143,6 +148,7 @@ class NamespaceMap:
             mapped, self._by_host = list(self._by_host.values()), {}
         for m in mapped:
             os.close(m.fd)
+        self.users.close()
 
 
 def _host_users(keys: set[HostKey]) -> set[HostKey]:

@@ -1,4 +1,4 @@
-"""Which capabilities of a host thread count for the sentry's IPC namespace (``ns_capable``).
+"""The user namespaces of host threads: which capabilities count (``ns_capable``) and how ids map.
 
 Linux counterpart: security/commoncap.c ``cap_capable`` (the walk from the object's user namespace up
 to the caller's), kernel/user_namespace.c and fs/nsfs.c (``NS_GET_PARENT``, ``NS_GET_OWNER_UID``).
@@ -11,6 +11,11 @@ capability there (``cap_capable``'s owner rule). A thread in a descendant (``uns
 or an unrelated namespace has none. The thread's namespace is identified by the device and inode of
 ``/proc/<tid>/ns/user``, which the kernel provides and the program cannot forge; the caller must
 re-validate the notification after the read (the TID could have been reused meanwhile).
+
+:class:`HostUserNamespaces` mirrors every host user namespace a served thread is in as a sentry
+:class:`~mqsentry.kernel.auth.user_namespace.UserNamespace` (gVisor pkg/sentry/kernel/auth/
+user_namespace.go; Linux kernel/user_namespace.c, its uid_map/gid_map files) and attaches it to the
+thread's credentials, so the syscall handlers translate ids at the boundary as Linux does.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import threading
 from dataclasses import dataclass, replace
 
 from mqsentry.kernel.auth.credentials import Credentials
+from mqsentry.kernel.auth.user_namespace import NO_ID, ROOT_USER_NAMESPACE, UserNamespace
 
 #: ioctls of fs/nsfs.c (``_IO(0xb7, 2)`` and ``_IO(0xb7, 4)``).
 NS_GET_PARENT = 0xB702
@@ -119,4 +126,135 @@ class OwnerNamespace:
         return replace(creds, cap_effective=caps)
 
 
-__all__ = ["OwnerNamespace", "Level", "chain_of"]
+def _parse_map(data: bytes) -> list[tuple[int, int, int]]:
+    """The extents of a /proc/<pid>/{uid,gid}_map read from the sentry's namespace: the lower ids are
+    printed in the reader's namespace, so they are the sentry's kernel ids already. A lower id the
+    sentry's namespace cannot see prints as (u32)-1 and is left out (no kernel id stands for it)."""
+    extents: list[tuple[int, int, int]] = []
+    for line in data.split(b"\n"):
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        try:
+            first, lower, count = (int(x) for x in parts)
+        except ValueError:
+            continue
+        if lower != NO_ID and count > 0:
+            extents.append((first, lower, count))
+    return extents
+
+
+def _read_small(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+class HostUserNamespaces:
+    """Host user namespace -> sentry :class:`UserNamespace` (gVisor: one ``auth.UserNamespace`` per
+    namespace a task creates; here the host creates them and the platform mirrors each one).
+
+    Identity: the nsfs inode of ``/proc/<tid>/ns/user``, read through an open descriptor (never a
+    path's text); the caller re-validates its notification after every lookup, so what was read is the
+    calling thread's. The namespace the sentry runs in is the sentry's root namespace
+    (:data:`ROOT_USER_NAMESPACE`: kernel ids are the ids /proc shows the sentry). Any other gets a
+    sentry namespace on first sight: its parent from ``NS_GET_PARENT`` (the root where the walk leaves
+    the sentry's view), its owner from ``NS_GET_OWNER_UID`` and its maps from /proc/<tid>/uid_map and
+    gid_map. A map can be written once, after the namespace exists: a namespace whose maps are still
+    empty is read again at the next lookup (:meth:`of_thread` with a thread in it), so a program that
+    unshares and then writes its maps is seen with them. Each mirrored host namespace's descriptor is
+    kept (its inode number cannot be reused by a new namespace while we hold it) until :meth:`close`.
+
+    Locks: ``_mu`` guards ``_by_key``; /proc is read without it.
+    """
+
+    def __init__(self) -> None:
+        fd = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.root_key = _id(fd)
+        finally:
+            os.close(fd)
+        self.root = ROOT_USER_NAMESPACE
+        self._mu = threading.Lock()
+        self._by_key: dict[NsId, tuple[UserNamespace, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def of_thread(self, tid: int) -> UserNamespace | None:
+        """The sentry namespace of host thread ``tid``'s user namespace, its maps read from
+        /proc/<tid>; None if the thread is gone. The caller re-validates its notification after."""
+        try:
+            fd = os.open(f"/proc/{tid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            key = _id(fd)
+            if key == self.root_key:
+                return self.root
+            ns = self._of_fd(fd, key)
+            if not ns.uid_map:
+                data = _read_small(f"/proc/{tid}/uid_map")
+                if data is None:
+                    return None
+                extents = _parse_map(data)
+                if extents:
+                    ns.set_uid_map(extents)
+            if not ns.gid_map:
+                data = _read_small(f"/proc/{tid}/gid_map")
+                if data is None:
+                    return None
+                extents = _parse_map(data)
+                if extents:
+                    ns.set_gid_map(extents)
+            return ns
+        finally:
+            os.close(fd)
+
+    def _of_fd(self, fd: int, key: NsId) -> UserNamespace:
+        """The mirror of the namespace open at ``fd`` (not closed here), made with its ancestors."""
+        with self._mu:
+            got = self._by_key.get(key)
+        if got is not None:
+            return got[0]
+        try:
+            parent_fd = fcntl.ioctl(fd, NS_GET_PARENT)
+        except OSError:
+            parent = self.root  # above the sentry's view, or unrelated: ids are the sentry's anyway
+        else:
+            try:
+                pkey = _id(parent_fd)
+                parent = self.root if pkey == self.root_key else self._of_fd(parent_fd, pkey)
+            finally:
+                os.close(parent_fd)
+        buf = bytearray(4)
+        try:
+            fcntl.ioctl(fd, NS_GET_OWNER_UID, buf, True)
+            owner = struct.unpack("=I", buf)[0]
+        except OSError:
+            owner = NO_ID
+        ns = parent.child(owner)
+        pin = os.dup(fd)
+        with self._mu:
+            got = self._by_key.get(key)
+            if got is None:
+                self._by_key[key] = (ns, pin)
+                return ns
+        os.close(pin)  # another thread mirrored it meanwhile
+        return got[0]
+
+    def close(self) -> None:
+        with self._mu:
+            pins, self._by_key = [fd for _ns, fd in self._by_key.values()], {}
+        for fd in pins:
+            os.close(fd)
+
+
+__all__ = ["OwnerNamespace", "Level", "chain_of", "HostUserNamespaces"]
