@@ -26,7 +26,7 @@ from mqsentry.abi.linux.capability import (
     CAP_MAC_OVERRIDE,
     CAP_MKNOD,
 )
-from mqsentry.kernel.auth.user_namespace import ROOT_USER_NAMESPACE, UserNamespace
+from mqsentry.kernel.auth.user_namespace import NO_ID, ROOT_USER_NAMESPACE, UserNamespace
 
 #: Capabilities that follow fsuid (CAP_FS_MASK in include/linux/capability.h).
 CAP_FS_MASK = ((1 << CAP_CHOWN) | (1 << CAP_MKNOD) | (1 << CAP_DAC_OVERRIDE) | (1 << CAP_DAC_READ_SEARCH)
@@ -69,8 +69,18 @@ class Credentials:
 
     # -- queries -----------------------------------------------------------------------------------
     def has_cap(self, cap: int) -> bool:
-        """``capable(cap)``: the capability is in the effective set."""
-        return (self.cap_effective >> cap) & 1 == 1
+        """``capable(cap)`` = ``ns_capable(&init_user_ns, cap)``: the capability is in the effective
+        set of credentials of the root namespace; a task in a child namespace never has it."""
+        return self.user_ns.parent is None and (self.cap_effective >> cap) & 1 == 1
+
+    def has_cap_wrt_ids(self, cap: int, uid: int, gid: int) -> bool:
+        """``capable_wrt_inode_uidgid``: the capability in the caller's own namespace, and the
+        object's owner and group both mapped there (``privileged_wrt_inode_uidgid``)."""
+        ns = self.user_ns
+        if ns.parent is None:
+            return (self.cap_effective >> cap) & 1 == 1
+        return ((self.cap_effective >> cap) & 1 == 1 and ns.map_from_kuid(uid) != NO_ID
+                and ns.map_from_kgid(gid) != NO_ID)
 
     def has_cap_in(self, cap: int, ns: UserNamespace) -> bool:
         """``ns_capable(ns, cap)`` (security/commoncap.c ``cap_capable``): the capability counts if
@@ -80,7 +90,7 @@ class Credentials:
         mine = self.user_ns
         while target is not None:
             if target is mine:
-                return self.has_cap(cap)
+                return (self.cap_effective >> cap) & 1 == 1
             parent = target.parent
             if parent is mine and target.owner == self.euid:
                 return True

@@ -108,6 +108,9 @@ class NamespaceMap:
                 return m.ns
             stale = m
             ns = self.kernel.new_ipc_namespace()
+            # Owned by the user namespace that created it (ns->user_ns): capabilities over its objects
+            # and its sysctls' owner are counted there.
+            ns.user_ns = self.users.owner_of(fd)
             ns.pins = 1
             self._by_host[key] = Mapped(ns, fd)
         if stale is not None:

@@ -39,8 +39,8 @@ engine dequeued (native: no loss) from one killed just after (native: lost), so 
 Identity (issue 9): a TID is trusted only while it is alive. Every adopted non-leader thread has a
 thread pidfd (PIDFD_THREAD) in the poll set, so its sentry task, credentials and descriptor cache are
 dropped when it exits, before a notification from a reused TID can be served (pidfd events are
-processed before the listener's in a poll round). Credentials come from /proc/<tid>/status with the
-capabilities that count in the IPC namespace's owning user namespace (:mod:`userns`), re-read after
+processed before the listener's in a poll round). Credentials come from /proc/<tid>/status, in the
+thread's user namespace mirrored by :mod:`userns` (ids and capabilities as ``ns_capable`` counts them), re-read after
 a credential-changing call by that thread and after an exec by *any* thread of the group; every /proc
 read is followed by a check that the notification is still valid.
 
@@ -119,16 +119,13 @@ class Platform:
 
     def __init__(self, kernel: Kernel, listener: Listener, *, scan_period: float = 0.005,
                  max_idle: int = 8,
-                 owner_ns: userns.OwnerNamespace | None = None, killable_recv: bool = True,
-                 users: userns.HostUserNamespaces | None = None) -> None:
+                 killable_recv: bool = True, users: userns.HostUserNamespaces | None = None) -> None:
         self.kernel = kernel
         self.listener = listener
         #: The filter has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (launch.spawn's default): a signal
         #: sent to a caller whose notification we hold does not interrupt its call.
         self.killable_recv = killable_recv
         self.scan_period = scan_period
-        #: The user namespace owning the sentry's IPC namespace (capabilities count only there).
-        self.owner_ns = owner_ns if owner_ns is not None else userns.OwnerNamespace()
         #: Host user namespaces mirrored as sentry ones (ids at the syscall boundary, userns.py).
         self.users = users if users is not None else userns.HostUserNamespaces()
         self._own_users = users is None
@@ -469,7 +466,7 @@ class Platform:
         st = procfs.read_status(tid)
         if st is None:
             return None
-        creds = self.owner_ns.creds_for(tid, st.creds)
+        creds = st.creds
         uns = self.users.of_thread(tid)
         if uns is None:
             return None

@@ -32,13 +32,14 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from mqsentry.kernel.platform import fuse
 
 if TYPE_CHECKING:
     from mqsentry.kernel.auth.credentials import Credentials
+    from mqsentry.kernel.auth.user_namespace import UserNamespace
     from mqsentry.kernel.ipc_namespace import IPCNamespace
     from mqsentry.kernel.kernel import Kernel
     from mqsentry.kernel.platform.ipcns import NamespaceMap
@@ -144,43 +145,57 @@ def parse_dointvec(data: bytes, lo: int, hi: int) -> tuple[int | None, int]:
     return value, p
 
 
-def sysctl_mode(name: str, creds: Credentials) -> int:
-    """``ipc_permissions`` + ``test_perm``: the rwx bits ``creds`` has on the sysctl ``name``. The
-    namespace's root is uid 0 / gid 0 (namespaces owned by other user namespaces are not modelled)."""
+def sysctl_mode(name: str, creds: Credentials, owner: UserNamespace | None = None) -> int:
+    """``ipc_permissions`` / ``mq_permissions`` + ``test_perm``: the rwx bits ``creds`` has on the
+    sysctl ``name`` of an IPC namespace owned by user namespace ``owner`` (default: the root).
+
+    The namespace's root is uid 0 / gid 0 of ``owner`` when it maps them, else the global root
+    (``ipc_set_ownership``); msg_next_id is 0666 for a task with CAP_CHECKPOINT_RESTORE or
+    CAP_SYS_ADMIN in ``owner`` (``checkpoint_restore_ns_capable``). No DAC capability overrides."""
     from mqsentry.abi.linux.capability import CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN
+    from mqsentry.kernel.auth.user_namespace import NO_ID, ROOT_USER_NAMESPACE
     from mqsentry.kernel.ipc_namespace import SYSCTLS
 
+    if owner is None:
+        owner = ROOT_USER_NAMESPACE
     mode = SYSCTLS[name].mode
-    if name == "kernel.msg_next_id" and (creds.has_cap(CAP_CHECKPOINT_RESTORE) or creds.has_cap(CAP_SYS_ADMIN)):
-        mode = 0o666
-    elif creds.euid == 0:
+    if name == "kernel.msg_next_id" and (creds.has_cap_in(CAP_CHECKPOINT_RESTORE, owner)
+                                         or creds.has_cap_in(CAP_SYS_ADMIN, owner)):
+        return 6  # 0666
+    root_uid = owner.map_to_kuid(0)
+    root_gid = owner.map_to_kgid(0)
+    if creds.euid == (0 if root_uid == NO_ID else root_uid):
         mode >>= 6
-    elif creds.in_egroup(0):
+    elif creds.in_egroup(0 if root_gid == NO_ID else root_gid):
         mode >>= 3
     mode &= 7
     return mode  # the same bits for owner, group and other: test_perm's shift picks these
 
 
-def may(node: ProcNode, creds: Credentials, want: int) -> int:
-    """0 if ``creds`` may open ``node`` for ``want`` (MAY_* bits), else an errno."""
+def may(node: ProcNode, creds: Credentials, want: int, owner: UserNamespace | None = None) -> int:
+    """0 if ``creds`` may open ``node`` (of an IPC namespace owned by ``owner``) for ``want`` (MAY_*
+    bits), else an errno."""
     if want & MAY_EXEC:
         return errno.EACCES
     if node.sysctl is not None:
-        return 0 if want & ~sysctl_mode(node.sysctl, creds) & 7 == 0 else errno.EACCES
-    # /proc/sysvipc/msg: generic_permission on an 0444 root-owned inode (CAP_DAC_OVERRIDE overrides).
+        return 0 if want & ~sysctl_mode(node.sysctl, creds, owner) & 7 == 0 else errno.EACCES
+    # /proc/sysvipc/msg: generic_permission on an 0444 inode of the global root (CAP_DAC_OVERRIDE in
+    # the opener's namespace overrides when root is mapped there: capable_wrt_inode_uidgid).
     from mqsentry.abi.linux.capability import CAP_DAC_OVERRIDE
 
-    if want & MAY_WRITE and not creds.has_cap(CAP_DAC_OVERRIDE):
+    if want & MAY_WRITE and not creds.has_cap_wrt_ids(CAP_DAC_OVERRIDE, 0, 0):
         return errno.EACCES
     return 0
 
 
 @dataclass(slots=True)
 class Handle:
-    """One open of a served file: its node and the opener's IPC namespace (fixed at open)."""
+    """One open of a served file: its node, the opener's IPC and user namespaces (fixed at open)."""
 
     node: ProcNode
     ns: IPCNamespace
+    #: The opener's user namespace (``seq_user_ns``): /proc/sysvipc/msg shows its ids in it.
+    user_ns: UserNamespace
 
 
 class ProcFiles:
@@ -191,9 +206,13 @@ class ProcFiles:
     """
 
     def __init__(self, resolve: Callable[[int], IPCNamespace | None],
-                 generate: Callable[[IPCNamespace], str]) -> None:
+                 generate: Callable[[IPCNamespace, UserNamespace], str],
+                 users: Callable[[int], UserNamespace | None] | None = None) -> None:
         self.resolve = resolve
         self.generate = generate
+        #: ``tid -> user namespace`` (userns.HostUserNamespaces.of_thread); None: every caller is in
+        #: the root namespace.
+        self.users = users
         self.dev = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         self._mu = threading.Lock()
         self._open: dict[int, Handle] = {}
@@ -226,7 +245,13 @@ class ProcFiles:
         ns = self.resolve(pid)
         if ns is None:
             return None
-        return st.creds, ns
+        creds = st.creds
+        if self.users is not None:
+            uns = self.users(pid)
+            if uns is None:
+                return None
+            creds = replace(creds, user_ns=uns)
+        return creds, ns
 
     # -- server thread ---------------------------------------------------------------------------------
     def _serve(self) -> None:
@@ -299,7 +324,7 @@ class ProcFiles:
                 self._reply(unique, err=errno.EACCES if mask & MAY_WRITE else 0)
                 return
             who = self._caller(pid, uid, gid)
-            self._reply(unique, err=errno.ENOENT if who is None else may(node, who[0], mask))
+            self._reply(unique, err=errno.ENOENT if who is None else may(node, who[0], mask, who[1].user_ns))
         elif op == fuse.OPEN:
             self._open_file(unique, nodeid, pid, uid, gid, OPEN_IN.unpack_from(body)[0])
         elif op == fuse.READ:
@@ -309,7 +334,7 @@ class ProcFiles:
                 self._reply(unique, err=errno.EBADF)
                 return
             if h.node.sysctl is None:
-                data = self.generate(h.ns).encode()
+                data = self.generate(h.ns, h.user_ns).encode()
             elif offset:
                 data = b""  # proc_dointvec: a read at a non-zero position is EOF
             else:
@@ -347,14 +372,14 @@ class ProcFiles:
             return
         acc = flags & _ACCMODE
         want = {os.O_RDONLY: MAY_READ, os.O_WRONLY: MAY_WRITE}.get(acc, MAY_READ | MAY_WRITE)
-        e = may(node, who[0], want)
+        e = may(node, who[0], want, who[1].user_ns)
         if e:
             self._reply(unique, err=e)
             return
         with self._mu:
             fh = self._next_fh
             self._next_fh += 1
-            self._open[fh] = Handle(node, who[1])
+            self._open[fh] = Handle(node, who[1], who[0].user_ns)
         self._reply(unique, fuse.OPEN_OUT.pack(fh, fuse.FOPEN_DIRECT_IO, 0))
 
     def _write(self, unique: int, fh: int, offset: int, data: bytes) -> None:
@@ -409,8 +434,11 @@ def start(sentry: Callable[[], tuple[Kernel, NamespaceMap]]) -> ProcFiles | None
     def resolve(tid: int) -> IPCNamespace | None:
         return sentry()[1].lookup(tid)
 
+    def users(tid: int) -> UserNamespace | None:
+        return sentry()[1].users.of_thread(tid)
+
     try:
-        return ProcFiles(resolve, lambda ns: ns.msgqueues.proc_text())
+        return ProcFiles(resolve, lambda ns, user_ns: ns.msgqueues.proc_text(user_ns), users)
     except OSError as e:
         log.debug("IPC /proc files stay the host's: %s", e)
         return None

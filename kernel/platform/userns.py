@@ -1,21 +1,20 @@
-"""The user namespaces of host threads: which capabilities count (``ns_capable``) and how ids map.
+"""The user namespaces of host threads, mirrored in the sentry: how ids map and where capabilities count.
 
-Linux counterpart: security/commoncap.c ``cap_capable`` (the walk from the object's user namespace up
-to the caller's), kernel/user_namespace.c and fs/nsfs.c (``NS_GET_PARENT``, ``NS_GET_OWNER_UID``).
-gVisor counterpart: pkg/sentry/kernel/auth/credentials.go ``HasCapabilityIn``.
-
-The sentry's IPC namespace is owned by one host user namespace (the one the program was started in).
-A capability in CapEff of /proc/<tid>/status counts only if the thread's user namespace is that
-namespace, or an ancestor of it; and a thread whose euid owns a child namespace on the path has every
-capability there (``cap_capable``'s owner rule). A thread in a descendant (``unshare(CLONE_NEWUSER)``)
-or an unrelated namespace has none. The thread's namespace is identified by the device and inode of
-``/proc/<tid>/ns/user``, which the kernel provides and the program cannot forge; the caller must
-re-validate the notification after the read (the TID could have been reused meanwhile).
+Linux counterpart: kernel/user_namespace.c (the namespaces, their uid_map/gid_map files), fs/nsfs.c
+(``NS_GET_PARENT``, ``NS_GET_OWNER_UID``, ``NS_GET_USERNS``) and security/commoncap.c ``cap_capable``.
+gVisor counterpart: pkg/sentry/kernel/auth/user_namespace.go (one ``UserNamespace`` per namespace a
+task creates) and credentials.go ``HasCapabilityIn``.
 
 :class:`HostUserNamespaces` mirrors every host user namespace a served thread is in as a sentry
-:class:`~mqsentry.kernel.auth.user_namespace.UserNamespace` (gVisor pkg/sentry/kernel/auth/
-user_namespace.go; Linux kernel/user_namespace.c, its uid_map/gid_map files) and attaches it to the
-thread's credentials, so the syscall handlers translate ids at the boundary as Linux does.
+:class:`~mqsentry.kernel.auth.user_namespace.UserNamespace` (parent, owner, maps) and the platform
+attaches it to the thread's credentials, whose capability sets are the thread's CapEff/CapPrm as the
+host shows them (held in the thread's own namespace). The kernel then asks ``ns_capable`` exactly as
+Linux does: ``Credentials.has_cap_in`` walks from the object's namespace (an IPC namespace's owner)
+up to the caller's, so capabilities held in a child namespace (``unshare(CLONE_NEWUSER)``) grant
+nothing over IPC objects of a namespace owned by an ancestor, and ``capable()`` counts only in the
+sentry's root namespace. Namespaces are identified by the device and inode of their nsfs file, read
+through an open descriptor, which the kernel provides and the program cannot forge; the caller must
+re-validate the notification after the read (the TID could have been reused meanwhile).
 """
 
 from __future__ import annotations
@@ -24,106 +23,20 @@ import fcntl
 import os
 import struct
 import threading
-from dataclasses import dataclass, replace
 
-from mqsentry.kernel.auth.credentials import Credentials
 from mqsentry.kernel.auth.user_namespace import NO_ID, ROOT_USER_NAMESPACE, UserNamespace
 
-#: ioctls of fs/nsfs.c (``_IO(0xb7, 2)`` and ``_IO(0xb7, 4)``).
+#: ioctls of fs/nsfs.c (``_IO(0xb7, 1)``, ``_IO(0xb7, 2)`` and ``_IO(0xb7, 4)``).
+NS_GET_USERNS = 0xB701
 NS_GET_PARENT = 0xB702
 NS_GET_OWNER_UID = 0xB704
 
 NsId = tuple[int, int]  # (st_dev, st_ino) of an nsfs file
 
 
-@dataclass(frozen=True, slots=True)
-class Level:
-    """One user namespace on the path from the owner up: its id, its parent's id (None above the
-    sentry's reach) and the uid that created it (as the sentry sees uids). Immutable."""
-
-    ns: NsId
-    parent: NsId | None
-    owner: int
-
-
 def _id(fd: int) -> NsId:
     st = os.fstat(fd)
     return (st.st_dev, st.st_ino)
-
-
-def chain_of(fd: int) -> tuple[Level, ...]:
-    """The owner namespace (open at ``fd``, not closed here) and its ancestors as far as this process
-    may see them (NS_GET_PARENT says EPERM above its own namespace)."""
-    levels: list[Level] = []
-    cur = os.dup(fd)
-    try:
-        while True:
-            me = _id(cur)
-            buf = bytearray(4)
-            try:
-                fcntl.ioctl(cur, NS_GET_OWNER_UID, buf, True)
-                owner = struct.unpack("=I", buf)[0]
-            except OSError:
-                owner = -1
-            try:
-                parent = fcntl.ioctl(cur, NS_GET_PARENT)
-            except OSError:
-                levels.append(Level(me, None, owner))
-                break
-            levels.append(Level(me, _id(parent), owner))
-            os.close(cur)
-            cur = parent
-    finally:
-        os.close(cur)
-    return tuple(levels)
-
-
-class OwnerNamespace:
-    """The user namespace that owns the sentry's IPC namespace. Immutable after construction."""
-
-    def __init__(self, pid: int | None = None) -> None:
-        """The user namespace of ``pid`` (a process the sentry started and trusts), else the sentry's."""
-        path = f"/proc/{pid}/ns/user" if pid is not None else "/proc/self/ns/user"
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            self.chain = chain_of(fd)
-        finally:
-            os.close(fd)
-        self.id = self.chain[0].ns
-
-    @classmethod
-    def from_chain(cls, chain: tuple[Level, ...]) -> OwnerNamespace:
-        """The namespace at the head of ``chain`` (from :func:`chain_of`): for ``ns_capable`` checks
-        against another namespace than the IPC namespace's owner (mqmount.py's ``may_mount``)."""
-        obj = cls.__new__(cls)
-        obj.chain = chain
-        obj.id = chain[0].ns
-        return obj
-
-    def effective_caps(self, thread_ns: NsId | None, euid: int, cap_effective: int, all_caps: int) -> int:
-        """The capability set that counts for the IPC namespace (``cap_capable`` for every cap at once)."""
-        if thread_ns is None:
-            return 0
-        for level in self.chain:
-            if level.ns == thread_ns:
-                return cap_effective
-            if level.parent == thread_ns and level.owner == euid:
-                return all_caps  # the owner of a child namespace has every capability in it
-        return 0
-
-    def creds_for(self, tid: int, creds: Credentials) -> Credentials:
-        """``creds`` of thread ``tid`` with only the capabilities that count here."""
-        from mqsentry.abi.linux.capability import ALL_CAPS
-
-        try:
-            st = os.stat(f"/proc/{tid}/ns/user")
-            thread_ns: NsId | None = (st.st_dev, st.st_ino)
-        except OSError:
-            thread_ns = None
-        caps = self.effective_caps(thread_ns, creds.euid, creds.cap_effective, ALL_CAPS)
-        if caps == creds.cap_effective:
-            return creds
-        return replace(creds, cap_effective=caps)
 
 
 def _parse_map(data: bytes) -> list[tuple[int, int, int]]:
@@ -218,6 +131,19 @@ class HostUserNamespaces:
         finally:
             os.close(fd)
 
+    def owner_of(self, ns_fd: int) -> UserNamespace:
+        """The mirror of the user namespace owning the (non-user) namespace open at ``ns_fd``
+        (``NS_GET_USERNS``); the root when the host does not say (above our view)."""
+        try:
+            ufd = fcntl.ioctl(ns_fd, NS_GET_USERNS)
+        except OSError:
+            return self.root
+        try:
+            key = _id(ufd)
+            return self.root if key == self.root_key else self._of_fd(ufd, key)
+        finally:
+            os.close(ufd)
+
     def _of_fd(self, fd: int, key: NsId) -> UserNamespace:
         """The mirror of the namespace open at ``fd`` (not closed here), made with its ancestors."""
         with self._mu:
@@ -257,4 +183,4 @@ class HostUserNamespaces:
             os.close(fd)
 
 
-__all__ = ["OwnerNamespace", "Level", "chain_of", "HostUserNamespaces"]
+__all__ = ["HostUserNamespaces", "NsId", "NS_GET_PARENT", "NS_GET_USERNS", "NS_GET_OWNER_UID"]
