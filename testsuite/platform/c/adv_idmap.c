@@ -8,6 +8,7 @@
  * Every step waits for a state (a pipe byte, a child's exit), never for a time. */
 #include "adv.h"
 #include <signal.h>
+#include <sys/stat.h>
 
 static void wr(const char *path, const char *text) {
     int fd = open(path, O_WRONLY);
@@ -15,15 +16,16 @@ static void wr(const char *path, const char *text) {
     if (fd >= 0) close(fd);
 }
 
-/* Map uid/gid 0 of the caller's (new) namespace to the ids it had outside. */
-static void map_self(uid_t uid, gid_t gid) {
+/* Map uid/gid ``first`` of the caller's (new) namespace to the ids it had outside. */
+static void map_as(unsigned first, uid_t uid, gid_t gid) {
     char b[64];
     wr("/proc/self/setgroups", "deny");
-    snprintf(b, sizeof b, "0 %u 1\n", uid);
+    snprintf(b, sizeof b, "%u %u 1\n", first, uid);
     wr("/proc/self/uid_map", b);
-    snprintf(b, sizeof b, "0 %u 1\n", gid);
+    snprintf(b, sizeof b, "%u %u 1\n", first, gid);
     wr("/proc/self/gid_map", b);
 }
+static void map_self(uid_t uid, gid_t gid) { map_as(0, uid, gid); }
 
 static void show(const char *who, int id) {
     struct msqid_ds ds;
@@ -167,8 +169,59 @@ static void notify_uid(int map) {
     mq_unlink(name);
 }
 
+/* /proc/sysvipc/msg shows ids in the opener's user namespace (seq_user_ns); fstat of an mq
+ * descriptor shows the inode's owner as the caller's namespace sees it. */
+static void proc_row_ids(const char *who) {
+    FILE *f = fopen("/proc/sysvipc/msg", "r");
+    if (!f) { printf("%s /proc/sysvipc/msg: %s\n", who, ename(-1)); return; }
+    char line[512];
+    int rows = 0;
+    if (!fgets(line, sizeof line, f)) line[0] = 0; /* the header */
+    while (fgets(line, sizeof line, f)) {
+        long v[14];
+        if (sscanf(line, "%ld %ld %lo %ld %ld %ld %ld %ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7], &v[8], &v[9], &v[10]) == 11)
+            printf("%s row: uid=%ld gid=%ld cuid=%ld cgid=%ld\n", who, v[7], v[8], v[9], v[10]);
+        rows++;
+    }
+    printf("%s rows: %d\n", who, rows);
+    fclose(f);
+}
+
+static void fstat_ids(const char *who, mqd_t q) {
+    struct stat st;
+    if (fstat(q, &st) < 0) { printf("%s fstat: %s\n", who, ename(-1)); return; }
+    printf("%s fstat: uid=%u gid=%u mode=%o\n", who, st.st_uid, st.st_gid, st.st_mode & 07777);
+}
+
+static void proc_and_fstat(void) {
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    int id = make_sysv();
+    const char *name = "/adv-idmap-stat";
+    make_posix(name, 0640);
+    mqd_t q = mq_open(name, O_RDONLY);
+    proc_row_ids("outer");
+    fstat_ids("outer", q);
+    pid_t p = fork();
+    if (p == 0) {
+        if (unshare(CLONE_NEWUSER) < 0) { printf("unshare: %s\n", ename(-1)); _exit(0); }
+        proc_row_ids("unmapped");
+        fstat_ids("unmapped", q);
+        map_as(7, uid, gid);
+        proc_row_ids("mapped");
+        fstat_ids("mapped", q);
+        _exit(0);
+    }
+    waitchild(p);
+    mq_close(q);
+    mq_unlink(name);
+    msgctl(id, IPC_RMID, NULL);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    proc_and_fstat();
     user_namespace_ids();
     pid_namespace_ids();
     notify_uid(0);
