@@ -283,9 +283,23 @@ class ProcFiles:
         except OSError:
             pass
 
-    def _attr(self, nodeid: int) -> bytes | None:
+    def _owner(self, pid: int) -> tuple[int, int]:
+        """``ipc_set_ownership`` for the IPC namespace of requester ``pid``: uid and gid 0 of the user
+        namespace owning it, as kernel ids (the global root when that namespace does not map them)."""
+        from mqsentry.kernel.auth.user_namespace import NO_ID
+
+        ns = self.resolve(pid) if pid else None
+        if ns is None or ns.user_ns.parent is None:
+            return 0, 0
+        if self.users is not None:
+            self.users(pid)  # reads the owner's maps if the requester lives in it
+        uid, gid = ns.user_ns.map_to_kuid(0), ns.user_ns.map_to_kgid(0)
+        return (0 if uid == NO_ID else uid), (0 if gid == NO_ID else gid)
+
+    def _attr(self, nodeid: int, pid: int = 0) -> bytes | None:
         now = time.time_ns()
         s, ns = divmod(now, 10**9)
+        uid = gid = 0
         if nodeid == fuse.ROOT_ID:
             mode, nlink = stat_mod.S_IFDIR | 0o555, 1  # procfs directories say 1
         else:
@@ -293,7 +307,11 @@ class ProcFiles:
             if node is None:
                 return None
             mode, nlink = stat_mod.S_IFREG | node.mode, 1
-        return fuse.ATTR.pack(nodeid, 0, 0, s, s, s, ns, ns, ns, mode, nlink, 0, 0, 0, 4096, 0)
+            if node.sysctl is not None:
+                # A sysctl's inode belongs to the root of the namespace the looker is in (the table
+                # is looked up in current's namespace); attributes are never cached (timeouts 0).
+                uid, gid = self._owner(pid)
+        return fuse.ATTR.pack(nodeid, 0, 0, s, s, s, ns, ns, ns, mode, nlink, uid, gid, 0, 4096, 0)
 
     def _handle(self, req: bytes) -> None:
         _len, op, unique, nodeid, uid, gid, pid, _x, _p = fuse.IN_HEADER.unpack_from(req)
@@ -308,9 +326,10 @@ class ProcFiles:
                 self._reply(unique, err=errno.ENOENT)
                 return
             # Timeouts 0: every lookup and stat asks again (the hidden names vanish once sealed).
-            self._reply(unique, fuse.ENTRY_OUT_HEAD.pack(node.nodeid, 0, 0, 0, 0, 0) + (self._attr(node.nodeid) or b""))
+            self._reply(unique, fuse.ENTRY_OUT_HEAD.pack(node.nodeid, 0, 0, 0, 0, 0)
+                        + (self._attr(node.nodeid, pid) or b""))
         elif op in (fuse.GETATTR, fuse.SETATTR):
-            attr = self._attr(nodeid)
+            attr = self._attr(nodeid, pid)
             if attr is None:
                 self._reply(unique, err=errno.ENOENT)
             elif op == fuse.SETATTR and SETATTR_VALID.unpack_from(body)[0] & (FATTR_MODE | FATTR_UID | FATTR_GID):

@@ -5,6 +5,7 @@
  * process writes the child's maps (uid 0 and 1000 as root; only its own uid otherwise), the steps
  * wait on pipes, never on time. */
 #include "adv.h"
+#include <sys/stat.h>
 
 static void wr(const char *path, const char *text) {
     int fd = open(path, O_WRONLY);
@@ -29,9 +30,46 @@ static long sysctl_read(const char *path) {
     return atol(b);
 }
 
+/* Root only: a namespace whose root is kernel uid/gid 1000 (maps "0 1000 1" and "1000 0 1"). Its
+ * sysctls belong to uid 1000 (stat shows 0 inside), only that root may write them: the global root,
+ * uid 1000 inside, may not (no DAC override for sysctls). */
+static void foreign_root(void) {
+    int go[2], up[2];
+    if (pipe(go) < 0 || pipe(up) < 0) { perror("pipe"); exit(1); }
+    pid_t p = fork();
+    if (p == 0) {
+        char c;
+        if (unshare(CLONE_NEWUSER | CLONE_NEWIPC) < 0) { printf("unshare: %s\n", ename(-1)); _exit(0); }
+        if (write(up[1], "u", 1) != 1 || read(go[0], &c, 1) != 1) _exit(1);
+        struct stat st;
+        printf("inside euid %d\n", (int)geteuid());
+        if (stat("/proc/sys/kernel/msgmnb", &st) == 0) printf("msgmnb owner %u:%u\n", st.st_uid, st.st_gid);
+        printf("global root writes msgmnb: %s\n", ename(sysctl_write("/proc/sys/kernel/msgmnb", "4096\n")));
+        if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0) {
+            printf("setresuid 0: %s\n", ename(-1));
+            _exit(0);
+        }
+        if (stat("/proc/sys/kernel/msgmnb", &st) == 0) printf("msgmnb owner %u:%u\n", st.st_uid, st.st_gid);
+        printf("namespace root writes msgmnb: %s\n", ename(sysctl_write("/proc/sys/kernel/msgmnb", "4096\n")));
+        printf("msgmnb now %ld\n", sysctl_read("/proc/sys/kernel/msgmnb"));
+        _exit(0);
+    }
+    char c;
+    if (read(up[0], &c, 1) != 1) { printf("child failed\n"); exit(1); }
+    char path[64];
+    const char *map = "0 1000 1\n1000 0 1\n";
+    snprintf(path, sizeof path, "/proc/%d/uid_map", p);
+    wr(path, map);
+    snprintf(path, sizeof path, "/proc/%d/gid_map", p);
+    wr(path, map);
+    if (write(go[1], "g", 1) != 1) exit(1);
+    waitchild(p);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     int root = geteuid() == 0;
+    if (root) foreign_root();
     uid_t uid = geteuid();
     gid_t gid = getegid();
     int go[2], up[2];
