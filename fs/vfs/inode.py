@@ -249,7 +249,8 @@ def may_delete(t: TaskContext, dir: Inode, victim: Inode) -> None:
     dir.check_permission(creds, MAY_WRITE | MAY_EXEC)
     with dir.mu:
         sticky, duid = dir.mode & S_ISVTX, dir.uid
-    if sticky and creds.fsuid != victim.uid and creds.fsuid != duid and not creds.has_cap(CAP_FOWNER):
+    if sticky and creds.fsuid != victim.uid and creds.fsuid != duid \
+            and not creds.has_cap_wrt_ids(CAP_FOWNER, victim.uid, victim.gid):  # check_sticky
         raise SysError(EPERM)
 
 

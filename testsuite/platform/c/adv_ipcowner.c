@@ -103,6 +103,9 @@ int main(void) {
             /* Without capabilities in the namespace, root's queue stays closed. */
             printf("uid 1000 msgrcv root's: %s\n", ename(msgrcv(id, &m, sizeof m.text, 0, IPC_NOWAIT)));
             printf("uid 1000 IPC_RMID root's: %s\n", ename(msgctl(id, IPC_RMID, NULL)));
+            struct mq_attr a = {.mq_maxmsg = 4, .mq_msgsize = 32};
+            mqd_t mq = mq_open("/adv-ipcowner", O_CREAT | O_EXCL | O_RDWR, 0600, &a);
+            printf("uid 1000 mq_open 0600: %s\n", ename(mq));
             _exit(0);
         }
         waitchild(g);
@@ -114,6 +117,10 @@ int main(void) {
         ds.msg_perm.mode = 0666;
         printf("ns root IPC_SET uid 1000's: %s\n", ename(msgctl(q, IPC_SET, &ds)));
         printf("ns root IPC_RMID uid 1000's: %s\n", ename(msgctl(q, IPC_RMID, NULL)));
+        /* mqueue inodes: CAP_DAC_OVERRIDE and CAP_FOWNER in the caller's namespace, for an inode whose
+         * ids are mapped there (capable_wrt_inode_uidgid); the sticky root allows the unlink. */
+        printf("ns root mq_open uid 1000's 0600: %s\n", ename(mq_open("/adv-ipcowner", O_RDWR)));
+        printf("ns root mq_unlink uid 1000's: %s\n", ename(mq_unlink("/adv-ipcowner")));
         _exit(0);
     }
     char c;
