@@ -23,6 +23,7 @@ import fcntl
 import os
 import struct
 import threading
+import weakref
 
 from mqsentry.kernel.auth.user_namespace import NO_ID, ROOT_USER_NAMESPACE, UserNamespace
 
@@ -83,7 +84,12 @@ class HostUserNamespaces:
     gid_map. A map can be written once, after the namespace exists: a namespace whose maps are still
     empty is read again at the next lookup (:meth:`of_thread` with a thread in it), so a program that
     unshares and then writes its maps is seen with them. Each mirrored host namespace's descriptor is
-    kept (its inode number cannot be reused by a new namespace while we hold it) until :meth:`close`.
+    kept (its inode number cannot be reused by a new namespace while we hold it) for as long as the
+    mirror is in use: the map holds the mirror weakly (credentials, IPC namespaces, IPC objects and
+    notifications hold it strongly), and an entry whose mirror is gone is dropped, with its
+    descriptor, the next time a new namespace is mirrored -- so a program that makes many user
+    namespaces does not pin them all. An identity test (``is``) between mirrors stays sound: a host
+    namespace has one live mirror at a time.
 
     Locks: ``_mu`` guards ``_by_key``; /proc is read without it.
     """
@@ -96,7 +102,7 @@ class HostUserNamespaces:
             os.close(fd)
         self.root = ROOT_USER_NAMESPACE
         self._mu = threading.Lock()
-        self._by_key: dict[NsId, tuple[UserNamespace, int]] = {}
+        self._by_key: dict[NsId, tuple[weakref.ref[UserNamespace], int]] = {}
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -148,8 +154,9 @@ class HostUserNamespaces:
         """The mirror of the namespace open at ``fd`` (not closed here), made with its ancestors."""
         with self._mu:
             got = self._by_key.get(key)
-        if got is not None:
-            return got[0]
+            live = got[0]() if got is not None else None
+        if live is not None:
+            return live
         try:
             parent_fd = fcntl.ioctl(fd, NS_GET_PARENT)
         except OSError:
@@ -168,17 +175,27 @@ class HostUserNamespaces:
             owner = NO_ID
         ns = parent.child(owner)
         pin = os.dup(fd)
+        unpin: list[int] = []
         with self._mu:
             got = self._by_key.get(key)
-            if got is None:
-                self._by_key[key] = (ns, pin)
-                return ns
+            live = got[0]() if got is not None else None
+            if live is None:
+                # Drop the entries nothing uses any more (this one's stale predecessor included).
+                for k, (ref, old_pin) in list(self._by_key.items()):
+                    if ref() is None:
+                        del self._by_key[k]
+                        unpin.append(old_pin)
+                self._by_key[key] = (weakref.ref(ns), pin)
+        for old_pin in unpin:
+            os.close(old_pin)
+        if live is None:
+            return ns
         os.close(pin)  # another thread mirrored it meanwhile
-        return got[0]
+        return live
 
     def close(self) -> None:
         with self._mu:
-            pins, self._by_key = [fd for _ns, fd in self._by_key.values()], {}
+            pins, self._by_key = [fd for _ref, fd in self._by_key.values()], {}
         for fd in pins:
             os.close(fd)
 

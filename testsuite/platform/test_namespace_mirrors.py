@@ -101,6 +101,14 @@ def test_host_user_namespace_is_mirrored_with_its_maps(mapped_child: int) -> Non
         assert ns.map_from_kuid_munged(os.geteuid() + 1) == OVERFLOW_ID
         assert users.of_thread(mapped_child) is ns  # one mirror per host namespace
         assert len(users) == 1
+        # Held weakly: once nothing uses the mirror, the next new mirror drops its entry and pin.
+        del ns
+        import gc
+
+        gc.collect()
+        again = users.of_thread(mapped_child)
+        assert again is not None and again.map_to_kuid(7) == os.geteuid()
+        assert len(users) == 1
     finally:
         users.close()
 
