@@ -209,3 +209,40 @@ def test_mq_notify_si_uid_is_mapped_like_linux(owner_map: list[tuple[int, int, i
     owner.tg.signal_sink = lambda target, info, group: got.append(info)
     Notification(owner.tg.tgid, SIGEV_SIGNAL, SIGUSR1, 7, None, b"", ns).fire(k, sender)
     assert [(i.signo, i.code, i.pid, i.uid, i.value) for i in got] == [(SIGUSR1, SI_MESGQ, sender.tg.tgid, expect, 7)]
+
+
+def test_ipc_object_capabilities_count_in_the_namespace_owner() -> None:
+    """ipcperms and ipcctl_obtain_check ask ns_capable(ns->user_ns): a child namespace's root rules
+    the objects of an IPC namespace its namespace owns, not those of the root's."""
+    from mqsentry.kernel.ipc import Object, ipcperms, may_control
+    from mqsentry.kernel.ipc.object import S_IRUGO
+
+    child = ROOT_USER_NAMESPACE.child(owner=1000)
+    assert child.set_uid_map([(0, 1000, 1), (1, 5000, 1)]) and child.set_gid_map([(0, 1000, 1)])
+    child_root = Credentials.for_user(1000, 1000).with_changes(
+        cap_effective=Credentials.for_user(0, 0).cap_effective, user_ns=child)
+    theirs = Object(0, Credentials.for_user(5000, 5000), 0o600)
+    theirs.user_ns = child  # an object of an IPC namespace the child namespace owns
+    ours = Object(0, Credentials.for_user(0, 0), 0o600)  # of the root's IPC namespace
+    assert ipcperms(child_root, theirs, S_IRUGO) and may_control(child_root, theirs)
+    assert not ipcperms(child_root, ours, S_IRUGO) and not may_control(child_root, ours)
+    root = Credentials.for_user(0, 0)
+    assert ipcperms(root, theirs, S_IRUGO) and may_control(root, theirs)  # an ancestor's capability
+    assert not child_root.has_cap(CAP_SYS_ADMIN)  # capable(): the root namespace only
+
+
+def test_dac_capabilities_need_the_inode_ids_mapped() -> None:
+    """generic_permission's capable_wrt_inode_uidgid: CAP_DAC_OVERRIDE held in the caller's namespace
+    counts only for an inode whose owner and group are both mapped there."""
+    from mqsentry.fs.vfs.inode import MAY_READ, generic_permission
+    from mqsentry.kernel.errors import SysError
+
+    child = ROOT_USER_NAMESPACE.child(owner=1000)
+    assert child.set_uid_map([(0, 1000, 1), (1, 5000, 1)]) and child.set_gid_map([(0, 1000, 1), (1, 5000, 1)])
+    child_root = Credentials.for_user(1000, 1000).with_changes(
+        cap_effective=Credentials.for_user(0, 0).cap_effective, user_ns=child)
+    generic_permission(child_root, 0o100600, 5000, 5000, MAY_READ)  # mapped: overridden
+    with pytest.raises(SysError):
+        generic_permission(child_root, 0o100600, 0, 0, MAY_READ)  # root's file: not mapped
+    with pytest.raises(SysError):
+        generic_permission(child_root, 0o100600, 5000, 7, MAY_READ)  # group unmapped
