@@ -126,6 +126,9 @@ class Platform:
         #: sent to a caller whose notification we hold does not interrupt its call.
         self.killable_recv = killable_recv
         self.scan_period = scan_period
+        #: The sentry's own user namespace as an OwnerNamespace, for callers that want a thread's
+        #: capabilities there precomputed (serving itself uses the mirrors below and has_cap_in).
+        self.owner_ns = userns.OwnerNamespace()
         #: Host user namespaces mirrored as sentry ones (ids at the syscall boundary, userns.py).
         self.users = users if users is not None else userns.HostUserNamespaces()
         self._own_users = users is None

@@ -24,7 +24,9 @@ import os
 import struct
 import threading
 import weakref
+from dataclasses import dataclass, replace
 
+from mqsentry.kernel.auth.credentials import Credentials
 from mqsentry.kernel.auth.user_namespace import NO_ID, ROOT_USER_NAMESPACE, UserNamespace
 
 #: ioctls of fs/nsfs.c (``_IO(0xb7, 1)``, ``_IO(0xb7, 2)`` and ``_IO(0xb7, 4)``).
@@ -69,6 +71,87 @@ def _read_small(path: str) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One user namespace on the path from the owner up: its id, its parent's id (None above the
+    sentry's reach) and the uid that created it (as the sentry sees uids). Immutable."""
+
+    ns: NsId
+    parent: NsId | None
+    owner: int
+
+
+def chain_of(fd: int) -> tuple[Level, ...]:
+    """The owner namespace (open at ``fd``, not closed here) and its ancestors as far as this process
+    may see them (NS_GET_PARENT says EPERM above its own namespace)."""
+    levels: list[Level] = []
+    cur = os.dup(fd)
+    try:
+        while True:
+            me = _id(cur)
+            buf = bytearray(4)
+            try:
+                fcntl.ioctl(cur, NS_GET_OWNER_UID, buf, True)
+                owner = struct.unpack("=I", buf)[0]
+            except OSError:
+                owner = -1
+            try:
+                parent = fcntl.ioctl(cur, NS_GET_PARENT)
+            except OSError:
+                levels.append(Level(me, None, owner))
+                break
+            levels.append(Level(me, _id(parent), owner))
+            os.close(cur)
+            cur = parent
+    finally:
+        os.close(cur)
+    return tuple(levels)
+
+
+class OwnerNamespace:
+    """One user namespace and its ancestors, for a caller that wants the capabilities a thread has
+    there as one precomputed set (``cap_capable`` for every capability at once). The platform itself
+    no longer uses it -- credentials carry the thread's mirrored namespace and the kernel asks
+    ``Credentials.has_cap_in`` -- but a check against another namespace than an IPC namespace's owner
+    (a mount's) may. Immutable after construction."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        """The user namespace of ``pid`` (a process the sentry started and trusts), else the sentry's."""
+        path = f"/proc/{pid}/ns/user" if pid is not None else "/proc/self/ns/user"
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.chain = chain_of(fd)
+        finally:
+            os.close(fd)
+        self.id = self.chain[0].ns
+
+    def effective_caps(self, thread_ns: NsId | None, euid: int, cap_effective: int, all_caps: int) -> int:
+        """The capability set that counts for the IPC namespace (``cap_capable`` for every cap at once)."""
+        if thread_ns is None:
+            return 0
+        for level in self.chain:
+            if level.ns == thread_ns:
+                return cap_effective
+            if level.parent == thread_ns and level.owner == euid:
+                return all_caps  # the owner of a child namespace has every capability in it
+        return 0
+
+    def creds_for(self, tid: int, creds: Credentials) -> Credentials:
+        """``creds`` of thread ``tid`` with only the capabilities that count here, presented as
+        credentials of the root namespace (so ``has_cap`` answers for this namespace)."""
+        from mqsentry.abi.linux.capability import ALL_CAPS
+
+        try:
+            st = os.stat(f"/proc/{tid}/ns/user")
+            thread_ns: NsId | None = (st.st_dev, st.st_ino)
+        except OSError:
+            thread_ns = None
+        caps = self.effective_caps(thread_ns, creds.euid, creds.cap_effective, ALL_CAPS)
+        if caps == creds.cap_effective and creds.user_ns is ROOT_USER_NAMESPACE:
+            return creds
+        return replace(creds, cap_effective=caps, user_ns=ROOT_USER_NAMESPACE)
 
 
 class HostUserNamespaces:
@@ -200,4 +283,5 @@ class HostUserNamespaces:
             os.close(fd)
 
 
-__all__ = ["HostUserNamespaces", "NsId", "NS_GET_PARENT", "NS_GET_USERNS", "NS_GET_OWNER_UID"]
+__all__ = ["HostUserNamespaces", "NsId", "NS_GET_PARENT", "NS_GET_USERNS", "NS_GET_OWNER_UID", "OwnerNamespace",
+           "Level", "chain_of"]
