@@ -40,9 +40,9 @@ Identity (issue 9): a TID is trusted only while it is alive. Every adopted non-l
 thread pidfd (PIDFD_THREAD) in the poll set, so its sentry task, credentials and descriptor cache are
 dropped when it exits, before a notification from a reused TID can be served (pidfd events are
 processed before the listener's in a poll round). Credentials come from /proc/<tid>/status, in the
-thread's user namespace mirrored by :mod:`userns` (ids and capabilities as ``ns_capable`` counts them), re-read after
-a credential-changing call by that thread and after an exec by *any* thread of the group; every /proc
-read is followed by a check that the notification is still valid.
+thread's user namespace as mirrored by :mod:`userns` (ids and capabilities as ``ns_capable`` counts
+them), re-read after a credential-changing call by that thread and after an exec by *any* thread of
+the group; every /proc read is followed by a check that the notification is still valid.
 
 Locks: none of the platform's own. Everything of :class:`Platform` (the task maps ``_by_tid``,
 ``_groups``, ``_pidfds``, ``_thread_fds``, the parked set and its records, ``stats``) is touched on the
