@@ -127,6 +127,15 @@ class OwnerNamespace:
             os.close(fd)
         self.id = self.chain[0].ns
 
+    @classmethod
+    def from_chain(cls, chain: tuple[Level, ...]) -> OwnerNamespace:
+        """The namespace at the head of ``chain`` (from :func:`chain_of`): for ``ns_capable`` checks
+        against another namespace than the IPC namespace's owner (mqmount.py's ``may_mount``)."""
+        obj = cls.__new__(cls)
+        obj.chain = chain
+        obj.id = chain[0].ns
+        return obj
+
     def effective_caps(self, thread_ns: NsId | None, euid: int, cap_effective: int, all_caps: int) -> int:
         """The capability set that counts for the IPC namespace (``cap_capable`` for every cap at once)."""
         if thread_ns is None:
