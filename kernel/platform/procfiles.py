@@ -25,6 +25,7 @@ the program runs. The server thread never holds ``_mu`` while calling into the s
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import stat as stat_mod
@@ -59,6 +60,8 @@ _ACCMODE = 3
 _TMPBUFLEN = 22
 _DT_DIR, _DT_REG = 4, 8
 INT_MAX = 0x7FFF_FFFF
+#: fs/nsfs.c ``_IO(0xb7, 1)``: the user namespace owning a namespace.
+_NS_GET_USERNS = 0xB701
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,9 @@ class ProcFiles:
                  users: Callable[[int], UserNamespace | None] | None = None) -> None:
         self.resolve = resolve
         self.generate = generate
+        st = os.stat("/proc/self/ns/user")
+        #: The sentry's own user namespace (nsfs device and inode): the root's.
+        self._root_user = (st.st_dev, st.st_ino)
         #: ``tid -> user namespace`` (userns.HostUserNamespaces.of_thread); None: every caller is in
         #: the root namespace.
         self.users = users
@@ -286,15 +292,36 @@ class ProcFiles:
     def _owner(self, pid: int) -> tuple[int, int]:
         """``ipc_set_ownership`` for the IPC namespace of requester ``pid``: uid and gid 0 of the user
         namespace owning it, as kernel ids (the global root when that namespace does not map them)."""
+        if not pid or self._owned_by_root(pid):
+            return 0, 0  # the common case answers without building (or importing) the sentry
         from mqsentry.kernel.auth.user_namespace import NO_ID
 
-        ns = self.resolve(pid) if pid else None
+        ns = self.resolve(pid)
         if ns is None or ns.user_ns.parent is None:
             return 0, 0
         if self.users is not None:
             self.users(pid)  # reads the owner's maps if the requester lives in it
         uid, gid = ns.user_ns.map_to_kuid(0), ns.user_ns.map_to_kgid(0)
         return (0 if uid == NO_ID else uid), (0 if gid == NO_ID else gid)
+
+    def _owned_by_root(self, pid: int) -> bool:
+        """Whether the host IPC namespace of ``pid`` is owned by the sentry's own user namespace
+        (``NS_GET_USERNS``, through descriptors); True when it cannot be told (the thread is gone)."""
+        try:
+            fd = os.open(f"/proc/{pid}/ns/ipc", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return True
+        try:
+            ufd = fcntl.ioctl(fd, _NS_GET_USERNS)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        try:
+            st = os.fstat(ufd)
+        finally:
+            os.close(ufd)
+        return (st.st_dev, st.st_ino) == self._root_user
 
     def _attr(self, nodeid: int, pid: int = 0) -> bytes | None:
         now = time.time_ns()
