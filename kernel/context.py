@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from mqsentry.kernel.auth.credentials import Credentials
+from mqsentry.kernel.auth.user_namespace import UserNamespace
 from mqsentry.kernel.ktime import Clock
 
 
@@ -29,7 +30,8 @@ class KernelContext(Protocol):
     @property
     def arch(self) -> str: ...
 
-    def send_process_signal(self, tgid: int, signo: int, code: int, pid: int, uid: int, value: int) -> bool:
+    def send_process_signal(self, tgid: int, signo: int, code: int, pid: int, uid: int, value: int,
+                            sender_ns: UserNamespace | None = None) -> bool:
         """Queue ``signo`` for process ``tgid`` as the kernel itself would (no permission check);
         False if there is no such live process."""
         ...

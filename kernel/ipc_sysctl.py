@@ -28,6 +28,7 @@ from mqsentry.abi.linux.mqueue import (
     MIN_MSGSIZEMAX,
 )
 from mqsentry.abi.linux.msgqueue import MSGMAX, MSGMNB, MSGMNI
+from mqsentry.kernel.auth.user_namespace import ROOT_USER_NAMESPACE, UserNamespace
 from mqsentry.kernel.errors import SysError
 
 INT_MAX = 0x7FFF_FFFF
@@ -70,6 +71,9 @@ class IPCSysctls:
 
     def __init__(self) -> None:
         self.sysctl_mu = threading.Lock()
+        #: The user namespace owning this IPC namespace (``ns->user_ns``); set before the namespace
+        #: is used and not changed after.
+        self.user_ns: UserNamespace = ROOT_USER_NAMESPACE
         # SysV msg (ipc/msg.c msg_init_ns).
         self.msg_ctlmax = MSGMAX
         self.msg_ctlmnb = MSGMNB

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from mqsentry.abi.linux.errno import EINVAL
 from mqsentry.fs.vfs.context import FilesystemType, KernelVFS, initial_context
 from mqsentry.kernel.auth.credentials import Credentials
+from mqsentry.kernel.auth.user_namespace import UserNamespace
 from mqsentry.kernel.ipc_namespace import IPCNamespace, PosixRegistryFactory
 from mqsentry.kernel.ipc_sysctl import IPCSysctls
 from mqsentry.kernel.ktime import Clock, RealtimeClock
@@ -109,6 +110,11 @@ class Kernel:
         self.tracer: Tracer | None = None
         #: Called as on_signal(task, siginfo) after each delivery to a handler (under sig_mu).
         self.on_signal: Callable[[Task, SigInfo], None] | None = None
+        #: ``pid_view(task, pid)``: ``pid`` (a pid of the kernel's root pid namespace) as ``task``'s pid
+        #: namespace sees it, 0 when it is not visible there (Linux ``pid_vnr``/``pid_nr_ns``). None:
+        #: one pid namespace (in-process tasks), every pid is seen as is. A platform serving host
+        #: processes in nested pid namespaces installs its translation (may be replaced at any time).
+        self.pid_view: Callable[[Task, int], int] | None = None
         #: How many internal errors (sentry bugs: a Python exception inside a syscall, an exit hook
         #: or a blocking path) this kernel has hit. Public and documented: a host, a test or a fuzzer
         #: checks that it stays 0. The guest still gets an errno (EINVAL) and the host no exception.
@@ -323,18 +329,29 @@ class Kernel:
         (ns or self.root_ipc_ns).sysctl_set(name, value)
 
     # -- signals ----------------------------------------------------------------------------------------
-    def send_process_signal(self, tgid: int, signo: int, code: int, pid: int, uid: int, value: int) -> bool:
+    def send_process_signal(self, tgid: int, signo: int, code: int, pid: int, uid: int, value: int,
+                            sender_ns: UserNamespace | None = None) -> bool:
         """Queue ``signo`` for process ``tgid`` as the kernel itself does (no permission check; Linux
-        ``do_send_sig_info`` for an mq notification). False if there is no such live process."""
+        ``do_send_sig_info`` for an mq notification). False if there is no such live process.
+
+        ``pid`` is a root-namespace pid, shown as the target's pid namespace sees it (0 if not
+        there); ``uid`` is as the caller computed it, and with ``sender_ns`` (the sending task's user
+        namespace) it is mapped on as ``send_signal_locked`` does when sender and target live in
+        different user namespaces: ``from_kuid_munged(target_ns, make_kuid(sender_ns, uid))``."""
         tg = self.find_thread_group(tgid)
         if tg is None:
             return False
-        info = SigInfo(signo, code=code, pid=pid, uid=uid, value=value)
         with self.sig_mu:
             leader = tg.leader
             if leader is None:
                 return False
-            send_locked(leader, info, True)
+            view = self.pid_view
+            if view is not None:
+                pid = view(leader, pid)
+            target_ns = leader.creds.user_ns
+            if sender_ns is not None and sender_ns is not target_ns:
+                uid = target_ns.map_from_kuid_munged(sender_ns.map_to_kuid(uid))
+            send_locked(leader, SigInfo(signo, code=code, pid=pid, uid=uid, value=value), True)
         return True
 
     # -- diagnostics ------------------------------------------------------------------------------------

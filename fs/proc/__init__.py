@@ -59,7 +59,7 @@ def read(t: ProcTask, path: str) -> bytes:
     gen = _SYSVIPC.get(path)
     if gen is None:
         raise SysError(ENOENT)
-    return gen(t.ipc_ns.msgqueues).encode()
+    return gen(t.ipc_ns.msgqueues, t.creds.user_ns).encode()
 
 
 def write(t: ProcTask, path: str, data: bytes) -> None:

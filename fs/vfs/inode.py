@@ -79,16 +79,18 @@ def generic_permission(creds: Credentials, mode: int, uid: int, gid: int, may: i
     may &= MAY_READ | MAY_WRITE | MAY_EXEC
     if may & ~bits & 7 == 0:
         return
+    # The DAC capabilities count in the caller's user namespace, for an inode whose owner and group
+    # are mapped there (capable_wrt_inode_uidgid).
     if mode & S_IFMT == S_IFDIR:
-        if not may & MAY_WRITE and creds.has_cap(CAP_DAC_READ_SEARCH):
+        if not may & MAY_WRITE and creds.has_cap_wrt_ids(CAP_DAC_READ_SEARCH, uid, gid):
             return
-        if creds.has_cap(CAP_DAC_OVERRIDE):
+        if creds.has_cap_wrt_ids(CAP_DAC_OVERRIDE, uid, gid):
             return
         raise SysError(EACCES)
     # Exec needs at least one x bit even for CAP_DAC_OVERRIDE.
-    if (not may & MAY_EXEC or mode & S_IXUGO) and creds.has_cap(CAP_DAC_OVERRIDE):
+    if (not may & MAY_EXEC or mode & S_IXUGO) and creds.has_cap_wrt_ids(CAP_DAC_OVERRIDE, uid, gid):
         return
-    if may == MAY_READ and creds.has_cap(CAP_DAC_READ_SEARCH):
+    if may == MAY_READ and creds.has_cap_wrt_ids(CAP_DAC_READ_SEARCH, uid, gid):
         return
     raise SysError(EACCES)
 
@@ -247,7 +249,8 @@ def may_delete(t: TaskContext, dir: Inode, victim: Inode) -> None:
     dir.check_permission(creds, MAY_WRITE | MAY_EXEC)
     with dir.mu:
         sticky, duid = dir.mode & S_ISVTX, dir.uid
-    if sticky and creds.fsuid != victim.uid and creds.fsuid != duid and not creds.has_cap(CAP_FOWNER):
+    if sticky and creds.fsuid != victim.uid and creds.fsuid != duid \
+            and not creds.has_cap_wrt_ids(CAP_FOWNER, victim.uid, victim.gid):  # check_sticky
         raise SysError(EPERM)
 
 

@@ -91,7 +91,8 @@ def _want_write(p: Path) -> None:
 
 
 def _owner_or_capable(t: VFSTask, inode: Inode) -> bool:
-    return t.creds.fsuid == inode.uid or t.creds.has_cap(CAP_FOWNER)
+    # inode_owner_or_capable: CAP_FOWNER counts as capable_wrt_inode_uidgid does.
+    return t.creds.fsuid == inode.uid or t.creds.has_cap_wrt_ids(CAP_FOWNER, inode.uid, inode.gid)
 
 
 # -- open -----------------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ Linux counterpart: ``struct cred`` (include/linux/cred.h), the setuid family in 
 pkg/sentry/kernel/auth/credentials.go and pkg/sentry/kernel/task_identity.go.
 
 Credentials are immutable values: a change builds a new object and the task swaps its reference, as
-Linux's ``prepare_creds``/``commit_creds`` do. The sentry models only the initial user namespace, so
+Linux's ``prepare_creds``/``commit_creds`` do. Every id is a *kernel* id (the id in the sentry's root
+user namespace, see user_namespace.py); ``user_ns`` is the namespace the task sees ids in and holds
+its capability sets in (``cred->user_ns``). In-process tasks live in the root namespace, where
 "capable in the namespace's user namespace" is the same as "has the capability".
 """
 
@@ -24,6 +26,7 @@ from mqsentry.abi.linux.capability import (
     CAP_MAC_OVERRIDE,
     CAP_MKNOD,
 )
+from mqsentry.kernel.auth.user_namespace import NO_ID, ROOT_USER_NAMESPACE, UserNamespace
 
 #: Capabilities that follow fsuid (CAP_FS_MASK in include/linux/capability.h).
 CAP_FS_MASK = ((1 << CAP_CHOWN) | (1 << CAP_MKNOD) | (1 << CAP_DAC_OVERRIDE) | (1 << CAP_DAC_READ_SEARCH)
@@ -52,6 +55,8 @@ class Credentials:
     cap_bounding: int = ALL_CAPS
     cap_ambient: int = 0
     keep_caps: bool = False
+    #: The user namespace the ids are seen in and the capabilities held in (``cred->user_ns``).
+    user_ns: UserNamespace = ROOT_USER_NAMESPACE
 
     @classmethod
     def for_user(cls, uid: int, gid: int, groups: tuple[int, ...] = (), caps: int | None = None) -> Credentials:
@@ -64,8 +69,33 @@ class Credentials:
 
     # -- queries -----------------------------------------------------------------------------------
     def has_cap(self, cap: int) -> bool:
-        """``capable(cap)``: the capability is in the effective set."""
-        return (self.cap_effective >> cap) & 1 == 1
+        """``capable(cap)`` = ``ns_capable(&init_user_ns, cap)``: the capability is in the effective
+        set of credentials of the root namespace; a task in a child namespace never has it."""
+        return self.user_ns.parent is None and (self.cap_effective >> cap) & 1 == 1
+
+    def has_cap_wrt_ids(self, cap: int, uid: int, gid: int) -> bool:
+        """``capable_wrt_inode_uidgid``: the capability in the caller's own namespace, and the
+        object's owner and group both mapped there (``privileged_wrt_inode_uidgid``)."""
+        ns = self.user_ns
+        if ns.parent is None:
+            return (self.cap_effective >> cap) & 1 == 1
+        return ((self.cap_effective >> cap) & 1 == 1 and ns.map_from_kuid(uid) != NO_ID
+                and ns.map_from_kgid(gid) != NO_ID)
+
+    def has_cap_in(self, cap: int, ns: UserNamespace) -> bool:
+        """``ns_capable(ns, cap)`` (security/commoncap.c ``cap_capable``): the capability counts if
+        the credentials live in ``ns`` or an ancestor of it -- in their own namespace as the effective
+        set says, and the owner (euid) of a namespace on the path below has every capability there."""
+        target: UserNamespace | None = ns
+        mine = self.user_ns
+        while target is not None:
+            if target is mine:
+                return (self.cap_effective >> cap) & 1 == 1
+            parent = target.parent
+            if parent is mine and target.owner == self.euid:
+                return True
+            target = parent
+        return False
 
     def in_group(self, gid: int) -> bool:
         """``in_group_p``: fsgid or a supplementary group matches (Linux uses fsgid here)."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mqsentry.abi.linux.mqueue import NOTIFY_REMOVED, NOTIFY_WOKENUP
 from mqsentry.abi.linux.signal import SI_MESGQ, SIGEV_SIGNAL, SIGEV_THREAD
+from mqsentry.kernel.auth.user_namespace import ROOT_USER_NAMESPACE, UserNamespace
 
 if TYPE_CHECKING:
     from mqsentry.kernel.context import KernelContext, TaskContext
@@ -39,6 +40,8 @@ class Notification:
     value: int = 0
     sock: Any = None
     cookie: bytes = b""
+    #: ``notify_user_ns``: the registering task's user namespace (si_uid is shown in it).
+    user_ns: UserNamespace = ROOT_USER_NAMESPACE
 
     def fire(self, kernel: KernelContext, sender: TaskContext) -> None:
         """``__do_notify`` for a message that made the queue non-empty (caller holds the queue lock
@@ -48,9 +51,13 @@ class Notification:
             if not self.signo:
                 return  # accepted by mq_notify, but Linux never sends signal 0
             # Process-directed and exempt from kill's permission checks (do_send_sig_info). If the
-            # owner is gone, the registration is consumed silently.
-            kernel.send_process_signal(self.owner_tgid, self.signo, SI_MESGQ, sender.tg.tgid, sender.creds.ruid,
-                                       self.value)
+            # owner is gone, the registration is consumed silently. si_uid: the sender's real uid in
+            # the registering task's user namespace (from_kuid_munged); the delivery then maps it
+            # on from the sender's namespace to the owner's, as send_signal_locked does.
+            creds = sender.creds
+            kernel.send_process_signal(self.owner_tgid, self.signo, SI_MESGQ, sender.tg.tgid,
+                                       self.user_ns.map_from_kuid_munged(creds.ruid), self.value,
+                                       sender_ns=creds.user_ns)
         elif kind == SIGEV_THREAD:
             self._send_cookie(NOTIFY_WOKENUP)
 

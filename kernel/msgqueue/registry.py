@@ -22,6 +22,7 @@ from mqsentry.kernel.ipc.object import S_IRUGO
 from mqsentry.kernel.msgqueue.queue import MASK64, Queue
 
 if TYPE_CHECKING:
+    from mqsentry.kernel.auth.user_namespace import UserNamespace
     from mqsentry.kernel.context import TaskContext
     from mqsentry.kernel.ipc_sysctl import IPCSysctls
 
@@ -66,6 +67,7 @@ class Registry:
                     raise SysError(ENOENT)
             ns = self.ns
             q = Queue(self, key, t.creds, msgflg, ns.msg_ctlmnb, t.kernel.clock.now_s())
+            q.user_ns = ns.user_ns
             return self.ids.add_locked(q, ns.msg_ctlmni, self._take_next_id)
 
     # -- lookups ----------------------------------------------------------------------------------------
@@ -146,15 +148,22 @@ class Registry:
                     self._free_locked(q)
 
     # -- /proc/sysvipc/msg ---------------------------------------------------------------------------
-    def proc_text(self) -> str:
-        """The text of /proc/sysvipc/msg (``sysvipc_msg_proc_show``)."""
+    def proc_text(self, user_ns: UserNamespace | None = None) -> str:
+        """The text of /proc/sysvipc/msg (``sysvipc_msg_proc_show``), its ids as ``user_ns`` (the
+        opener's, ``seq_user_ns``) sees them: ``from_kuid_munged``/``from_kgid_munged``. Pids are the
+        procfs's pid namespace's; the sentry's files are bound over the root namespace's /proc."""
         lines = [PROC_HEADER]
+        uid_of = None if user_ns is None or user_ns.parent is None else user_ns.map_from_kuid_munged
+        gid_of = None if user_ns is None or user_ns.parent is None else user_ns.map_from_kgid_munged
         with self.ids.mu:
             for q in self.ids.objects_locked():
                 with q.mu:
                     s = q.store
-                    lines.append(PROC_ROW % (q.key, q.id, q.mode, s.cbytes, s.qnum, q.lspid, q.lrpid, q.uid,
-                                             q.gid, q.cuid, q.cgid, q.stime, q.rtime, q.ctime))
+                    uid, gid, cuid, cgid = q.uid, q.gid, q.cuid, q.cgid
+                    if uid_of is not None and gid_of is not None:
+                        uid, gid, cuid, cgid = uid_of(uid), gid_of(gid), uid_of(cuid), gid_of(cgid)
+                    lines.append(PROC_ROW % (q.key, q.id, q.mode, s.cbytes, s.qnum, q.lspid, q.lrpid, uid,
+                                             gid, cuid, cgid, q.stime, q.rtime, q.ctime))
         return "".join(lines)
 
 

@@ -7,9 +7,9 @@ keep credentials current) and lets the host kernel run the rest natively.
 
 Modules: ``seccomp`` (ctypes ABI, BPF, listener), ``launch`` (helper-process launcher), ``memory``
 (process_vm_readv/writev adapter), ``procfs`` (/proc status: creds, signal state), ``loop`` (the event
-loop, dispatch, signals), ``parking`` (a greenlet per parked call), ``userns`` (which capabilities
-count), ``run`` (``run_program``). The command line (tools/run.py) and the per-call benchmark
-(tools/platform_bench.py) live in tools/.
+loop, dispatch, signals), ``parking`` (a greenlet per parked call), ``userns`` (host user namespaces
+mirrored: ids, capabilities), ``pidns`` (pids in nested pid namespaces), ``run`` (``run_program``). The
+command line (tools/run.py) and the per-call benchmark (tools/platform_bench.py) live in tools/.
 
 Threads and locks: every served call runs on the loop's one OS thread (greenlets, see ``parking``);
 the FUSE servers run on threads of their own. The loop has no lock of its own, and no lock is ever

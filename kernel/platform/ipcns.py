@@ -43,6 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mqsentry.kernel.platform.userns import HostUserNamespaces
+
 if TYPE_CHECKING:
     from mqsentry.kernel.ipc_namespace import IPCNamespace
     from mqsentry.kernel.kernel import Kernel
@@ -85,6 +87,9 @@ class NamespaceMap:
         self.root_key: HostKey = (st.st_dev, st.st_ino)
         self._mu = threading.Lock()
         self._by_host: dict[HostKey, Mapped] = {}
+        #: The host user namespaces mirrored for this kernel (ids at the syscall boundary and in the
+        #: served /proc files); shared by the platform and the /proc file server.
+        self.users = HostUserNamespaces()
 
     def lookup(self, tid: int) -> IPCNamespace | None:
         """The sentry namespace of host thread ``tid`` (created on first sight); None if it is gone.
@@ -103,6 +108,9 @@ class NamespaceMap:
                 return m.ns
             stale = m
             ns = self.kernel.new_ipc_namespace()
+            # Owned by the user namespace that created it (ns->user_ns): capabilities over its objects
+            # and its sysctls' owner are counted there.
+            ns.user_ns = self.users.owner_of(fd)
             ns.pins = 1
             self._by_host[key] = Mapped(ns, fd)
         if stale is not None:
@@ -143,6 +151,7 @@ class NamespaceMap:
             mapped, self._by_host = list(self._by_host.values()), {}
         for m in mapped:
             os.close(m.fd)
+        self.users.close()
 
 
 def _host_users(keys: set[HostKey]) -> set[HostKey]:

@@ -39,10 +39,10 @@ engine dequeued (native: no loss) from one killed just after (native: lost), so 
 Identity (issue 9): a TID is trusted only while it is alive. Every adopted non-leader thread has a
 thread pidfd (PIDFD_THREAD) in the poll set, so its sentry task, credentials and descriptor cache are
 dropped when it exits, before a notification from a reused TID can be served (pidfd events are
-processed before the listener's in a poll round). Credentials come from /proc/<tid>/status with the
-capabilities that count in the IPC namespace's owning user namespace (:mod:`userns`), re-read after
-a credential-changing call by that thread and after an exec by *any* thread of the group; every /proc
-read is followed by a check that the notification is still valid.
+processed before the listener's in a poll round). Credentials come from /proc/<tid>/status, in the
+thread's user namespace as mirrored by :mod:`userns` (ids and capabilities as ``ns_capable`` counts
+them), re-read after a credential-changing call by that thread and after an exec by *any* thread of
+the group; every /proc read is followed by a check that the notification is still valid.
 
 Locks: none of the platform's own. Everything of :class:`Platform` (the task maps ``_by_tid``,
 ``_groups``, ``_pidfds``, ``_thread_fds``, the parked set and its records, ``stats``) is touched on the
@@ -65,13 +65,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mqsentry.abi.linux.errno import EINTR, ENOSYS
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.kernel import Kernel
-from mqsentry.kernel.platform import memory, procfs, userns
+from mqsentry.kernel.platform import memory, pidns, procfs, userns
 from mqsentry.kernel.platform.calls import I386_HOOK_NR, I386_OBSERVED_AS, OBSERVED
 from mqsentry.kernel.platform.parking import Parked, Parking
 from mqsentry.kernel.platform.seccomp import AUDIT_ARCH_I386, Listener, Notification
@@ -119,15 +119,22 @@ class Platform:
 
     def __init__(self, kernel: Kernel, listener: Listener, *, scan_period: float = 0.005,
                  max_idle: int = 8,
-                 owner_ns: userns.OwnerNamespace | None = None, killable_recv: bool = True) -> None:
+                 killable_recv: bool = True, users: userns.HostUserNamespaces | None = None) -> None:
         self.kernel = kernel
         self.listener = listener
         #: The filter has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (launch.spawn's default): a signal
         #: sent to a caller whose notification we hold does not interrupt its call.
         self.killable_recv = killable_recv
         self.scan_period = scan_period
-        #: The user namespace owning the sentry's IPC namespace (capabilities count only there).
-        self.owner_ns = owner_ns if owner_ns is not None else userns.OwnerNamespace()
+        #: The sentry's own user namespace as an OwnerNamespace, for callers that want a thread's
+        #: capabilities there precomputed (serving itself uses the mirrors below and has_cap_in).
+        self.owner_ns = userns.OwnerNamespace()
+        #: Host user namespaces mirrored as sentry ones (ids at the syscall boundary, userns.py).
+        self.users = users if users is not None else userns.HostUserNamespaces()
+        self._own_users = users is None
+        #: Pids of threads in nested pid namespaces (pidns.py); ``kernel.pid_view`` is installed when
+        #: the first such thread is served, so the one-namespace case pays nothing.
+        self.pids = pidns.PidViews()
         self.max_idle = max_idle
         self.handlers = kernel.syscall_table.handlers
         # The listener's hot methods, bound once (a bound-method lookup per call costs ~0.1 µs).
@@ -203,6 +210,8 @@ class Platform:
         os.close(self._wake_fd)
         self._poll.close()
         self.listener.close()
+        if self._own_users:
+            self.users.close()
 
     def tasks(self) -> dict[int, Task]:
         """Live sentry tasks by host TID (a snapshot)."""
@@ -460,10 +469,19 @@ class Platform:
         st = procfs.read_status(tid)
         if st is None:
             return None
-        creds = self.owner_ns.creds_for(tid, st.creds)
+        creds = st.creds
+        uns = self.users.of_thread(tid)
+        if uns is None:
+            return None
+        if uns is not creds.user_ns:
+            creds = replace(creds, user_ns=uns)
+        nested_pid = self.pids.record(tid, st.tgid, st.nspid, st.nstgid)
         if not self.listener.id_valid(nid):
             return None  # the TID may have been reused between the notification and the reads
-        if tid not in self.untracked:
+        if nested_pid and self.kernel.pid_view is None:
+            self.kernel.pid_view = self._pid_view
+        if tid not in self.untracked and (uns.parent is None or (uns.uid_map and uns.gid_map)):
+            # A namespace whose maps are not written yet is read again at the thread's next call.
             self._dirty.discard(tid)
         if t is not None:
             if t.tg.tgid == st.tgid:
@@ -517,6 +535,10 @@ class Platform:
             self._dirty.add(tid)
         return th
 
+    def _pid_view(self, t: Task, pid: int) -> int:
+        """Kernel.pid_view: ``pid_vnr`` for a served thread (pidns.py)."""
+        return self.pids.pid_vnr(t.tid, pid)
+
     def _adopt(self, t: Task, creds: Any) -> None:
         # Its sleeps park the call's greenlet and let the loop serve on (Task.sleeper protocol).
         t.sleeper = self._parking
@@ -542,7 +564,7 @@ class Platform:
         is queued after the reply instead ("reply before side effects": see :meth:`after_reply`)."""
         from mqsentry.kernel.platform import seccomp
 
-        tgid, sig, raw = target.tg.tgid, info.signo, info.pack()
+        tgid, sig, raw = target.tg.tgid, info.signo, self._host_siginfo(target, info)
 
         def queue() -> None:
             try:
@@ -554,6 +576,23 @@ class Platform:
             queue()
         else:
             self.after_reply(queue)
+
+    @staticmethod
+    def _host_siginfo(target: Task, info: Any) -> bytes:
+        """``info`` packed so that the host shows the target what the sentry computed.
+
+        The host maps si_uid once more on delivery (kernel/signal.c ``send_signal_locked``: from the
+        sender's -- the sentry's -- user namespace into the target's), so the value the target must
+        see is mapped back first: the kernel id that the target's namespace shows as that value, or,
+        for an overflow id its namespace does not map, a kernel id it does not map either (shown as
+        the overflow id). si_pid goes as is: the host keeps it only if the sentry is visible in
+        the target's pid namespace (for a target in a nested pid namespace it reads 0, see DESIGN.md)."""
+        ns = target.creds.user_ns
+        if ns.parent is None:
+            return bytes(info.pack())
+        # An unmapped value stays NO_ID: the host's make_kuid of (uid_t)-1 is invalid in every
+        # namespace, which from_kuid_munged shows as the overflow id.
+        return bytes(replace(info, uid=ns.map_to_kuid(info.uid)).pack())
 
     def _group_alive(self, grp: Group) -> bool:
         p = select.poll()

@@ -25,6 +25,7 @@ the program runs. The server thread never holds ``_mu`` while calling into the s
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import stat as stat_mod
@@ -32,13 +33,14 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from mqsentry.kernel.platform import fuse
 
 if TYPE_CHECKING:
     from mqsentry.kernel.auth.credentials import Credentials
+    from mqsentry.kernel.auth.user_namespace import UserNamespace
     from mqsentry.kernel.ipc_namespace import IPCNamespace
     from mqsentry.kernel.kernel import Kernel
     from mqsentry.kernel.platform.ipcns import NamespaceMap
@@ -58,6 +60,8 @@ _ACCMODE = 3
 _TMPBUFLEN = 22
 _DT_DIR, _DT_REG = 4, 8
 INT_MAX = 0x7FFF_FFFF
+#: fs/nsfs.c ``_IO(0xb7, 1)``: the user namespace owning a namespace.
+_NS_GET_USERNS = 0xB701
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,43 +148,57 @@ def parse_dointvec(data: bytes, lo: int, hi: int) -> tuple[int | None, int]:
     return value, p
 
 
-def sysctl_mode(name: str, creds: Credentials) -> int:
-    """``ipc_permissions`` + ``test_perm``: the rwx bits ``creds`` has on the sysctl ``name``. The
-    namespace's root is uid 0 / gid 0 (namespaces owned by other user namespaces are not modelled)."""
+def sysctl_mode(name: str, creds: Credentials, owner: UserNamespace | None = None) -> int:
+    """``ipc_permissions`` / ``mq_permissions`` + ``test_perm``: the rwx bits ``creds`` has on the
+    sysctl ``name`` of an IPC namespace owned by user namespace ``owner`` (default: the root).
+
+    The namespace's root is uid 0 / gid 0 of ``owner`` when it maps them, else the global root
+    (``ipc_set_ownership``); msg_next_id is 0666 for a task with CAP_CHECKPOINT_RESTORE or
+    CAP_SYS_ADMIN in ``owner`` (``checkpoint_restore_ns_capable``). No DAC capability overrides."""
     from mqsentry.abi.linux.capability import CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN
+    from mqsentry.kernel.auth.user_namespace import NO_ID, ROOT_USER_NAMESPACE
     from mqsentry.kernel.ipc_namespace import SYSCTLS
 
+    if owner is None:
+        owner = ROOT_USER_NAMESPACE
     mode = SYSCTLS[name].mode
-    if name == "kernel.msg_next_id" and (creds.has_cap(CAP_CHECKPOINT_RESTORE) or creds.has_cap(CAP_SYS_ADMIN)):
-        mode = 0o666
-    elif creds.euid == 0:
+    if name == "kernel.msg_next_id" and (creds.has_cap_in(CAP_CHECKPOINT_RESTORE, owner)
+                                         or creds.has_cap_in(CAP_SYS_ADMIN, owner)):
+        return 6  # 0666
+    root_uid = owner.map_to_kuid(0)
+    root_gid = owner.map_to_kgid(0)
+    if creds.euid == (0 if root_uid == NO_ID else root_uid):
         mode >>= 6
-    elif creds.in_egroup(0):
+    elif creds.in_egroup(0 if root_gid == NO_ID else root_gid):
         mode >>= 3
     mode &= 7
     return mode  # the same bits for owner, group and other: test_perm's shift picks these
 
 
-def may(node: ProcNode, creds: Credentials, want: int) -> int:
-    """0 if ``creds`` may open ``node`` for ``want`` (MAY_* bits), else an errno."""
+def may(node: ProcNode, creds: Credentials, want: int, owner: UserNamespace | None = None) -> int:
+    """0 if ``creds`` may open ``node`` (of an IPC namespace owned by ``owner``) for ``want`` (MAY_*
+    bits), else an errno."""
     if want & MAY_EXEC:
         return errno.EACCES
     if node.sysctl is not None:
-        return 0 if want & ~sysctl_mode(node.sysctl, creds) & 7 == 0 else errno.EACCES
-    # /proc/sysvipc/msg: generic_permission on an 0444 root-owned inode (CAP_DAC_OVERRIDE overrides).
+        return 0 if want & ~sysctl_mode(node.sysctl, creds, owner) & 7 == 0 else errno.EACCES
+    # /proc/sysvipc/msg: generic_permission on an 0444 inode of the global root (CAP_DAC_OVERRIDE in
+    # the opener's namespace overrides when root is mapped there: capable_wrt_inode_uidgid).
     from mqsentry.abi.linux.capability import CAP_DAC_OVERRIDE
 
-    if want & MAY_WRITE and not creds.has_cap(CAP_DAC_OVERRIDE):
+    if want & MAY_WRITE and not creds.has_cap_wrt_ids(CAP_DAC_OVERRIDE, 0, 0):
         return errno.EACCES
     return 0
 
 
 @dataclass(slots=True)
 class Handle:
-    """One open of a served file: its node and the opener's IPC namespace (fixed at open)."""
+    """One open of a served file: its node, the opener's IPC and user namespaces (fixed at open)."""
 
     node: ProcNode
     ns: IPCNamespace
+    #: The opener's user namespace (``seq_user_ns``): /proc/sysvipc/msg shows its ids in it.
+    user_ns: UserNamespace
 
 
 class ProcFiles:
@@ -191,9 +209,16 @@ class ProcFiles:
     """
 
     def __init__(self, resolve: Callable[[int], IPCNamespace | None],
-                 generate: Callable[[IPCNamespace], str]) -> None:
+                 generate: Callable[[IPCNamespace, UserNamespace], str],
+                 users: Callable[[int], UserNamespace | None] | None = None) -> None:
         self.resolve = resolve
         self.generate = generate
+        st = os.stat("/proc/self/ns/user")
+        #: The sentry's own user namespace (nsfs device and inode): the root's.
+        self._root_user = (st.st_dev, st.st_ino)
+        #: ``tid -> user namespace`` (userns.HostUserNamespaces.of_thread); None: every caller is in
+        #: the root namespace.
+        self.users = users
         self.dev = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         self._mu = threading.Lock()
         self._open: dict[int, Handle] = {}
@@ -226,7 +251,13 @@ class ProcFiles:
         ns = self.resolve(pid)
         if ns is None:
             return None
-        return st.creds, ns
+        creds = st.creds
+        if self.users is not None:
+            uns = self.users(pid)
+            if uns is None:
+                return None
+            creds = replace(creds, user_ns=uns)
+        return creds, ns
 
     # -- server thread ---------------------------------------------------------------------------------
     def _serve(self) -> None:
@@ -258,9 +289,44 @@ class ProcFiles:
         except OSError:
             pass
 
-    def _attr(self, nodeid: int) -> bytes | None:
+    def _owner(self, pid: int) -> tuple[int, int]:
+        """``ipc_set_ownership`` for the IPC namespace of requester ``pid``: uid and gid 0 of the user
+        namespace owning it, as kernel ids (the global root when that namespace does not map them)."""
+        if not pid or self._owned_by_root(pid):
+            return 0, 0  # the common case answers without building (or importing) the sentry
+        from mqsentry.kernel.auth.user_namespace import NO_ID
+
+        ns = self.resolve(pid)
+        if ns is None or ns.user_ns.parent is None:
+            return 0, 0
+        if self.users is not None:
+            self.users(pid)  # reads the owner's maps if the requester lives in it
+        uid, gid = ns.user_ns.map_to_kuid(0), ns.user_ns.map_to_kgid(0)
+        return (0 if uid == NO_ID else uid), (0 if gid == NO_ID else gid)
+
+    def _owned_by_root(self, pid: int) -> bool:
+        """Whether the host IPC namespace of ``pid`` is owned by the sentry's own user namespace
+        (``NS_GET_USERNS``, through descriptors); True when it cannot be told (the thread is gone)."""
+        try:
+            fd = os.open(f"/proc/{pid}/ns/ipc", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return True
+        try:
+            ufd = fcntl.ioctl(fd, _NS_GET_USERNS)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        try:
+            st = os.fstat(ufd)
+        finally:
+            os.close(ufd)
+        return (st.st_dev, st.st_ino) == self._root_user
+
+    def _attr(self, nodeid: int, pid: int = 0) -> bytes | None:
         now = time.time_ns()
         s, ns = divmod(now, 10**9)
+        uid = gid = 0
         if nodeid == fuse.ROOT_ID:
             mode, nlink = stat_mod.S_IFDIR | 0o555, 1  # procfs directories say 1
         else:
@@ -268,7 +334,11 @@ class ProcFiles:
             if node is None:
                 return None
             mode, nlink = stat_mod.S_IFREG | node.mode, 1
-        return fuse.ATTR.pack(nodeid, 0, 0, s, s, s, ns, ns, ns, mode, nlink, 0, 0, 0, 4096, 0)
+            if node.sysctl is not None:
+                # A sysctl's inode belongs to the root of the namespace the looker is in (the table
+                # is looked up in current's namespace); attributes are never cached (timeouts 0).
+                uid, gid = self._owner(pid)
+        return fuse.ATTR.pack(nodeid, 0, 0, s, s, s, ns, ns, ns, mode, nlink, uid, gid, 0, 4096, 0)
 
     def _handle(self, req: bytes) -> None:
         _len, op, unique, nodeid, uid, gid, pid, _x, _p = fuse.IN_HEADER.unpack_from(req)
@@ -283,9 +353,10 @@ class ProcFiles:
                 self._reply(unique, err=errno.ENOENT)
                 return
             # Timeouts 0: every lookup and stat asks again (the hidden names vanish once sealed).
-            self._reply(unique, fuse.ENTRY_OUT_HEAD.pack(node.nodeid, 0, 0, 0, 0, 0) + (self._attr(node.nodeid) or b""))
+            self._reply(unique, fuse.ENTRY_OUT_HEAD.pack(node.nodeid, 0, 0, 0, 0, 0)
+                        + (self._attr(node.nodeid, pid) or b""))
         elif op in (fuse.GETATTR, fuse.SETATTR):
-            attr = self._attr(nodeid)
+            attr = self._attr(nodeid, pid)
             if attr is None:
                 self._reply(unique, err=errno.ENOENT)
             elif op == fuse.SETATTR and SETATTR_VALID.unpack_from(body)[0] & (FATTR_MODE | FATTR_UID | FATTR_GID):
@@ -299,7 +370,7 @@ class ProcFiles:
                 self._reply(unique, err=errno.EACCES if mask & MAY_WRITE else 0)
                 return
             who = self._caller(pid, uid, gid)
-            self._reply(unique, err=errno.ENOENT if who is None else may(node, who[0], mask))
+            self._reply(unique, err=errno.ENOENT if who is None else may(node, who[0], mask, who[1].user_ns))
         elif op == fuse.OPEN:
             self._open_file(unique, nodeid, pid, uid, gid, OPEN_IN.unpack_from(body)[0])
         elif op == fuse.READ:
@@ -309,7 +380,7 @@ class ProcFiles:
                 self._reply(unique, err=errno.EBADF)
                 return
             if h.node.sysctl is None:
-                data = self.generate(h.ns).encode()
+                data = self.generate(h.ns, h.user_ns).encode()
             elif offset:
                 data = b""  # proc_dointvec: a read at a non-zero position is EOF
             else:
@@ -347,14 +418,14 @@ class ProcFiles:
             return
         acc = flags & _ACCMODE
         want = {os.O_RDONLY: MAY_READ, os.O_WRONLY: MAY_WRITE}.get(acc, MAY_READ | MAY_WRITE)
-        e = may(node, who[0], want)
+        e = may(node, who[0], want, who[1].user_ns)
         if e:
             self._reply(unique, err=e)
             return
         with self._mu:
             fh = self._next_fh
             self._next_fh += 1
-            self._open[fh] = Handle(node, who[1])
+            self._open[fh] = Handle(node, who[1], who[0].user_ns)
         self._reply(unique, fuse.OPEN_OUT.pack(fh, fuse.FOPEN_DIRECT_IO, 0))
 
     def _write(self, unique: int, fh: int, offset: int, data: bytes) -> None:
@@ -409,8 +480,11 @@ def start(sentry: Callable[[], tuple[Kernel, NamespaceMap]]) -> ProcFiles | None
     def resolve(tid: int) -> IPCNamespace | None:
         return sentry()[1].lookup(tid)
 
+    def users(tid: int) -> UserNamespace | None:
+        return sentry()[1].users.of_thread(tid)
+
     try:
-        return ProcFiles(resolve, lambda ns: ns.msgqueues.proc_text())
+        return ProcFiles(resolve, lambda ns, user_ns: ns.msgqueues.proc_text(user_ns), users)
     except OSError as e:
         log.debug("IPC /proc files stay the host's: %s", e)
         return None

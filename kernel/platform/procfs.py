@@ -28,6 +28,10 @@ class ThreadStatus:
     shd_pending: int
     sig_blocked: int
     sig_ignored: int
+    #: The NSpid and NStgid lines: the thread's pid and its tgid in every pid namespace from the
+    #: reader's down to its own (one number when it is in the reader's namespace).
+    nspid: tuple[int, ...] = ()
+    nstgid: tuple[int, ...] = ()
 
 
 def read_status(tid: int, tgid: int | None = None) -> ThreadStatus | None:
@@ -57,7 +61,9 @@ def read_status(tid: int, tgid: int | None = None) -> ThreadStatus | None:
                             int(f[b"CapPrm"], 16), int(f[b"CapEff"], 16), int(f[b"CapInh"], 16),
                             int(f[b"CapBnd"], 16), int(f.get(b"CapAmb", b"0"), 16))
         return ThreadStatus(tid, int(f[b"Tgid"]), f[b"State"][:1].decode(), creds, int(f[b"SigPnd"], 16),
-                            int(f[b"ShdPnd"], 16), int(f[b"SigBlk"], 16), int(f[b"SigIgn"], 16))
+                            int(f[b"ShdPnd"], 16), int(f[b"SigBlk"], 16), int(f[b"SigIgn"], 16),
+                            tuple(int(x) for x in f.get(b"NSpid", b"").split()),
+                            tuple(int(x) for x in f.get(b"NStgid", b"").split()))
     except (KeyError, ValueError, IndexError):
         return None
 

@@ -52,13 +52,15 @@ class LazyKernel:
 
 
 def build_platform(kernel: Kernel, listener: Listener, use_fuse: bool = True,
-                   mounts: MqMounts | None = None, refresh: Callable[[], None] | None = None) -> Platform:
+                   mounts: MqMounts | None = None, refresh: Callable[[], None] | None = None,
+                   nsmap: NamespaceMap | None = None) -> Platform:
     """The platform with every available backend attached (mq descriptors once the POSIX engine
     exists; mqueue mounts when FUSE can be mounted; ``mounts``: the servers already covering the
-    launcher's mqueue mounts)."""
+    launcher's mqueue mounts); with ``nsmap``, its mirrored user namespaces are the ones the /proc
+    file server uses too."""
     from mqsentry.kernel.platform.loop import Platform
 
-    plat = Platform(kernel, listener)
+    plat = Platform(kernel, listener, users=nsmap.users if nsmap is not None else None)
     try:
         from mqsentry.kernel.platform import mqfd
     except ImportError:  # pragma: no cover - the POSIX part is optional
@@ -196,7 +198,7 @@ def run_program(argv: list[str], sysctls: Sequence[tuple[str, int]] = (), use_fu
         first = None if kernel is not None or stats else _first_served(listener)
         if first is not None or kernel is not None or stats:
             k, nsmap = lazy.get()
-            plat = build_platform(k, listener, use_fuse, mounts, nsmap.sweep)
+            plat = build_platform(k, listener, use_fuse, mounts, nsmap.sweep, nsmap)
             mounts = None  # the platform closes it now
             plat.ns_of = nsmap.lookup
             plat.on_process_exit.append(lambda _tgid: nsmap.sweep())

@@ -207,8 +207,9 @@ def do_mq_notify(t: Task, mqdes: int, ev: tuple[int, int, int] | None) -> int:
             if sock.sock_family != AF_NETLINK:
                 raise SysError(EINVAL)  # netlink_getsockbyfilp on another family
             sock.incref()  # netlink_getsockbyfilp's sock_hold; dropped when the cookie is sent
+        # notify_user_ns: si_uid is later shown in the registering task's user namespace.
         n = Notification(t.tg.tgid, notify, signo if notify == SIGEV_SIGNAL else 0,
-                         value if notify == SIGEV_SIGNAL else 0, sock, cookie)
+                         value if notify == SIGEV_SIGNAL else 0, sock, cookie, t.creds.user_ns)
     try:
         desc = _queue_fd(t, mqdes)
         q = desc.queue

@@ -34,6 +34,7 @@ from mqsentry.abi.linux.msgqueue import (
 from mqsentry.kernel.errors import SysError
 from mqsentry.kernel.msgqueue import SEARCH_ANY, SEARCH_EQUAL, SEARCH_LESSEQUAL, SEARCH_NOTEQUAL
 from mqsentry.kernel.task import Task
+from mqsentry.syscalls.linux import ids
 from mqsentry.syscalls.linux.args import int32, int64, uint64
 from mqsentry.syscalls.linux.table import Syscall
 
@@ -182,10 +183,11 @@ def do_msgctl(t: Task, msqid: int, cmd: int, buf: int, info_out: Callable[[tuple
         return ret
     if cmd == IPC_STAT or cmd == MSG_STAT or cmd == MSG_STAT_ANY:
         ret, fields = reg.stat(t, msqid, cmd)
-        t.copy_out(buf, stat_out(fields))
+        t.copy_out(buf, stat_out(ids.msqid_out(t, fields)))
         return ret
     if cmd == IPC_SET:
         uid, gid, mode, qbytes = set_in(t, buf)
+        uid, gid = ids.perm_in(t, uid, gid)  # an unmapped id is NO_ID: EINVAL after the EPERM checks
         reg.set(t, msqid, uid, gid, mode, qbytes)
         return 0
     if cmd == IPC_RMID:

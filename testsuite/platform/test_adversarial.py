@@ -36,6 +36,8 @@ PROGRAMS = [
     "adv_restart",    # 7: no ERESTART* value reaches a program
     "adv_threads",    # 8, 9: a thread's first call; O_NONBLOCK on the open file description
     "adv_parked",     # 10: 1,100 parked receivers
+    "adv_idmap",      # ids across user and pid namespaces (IPC_SET/IPC_STAT, msg_lspid/lrpid, si_uid)
+    "adv_ipcowner",   # an IPC namespace owned by a child user namespace: its root's capabilities, sysctls
 ]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
