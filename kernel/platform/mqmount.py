@@ -40,7 +40,7 @@ import stat as stat_mod
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from mqsentry.abi.linux.capability import CAP_SYS_ADMIN
@@ -68,6 +68,7 @@ from mqsentry.kernel.platform.mqfuse import MqueueFuse
 if TYPE_CHECKING:
     from mqsentry.fs.mqfs import MqueueFilesystem
     from mqsentry.kernel.auth.credentials import Credentials
+    from mqsentry.kernel.auth.user_namespace import UserNamespace
     from mqsentry.kernel.platform.loop import Platform
     from mqsentry.kernel.platform.seccomp import Notification
     from mqsentry.kernel.task import Task
@@ -223,6 +224,11 @@ class MqMounts:
     def __init__(self, creds_for: Callable[[int, Credentials], Credentials],
                  on_close: Callable[[int], None] | None = None) -> None:
         self.creds_for = creds_for
+        #: ``tid -> the sentry mirror of its user namespace`` (userns.HostUserNamespaces.of_thread), set
+        #: once a platform serves these mounts: FUSE callers' credentials then carry their own user
+        #: namespace, so capabilities count exactly as ``ns_capable`` says for the queue's namespace.
+        #: Until then (and if the namespace cannot be read) ``creds_for`` answers.
+        self.users: Callable[[int], UserNamespace | None] | None = None
         self.on_close = on_close
         #: Asks the host which pinned IPC namespaces are still alive (ipcns.NamespaceMap.sweep): the
         #: sentry sees the exits of served processes only, and a namespace whose last process never
@@ -232,10 +238,18 @@ class MqMounts:
         self.servers: list[MqueueFuse] = []
 
     def new_server(self, fs: MqueueFilesystem) -> MqueueFuse:
-        srv = MqueueFuse(fs, self.creds_for, self._closed, self._refresh)
+        srv = MqueueFuse(fs, self._caller_creds, self._closed, self._refresh)
         with self._mu:
             self.servers = [s for s in self.servers if s.alive] + [srv]
         return srv
+
+    def _caller_creds(self, tid: int, creds: Credentials) -> Credentials:
+        """A FUSE caller's credentials (read from /proc by the server) in its own user namespace."""
+        users = self.users
+        uns = users(tid) if users is not None else None
+        if uns is None:
+            return self.creds_for(tid, creds)
+        return creds if uns is creds.user_ns else replace(creds, user_ns=uns)
 
     def _refresh(self) -> None:
         hook = self.refresh
@@ -483,6 +497,7 @@ def attach(plat: Platform, mounts: MqMounts | None = None, files: Any = None,
     if mounts is None:
         mounts = MqMounts(plat.owner_ns.creds_for)
     mounts.refresh = refresh
+    mounts.users = plat.users.of_thread
     if files is not None:
         mounts.on_close = files.closed
         files.extra = mounts.resolve
