@@ -198,7 +198,8 @@ def run_one(exe: str, where: str, seed: int, ops: int, workers: int, bound: floa
     try:
         out, err = p.communicate(timeout=3 * bound + 60)
     except subprocess.TimeoutExpired:
-        res.hang = [f"HANG(outer) {where} run of seed {seed} still running after {3 * bound + 60:g}s", *_tree_states(p.pid)]
+        res.hang = [f"HANG(outer) {where} run of seed {seed} still running after {3 * bound + 60:g}s",
+                    *_tree_states(p.pid)]
         # SIGABRT: faulthandler (-X faulthandler) prints the sentry's threads; the program tree dies with it.
         os.kill(p.pid, signal.SIGABRT if where == "sentry" else signal.SIGKILL)
         try:
