@@ -19,7 +19,9 @@ Violations the driver tags as EINTR from a call that never sleeps are reported a
 ERESTARTSYS when a signal arrives before the supervisor received the notification (kernel/seccomp.c,
 ``seccomp_do_user_notification`` waits interruptibly until RECV even with WAIT_KILLABLE_RECV), so a
 handler without SA_RESTART makes msgsnd(IPC_NOWAIT), mq_open or setresuid fail with EINTR, which
-Linux never does. They count as failures unless ``--allow-pre-recv-eintr`` is given.
+Linux never does. They count as failures unless ``--allow-pre-recv-eintr`` is given. Sentry bugs
+this mode found and that are reported but not fixed yet (:data:`KNOWN_BUGS`) are listed by name; they
+count as failures unless ``--allow-known-bugs`` is given.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +52,48 @@ WHERE = ("native", "sentry")
 MAX_WORKERS = 32
 _INTERNAL = re.compile(r"mqsentry: (\d+) sentry internal error")
 _STATS = re.compile(r"^mqsentry: (\{.*\})$", re.M)
+_WHO = re.compile(r"pid (\d+) tid (\d+): (.*)", re.S)
+_OVERFULL = re.compile(r"mq_getattr: maxmsg (\d+) msgsize \d+ curmsgs (\d+)")
+_EXEC_IMAGE = "(new image after an exec by a thread at euid 65534)"
+
+#: Sentry bugs this mode found and that are reported, not yet fixed: name -> what goes wrong. Their
+#: violations are listed under that name (``RunResult.known``) and still fail a run unless allowed.
+KNOWN_BUGS = {
+    "exec-creds": "a new image runs with the credentials the sentry cached for the old leader: the execve "
+                  "notification marks the group for re-reading, but an old-image call made before de_thread "
+                  "consumes the mark (testsuite/platform/c/exec_race.c); seen as a 65534 image reading root's "
+                  "0600 queues, or a root image refused with EACCES",
+    "mq-overfull": "a POSIX queue holds more than mq_maxmsg messages: the undo of a killed receiver's dequeue "
+                   "re-queues its message although a sender refilled the queue meanwhile",
+    "exit-hang": "the program finished but mqsentry run did not exit: a dead thread's call stays parked in the "
+                 "sentry and Platform.serve waits for it",
+}
+
+
+def _classify(res: RunResult) -> None:
+    """Move the sentry's violations that KNOWN_BUGS explain into ``res.known``."""
+    if res.where != "sentry":
+        return
+    exec_image = any(_EXEC_IMAGE in v for v in res.violations)
+    keep: list[str] = []
+    for v in res.violations:
+        name = None
+        m = _WHO.match(v)
+        what = m.group(3) if m else v
+        leader = m is not None and m.group(1) == m.group(2)
+        o = _OVERFULL.search(what)
+        if _EXEC_IMAGE in what or (leader and "unexpected errno 13 (EACCES)" in what and "as 65534" not in what):
+            name = "exec-creds"
+        elif exec_image and ("as 65534: unexpected errno" in what or what.startswith("corrupt message id=0")
+                             or what.endswith("body says 0")):
+            name = "exec-creds"  # what the 65534 image's successful msgsnd of a blank message caused
+        elif o is not None and int(o.group(2)) > int(o.group(1)):
+            name = "mq-overfull"
+        if name is None:
+            keep.append(v)
+        else:
+            res.known.setdefault(name, []).append(v)
+    res.violations = keep
 
 
 @dataclass
@@ -61,26 +106,30 @@ class RunResult:
     counters: dict[str, int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     pre_recv_eintr: list[str] = field(default_factory=list)
+    #: Violations (and hangs) of known, reported sentry bugs, by name (:data:`KNOWN_BUGS`).
+    known: dict[str, list[str]] = field(default_factory=dict)
     hang: list[str] = field(default_factory=list)
     internal_errors: int = 0
     sentry_stats: str = ""
     elapsed: float = 0.0
     stderr_tail: str = ""
 
-    def failures(self, allow_pre_recv_eintr: bool = False) -> list[str]:
+    def failures(self, allow_pre_recv_eintr: bool = False, allow_known: bool = False) -> list[str]:
         """Why this run failed (empty when it passed)."""
         out = [f"violation: {v}" for v in self.violations]
         if not allow_pre_recv_eintr:
             out += [f"pre-RECV EINTR: {v}" for v in self.pre_recv_eintr]
+        if not allow_known:
+            out += [f"known bug {name}: {v}" for name, vs in self.known.items() for v in vs]
         if self.hang:
             out.append("hang:\n  " + "\n  ".join(self.hang[:60]))
         if self.internal_errors:
             out.append(f"{self.internal_errors} sentry internal error(s)")
-        if self.status not in (0, 1) and not self.hang:
+        if self.status not in (0, 1) and not self.hang and "exit-hang" not in self.known:
             out.append(f"driver exit status {self.status}; stderr:\n{self.stderr_tail}")
-        elif self.status == 1 and not (self.violations or self.pre_recv_eintr):
+        elif self.status == 1 and not (self.violations or self.pre_recv_eintr or self.known):
             out.append(f"driver exit status 1 without a violation line; stderr:\n{self.stderr_tail}")
-        elif not self.counters and not self.hang:
+        elif not self.counters and not self.hang and "exit-hang" not in self.known:
             out.append(f"no STAT line (exit status {self.status}); stderr:\n{self.stderr_tail}")
         return out
 
@@ -149,6 +198,7 @@ def parse(res: RunResult, stdout: str, stderr: str) -> None:
     if m:
         res.sentry_stats = m.group(1)
     res.stderr_tail = stderr[-3000:]
+    _classify(res)
 
 
 def _tree_states(root: int) -> list[str]:
@@ -190,27 +240,63 @@ def _tree_states(root: int) -> list[str]:
 
 
 def run_one(exe: str, where: str, seed: int, ops: int, workers: int, bound: float) -> RunResult:
-    """Run the driver once; the outer bound is generous (the driver has its own, ``bound``)."""
+    """Run the driver once. The driver has its own hang bound; here a run is a hang when it is still
+    going 3 * bound + 60 s after the start, or ``bound`` s after the driver printed its STAT line
+    (the program is done; only ``mqsentry run`` is left to exit)."""
     res = RunResult(where, seed)
     start = time.monotonic()
     p = subprocess.Popen(command(exe, where, seed, ops, workers, bound), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True, cwd="/")
-    try:
-        out, err = p.communicate(timeout=3 * bound + 60)
-    except subprocess.TimeoutExpired:
-        res.hang = [f"HANG(outer) {where} run of seed {seed} still running after {3 * bound + 60:g}s",
-                    *_tree_states(p.pid)]
+    out: list[str] = []
+    err: list[str] = []
+    finished: list[float] = []  # when the STAT line came
+
+    def read_out() -> None:
+        assert p.stdout is not None
+        for line in p.stdout:
+            out.append(line)
+            if line.startswith("STAT "):
+                finished.append(time.monotonic())
+
+    def read_err() -> None:
+        assert p.stderr is not None
+        err.extend(p.stderr)
+
+    readers = [threading.Thread(target=fn, daemon=True) for fn in (read_out, read_err)]
+    for r in readers:
+        r.start()
+    why = None
+    while why is None:
+        try:
+            p.wait(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            now = time.monotonic()
+            if finished and now - finished[0] > bound:
+                why = f"the program finished but {where} run of seed {seed} did not exit within {bound:g}s"
+            elif now - start > 3 * bound + 60:
+                why = f"{where} run of seed {seed} still running after {3 * bound + 60:g}s"
+    hang: list[str] = []
+    if why is not None:
+        hang = [f"HANG(outer) {why}", *_tree_states(p.pid)]
         # SIGABRT: faulthandler (-X faulthandler) prints the sentry's threads; the program tree dies with it.
         os.kill(p.pid, signal.SIGABRT if where == "sentry" else signal.SIGKILL)
         try:
-            out, err = p.communicate(timeout=30)
+            p.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
-            out, err = p.communicate()
-        res.hang += [line for line in err.splitlines() if line.strip()][-200:]
+            p.wait()
+    for r in readers:
+        r.join()
     res.status = p.returncode
     res.elapsed = time.monotonic() - start
-    parse(res, out, err)
+    parse(res, "".join(out), "".join(err))
+    if hang:
+        hang += [line.rstrip() for line in err if line.strip()][-200:]
+        if where == "sentry" and finished:
+            res.known.setdefault("exit-hang", []).extend(hang)
+        else:
+            res.hang += hang
     return res
 
 
@@ -240,8 +326,9 @@ class Campaign:
                         tot[k] = tot.get(k, 0) + v
         return tot
 
-    def failures(self, allow_pre_recv_eintr: bool = False) -> list[str]:
-        return [f"{r.where} seed {r.seed}: {f}" for r in self.runs for f in r.failures(allow_pre_recv_eintr)]
+    def failures(self, allow_pre_recv_eintr: bool = False, allow_known: bool = False) -> list[str]:
+        return [f"{r.where} seed {r.seed}: {f}" for r in self.runs
+                for f in r.failures(allow_pre_recv_eintr, allow_known)]
 
     def summary(self) -> str:
         if self.skipped:
@@ -255,7 +342,9 @@ class Campaign:
                          f"{max((r.seed for r in rs), default=0)}), {sum(r.elapsed for r in rs):.1f}s: {figs}; "
                          f"violations={sum(len(r.violations) for r in rs)} "
                          f"pre_recv_eintr={sum(len(r.pre_recv_eintr) for r in rs)} "
-                         f"hangs={sum(1 for r in rs if r.hang)} internal_errors={sum(r.internal_errors for r in rs)}")
+                         f"hangs={sum(1 for r in rs if r.hang)} internal_errors={sum(r.internal_errors for r in rs)}"
+                         + "".join(f"; known bug {n}: {sum(1 for r in rs if n in r.known)} seed(s)"
+                                   for n in KNOWN_BUGS if any(n in r.known for r in rs)))
         return "\n".join(lines)
 
     def record(self) -> dict[str, Any]:
@@ -281,6 +370,7 @@ def campaign(seeds: Callable[[], Iterator[int]], ops: int, workers: int, bound: 
                     bad = r.failures()
                     progress(f"seed {seed} {w}: {r.counters.get('ops', 0)} ops in {r.elapsed:.1f}s, "
                              f"{len(r.violations)} violation(s), {len(r.pre_recv_eintr)} pre-RECV EINTR"
+                             f"{''.join(f', known bug {n}' for n in r.known)}"
                              f"{', HANG' if r.hang else ''}{', FAILED' if bad else ''}")
     return c
 
@@ -301,13 +391,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-pre-recv-eintr", action="store_true",
                    help="do not fail on EINTR from calls that never sleep under the sentry (a known platform "
                    "limitation, see `mqsentry.tools.realproc`); they are still counted and reported")
+    g.add_argument("--allow-known-bugs", action="store_true",
+                   help="do not fail on the known, reported sentry bugs (" + ", ".join(KNOWN_BUGS) + "); they are "
+                   "still counted and reported")
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     given = [f"--{n.replace('_', '-')}" for n in ("where", "workers", "ops", "seeds")
              if getattr(args, n, None) is not None]
-    if getattr(args, "allow_pre_recv_eintr", False):
-        given.append("--allow-pre-recv-eintr")
+    for flag in ("allow_pre_recv_eintr", "allow_known_bugs"):
+        if getattr(args, flag, False):
+            given.append(f"--{flag.replace('_', '-')}")
     if given and not args.real:
         parser.error(f"{', '.join(given)} only apply to --real")
     if args.real and args.workers is not None and args.workers > MAX_WORKERS:
@@ -335,7 +429,7 @@ def run_cli(args: argparse.Namespace, command_name: str, budget: float | None, b
     c = campaign(seeds, ops=args.ops or 4000, workers=args.workers or 4, bound=bound, where=where,
                  progress=prog.step)
     print(c.summary(), file=out)
-    bad = c.failures(args.allow_pre_recv_eintr)
+    bad = c.failures(args.allow_pre_recv_eintr, args.allow_known_bugs)
     for f in bad[:40]:
         print("  FAILURE:", f, file=out)
     status = 1 if bad else 0
@@ -343,5 +437,5 @@ def run_cli(args: argparse.Namespace, command_name: str, budget: float | None, b
     return status
 
 
-__all__ = ["PROGRAM", "NOSLEEP_TAG", "RunResult", "Campaign", "unavailable_reason", "built_driver", "run_one",
-           "campaign", "parse", "command", "add_arguments", "validate", "run_cli", "MAX_WORKERS"]
+__all__ = ["PROGRAM", "NOSLEEP_TAG", "KNOWN_BUGS", "RunResult", "Campaign", "unavailable_reason", "built_driver",
+           "run_one", "campaign", "parse", "command", "add_arguments", "validate", "run_cli", "MAX_WORKERS"]

@@ -47,15 +47,20 @@ def runs(driver: str) -> dict[tuple[str, int], RunResult]:
 @pytest.mark.parametrize("where", realproc.WHERE)
 def test_invariants_hold(runs: dict[tuple[str, int], RunResult], where: str, seed: int) -> None:
     """Exact accounting, allowed errnos only, no hang, no internal error. Under the sentry, EINTR from a
-    call that never sleeps is the known seccomp limitation (see test_pre_recv_eintr below) and is
-    tallied apart; natively it is a violation like any other."""
+    call that never sleeps is the known seccomp limitation (see test_calls_that_never_sleep_never_give_eintr)
+    and is tallied apart; natively it is a violation like any other. A run whose only failures are known,
+    reported sentry bugs (realproc.KNOWN_BUGS) is an expected failure naming the bug."""
     r = runs[(where, seed)]
-    assert r.failures(allow_pre_recv_eintr=True) == [], "\n".join(r.failures(allow_pre_recv_eintr=True))
+    bad = r.failures(allow_pre_recv_eintr=True, allow_known=True)
+    assert bad == [], "\n".join(bad)
     assert r.counters["ops"] >= OPS
     # Only a thread that died inside a receive may take a message with it (Linux: the message was
     # dequeued before the kill; the sentry undoes a dequeue whose reply failed, but a receiver killed
     # after the reply and before its ledger entry loses the message as on Linux).
     assert r.counters["missing"] <= r.counters["loss_allowance"]
+    if r.known:
+        # Everything else held; what failed is a reported sentry bug (realproc.KNOWN_BUGS), shown as such.
+        pytest.xfail("known sentry bug(s): " + "; ".join(f"{n}: {r.known[n][0]}" for n in r.known))
 
 
 @pytest.mark.parametrize("where", realproc.WHERE)
@@ -100,6 +105,29 @@ def test_parse_classifies_the_driver_output() -> None:
     assert len(n.violations) == 2 and not n.pre_recv_eintr
 
 
+def test_known_bugs_are_named_only_under_the_sentry() -> None:
+    out = ("STAT ops=1\n"
+           "VIOLATION pid 9 tid 9: msgsnd as uid 65534 on a 0600 queue succeeded (new image after an exec by a "
+           "thread at euid 65534)\n"
+           "VIOLATION pid 4 tid 5: corrupt message id=0 slot=0\n"
+           "VIOLATION pid 8 tid 8: mq_open: unexpected errno 13 (EACCES)\n"
+           "VIOLATION pid 8 tid 10: mq_open: unexpected errno 13 (EACCES)\n"
+           "VIOLATION pid 6 tid 7: mq_getattr: maxmsg 4 msgsize 32 curmsgs 5\n"
+           "VIOLATION pid 6 tid 7: mq_getattr: maxmsg 4 msgsize 32 curmsgs 9999\n"
+           "VIOLATION pid 6 tid 7: message 3 received twice\n")
+    r = RunResult("sentry", 1, status=1)
+    realproc.parse(r, out, "")
+    assert sorted(r.known) == ["exec-creds", "mq-overfull"]
+    assert len(r.known["exec-creds"]) == 3 and len(r.known["mq-overfull"]) == 2
+    # A non-leader's EACCES is not explained by the exec race; a duplicate never is.
+    assert r.violations == ["pid 8 tid 10: mq_open: unexpected errno 13 (EACCES)",
+                            "pid 6 tid 7: message 3 received twice"]
+    assert r.failures(allow_known=True) == [f"violation: {v}" for v in r.violations]
+    n = RunResult("native", 1)
+    realproc.parse(n, out, "")
+    assert n.known == {} and len(n.violations) == 7
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-P", "-m", "mqsentry", *args], capture_output=True, text=True,
                           check=False, timeout=600)
@@ -107,7 +135,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("argv", [["stress", "--where", "native"], ["fuzz", "--seeds", "2"],
                                   ["stress", "--real", "--workers", "0"], ["stress", "--real", "--workers", "99"],
-                                  ["fuzz", "--real", "--where", "elsewhere"], ["stress", "--allow-pre-recv-eintr"]])
+                                  ["fuzz", "--real", "--where", "elsewhere"], ["stress", "--allow-pre-recv-eintr"],
+                                  ["fuzz", "--allow-known-bugs"]])
 def test_cli_usage_errors(argv: list[str]) -> None:
     r = _cli(*argv)
     assert r.returncode == 2, r.stderr
@@ -133,4 +162,16 @@ def test_calls_that_never_sleep_never_give_eintr(cprog: Callable[[str], str]) ->
     exe = cprog("nosleep_eintr")
     native = run_native([exe])
     assert native.stdout == "calls that never sleep: 0 EINTR, 0 other errors\n", native.stdout + native.stderr
+    assert_same(native, run_sentry([exe]))
+
+
+@pytest.mark.xfail(strict=True, reason="sentry bug: the execve notification marks the group's credentials for "
+                   "re-reading, but a call of the old leader between that notification and de_thread consumes "
+                   "the mark, so the new image keeps the old leader's (root) credentials")
+def test_new_image_has_the_exec_thread_credentials(cprog: Callable[[str], str]) -> None:
+    """Found by the real-process mode (issue 9 item 4, with the old leader busy in served calls)."""
+    exe = cprog("exec_race")
+    native = run_native([exe])
+    assert native.stdout.startswith(("images that read root's 0600 queue at euid 65534: 0 (other outcomes: 0)",
+                                     "root only")), native.stdout + native.stderr
     assert_same(native, run_sentry([exe]))
