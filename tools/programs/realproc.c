@@ -545,7 +545,7 @@ static void op_fork(struct thr *t) {
 
 static void thread_loop(struct thr *t) {
     while (!atomic_load(&L->stop) && (t->ops_left < 0 || t->ops_left-- > 0)) {
-        if (atomic_fetch_add(&L->c[C_OPS], 1) >= (uint64_t)L->ops_target) atomic_store(&L->stop, 1);
+        atomic_fetch_add(&L->c[C_OPS], 1);
         int w = rnd(t, 1000);
         if (w < 190) op_sysv_send(t);
         else if (w < 380) op_sysv_recv(t);
@@ -782,8 +782,13 @@ static int conduct(double bound) {
     uint64_t last_ops = 0;
     double last_progress = now();
     int hung = 0;
+    /* The run ends on a state: the operation budget spent *and* at least ops/20 rounds of chaos done
+     * (on a loaded machine the workers may otherwise spend the budget before the conductor runs). */
+    long rounds = 0;
     while (!atomic_load(&L->stop)) {
         chaos(&ct, &rmids, &unlinks);
+        if (++rounds >= L->ops_target / 20 && atomic_load(&L->c[C_OPS]) >= (uint64_t)L->ops_target)
+            atomic_store(&L->stop, 1);
         reap_nohang();
         uint64_t ops = atomic_load(&L->c[C_OPS]);
         if (ops != last_ops) { last_ops = ops; last_progress = now(); }
