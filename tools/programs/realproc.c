@@ -214,7 +214,9 @@ static void got(const struct body *b, int slot, uint32_t gen, int drained) {
                   st == ST_NONE ? "never happened" : "failed");
     int before = drained ? atomic_fetch_add(&m->drained, 1) + atomic_load(&m->recv)
                          : atomic_fetch_add(&m->recv, 1) + atomic_load(&m->drained);
-    if (before) violation("message %llu received twice", (unsigned long long)b->id);
+    if (before)
+        violation("message %llu received twice (%s queue %u generation %u%s)", (unsigned long long)b->id,
+                  b->slot < NSYSV ? "SysV" : "POSIX", b->slot, b->gen, drained ? ", the second time by the drain" : "");
     if (!drained) count(C_RECV);
 }
 
