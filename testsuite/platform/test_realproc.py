@@ -114,18 +114,19 @@ def test_known_bugs_are_named_only_under_the_sentry() -> None:
            "VIOLATION pid 8 tid 10: mq_open: unexpected errno 13 (EACCES)\n"
            "VIOLATION pid 6 tid 7: mq_getattr: maxmsg 4 msgsize 32 curmsgs 5\n"
            "VIOLATION pid 6 tid 7: mq_getattr: maxmsg 4 msgsize 32 curmsgs 9999\n"
-           "VIOLATION pid 6 tid 7: message 3 received twice\n")
+           "VIOLATION pid 6 tid 7: message 3 received twice (POSIX queue 4 generation 0)\n"
+           "VIOLATION pid 6 tid 7: message 5 received twice (SysV queue 1 generation 2)\n")
     r = RunResult("sentry", 1, status=1)
     realproc.parse(r, out, "")
-    assert sorted(r.known) == ["exec-creds", "mq-overfull"]
+    assert sorted(r.known) == ["exec-creds", "mq-overfull", "sysv-duplicate"]
     assert len(r.known["exec-creds"]) == 3 and len(r.known["mq-overfull"]) == 2
-    # A non-leader's EACCES is not explained by the exec race; a duplicate never is.
+    # A non-leader's EACCES is not explained by the exec race, nor a POSIX duplicate by a known bug.
     assert r.violations == ["pid 8 tid 10: mq_open: unexpected errno 13 (EACCES)",
-                            "pid 6 tid 7: message 3 received twice"]
+                            "pid 6 tid 7: message 3 received twice (POSIX queue 4 generation 0)"]
     assert r.failures(allow_known=True) == [f"violation: {v}" for v in r.violations]
     n = RunResult("native", 1)
     realproc.parse(n, out, "")
-    assert n.known == {} and len(n.violations) == 7
+    assert n.known == {} and len(n.violations) == 8
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
