@@ -107,7 +107,7 @@ from mqsentry.kernel.memory import AddressSpace
 from mqsentry.kernel.signals import SigInfo, send_locked
 from mqsentry.kernel.task import Task
 from mqsentry.kernel.waiter import EVENT_IN
-from mqsentry.tools import invariants
+from mqsentry.tools import invariants, realproc
 from mqsentry.tools.cliargs import Progress, add_json_argument, positive_float, positive_int, text_out, write_json
 
 SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM = 10, 12, 17, 14
@@ -1025,11 +1025,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="seconds a call may sleep before the watchdog kills it (default 2)")
     p.add_argument("--max-violations", type=positive_int, default=20, help="stop after this many violations")
     p.add_argument("--quiet", action="store_true", help="print only the summary (no violation details, no progress)")
+    realproc.add_arguments(p)
     add_json_argument(p)
     return p
 
 
+def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors of the real-process options (``--real``)."""
+    realproc.validate(parser, args)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.real:
+        if args.seeds is None:
+            args.seeds = 1
+        return realproc.run_cli(args, "fuzz", budget=None, bound=max(60.0, 30 * args.block_bound))
     out = text_out(args)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=out, flush=True))
     f = Fuzzer(seed=args.seed, calls=args.calls, epoch_calls=args.epoch_calls, check_every=args.check_every,
@@ -1060,4 +1070,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["Fuzzer", "Report", "Violation", "add_parser", "run", "main", "report_record"]
+__all__ = ["validate", "Fuzzer", "Report", "Violation", "add_parser", "run", "main", "report_record"]

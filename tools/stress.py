@@ -43,7 +43,7 @@ from mqsentry.abi.linux.signal import SA_RESTART, SA_RESTORER, SA_SIGINFO, SIGAC
 from mqsentry.boot import Kernel
 from mqsentry.fs.mqfs import QueueFD
 from mqsentry.kernel.task import Task
-from mqsentry.tools import invariants
+from mqsentry.tools import invariants, realproc
 from mqsentry.tools.cliargs import Progress, add_json_argument, positive_float, positive_int, text_out, write_json
 
 SIGUSR1, SIGUSR2 = 10, 12
@@ -537,11 +537,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--bound", type=positive_float, default=60.0,
                    help="seconds the workers may take to finish after the stop before it counts as a deadlock")
     p.add_argument("--quiet", action="store_true", help="no progress lines on standard error")
+    realproc.add_arguments(p)
     add_json_argument(p)
     return p
 
 
+def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors of the real-process options (``--real``)."""
+    realproc.validate(parser, args)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.real:
+        return realproc.run_cli(args, "stress", budget=args.seconds, bound=args.bound)
     out = text_out(args)
     res = stress(tasks=args.tasks, seconds=args.seconds, seed=args.seed, bound=args.bound,
                  progress=Progress("stress", every=0.0 if args.quiet else 5.0))
@@ -563,4 +571,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["Stress", "Result", "stress", "plan", "ROLES", "add_parser", "run", "main"]
+__all__ = ["validate", "Stress", "Result", "stress", "plan", "ROLES", "add_parser", "run", "main"]
