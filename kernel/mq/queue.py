@@ -220,12 +220,17 @@ class Queue:
         been taken: a waiting receiver gets it (only possible on an empty queue), otherwise it goes
         back to the head of its priority's FIFO, being the oldest of the highest priority. No
         notification fires (the queue never went empty -> non-empty from the owner's view) and the
-        inode times stay. If a blocked sender's message took the freed slot meanwhile, the queue
-        holds one message more than ``maxmsg`` until the next receive: Linux never freed that slot,
-        and dropping the message instead would be the loss this undo exists to prevent."""
+        inode times stay.
+
+        If a sender's message took the freed slot meanwhile, the message is dropped: others have seen
+        the slot freed, and the only Linux history that shows that is the one where the receiver was
+        killed *after* its dequeue, which loses the message. Putting it back would show a state Linux
+        never has (``curmsgs`` above ``maxmsg``)."""
         with self.mu:
             if self._receivers:
                 self._pipelined_send_locked(data, prio)
+                return
+            if self.curmsgs >= self.maxmsg:
                 return
             d = self._by_prio.get(prio)
             if d is None:

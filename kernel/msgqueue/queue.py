@@ -169,16 +169,19 @@ class Queue(Object):
         queued ahead of every message. ``blob`` is the whole message as received (before any
         MSG_NOERROR truncation). A removed queue drops it, as IPC_RMID would have.
 
-        Not restored: ``rtime``/``lrpid`` keep the failed receive's stamp. If a sender filled the
-        freed room meanwhile, the queue holds one message more than ``qbytes`` allows until a
-        receive (Linux never freed that room); senders simply keep waiting until it fits again.
+        Not restored: ``rtime``/``lrpid`` keep the failed receive's stamp. If the message no longer
+        fits (a sender filled the freed room meanwhile, or IPC_SET lowered ``qbytes``), it is dropped:
+        a receiver killed after its dequeue loses the message on Linux, and that is the history
+        consistent with what the others have seen; putting it back would show a queue over its
+        limits, which Linux never does.
         """
         mtype = _mtype_of(blob)[0]
         with self.mu:
             if self.deleted:
                 return
             if not self.receivers or not self._pipelined_send_locked(blob, mtype, now):
-                self.store.push_front(blob, mtype, len(blob) - 8)
+                if self.fits_locked(len(blob) - 8):
+                    self.store.push_front(blob, mtype, len(blob) - 8)
 
     def copy_locked(self, index: int, bufsz: int, msgflg: int, copy_cap: int) -> bytes:
         """MSG_COPY: the ``index``-th message, left queued and with no counter or time changed.

@@ -161,6 +161,9 @@ class Platform:
         self._by_tid: dict[int, Task] = {}
         self._groups: dict[int, Group] = {}
         self._dirty: set[int] = set()
+        #: tgid -> TID of a thread seen calling execve (or execveat) whose exec is not known to be over:
+        #: until it is, every thread of the group is re-read at each call (see :meth:`_exec_over`).
+        self._exec_pending: dict[int, int] = {}
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         # epoll, not poll: every adopted thread adds a pidfd, and a poll() over a thousand fds per
         # served call would cost more than the call.
@@ -425,11 +428,35 @@ class Platform:
                 st = procfs.read_status(tid)
                 tgid = st.tgid if st is not None else None
             if tgid is not None:
-                self._dirty.add(tgid)
-                grp = self._groups.get(tgid)
-                if grp is not None:
-                    self._dirty.update(grp.tasks)
+                self._exec_pending[tgid] = tid
+                self._mark_group(tgid)
         self.listener.send_continue(n.id)
+
+    def _mark_group(self, tgid: int) -> None:
+        """Every known thread of process ``tgid`` is re-read at its next served call."""
+        self._dirty.add(tgid)
+        grp = self._groups.get(tgid)
+        if grp is not None:
+            self._dirty.update(grp.tasks)
+
+    def _exec_over(self, tgid: int, tid: int) -> bool:
+        """Whether process ``tgid``'s pending exec is over, as seen at a call of ``tid``.
+
+        The credentials of the new image are the exec'ing thread's, and its TID becomes the leader's
+        only at the end of de_thread. Until then the other threads, the old leader included, may still
+        make calls: a re-read then gives *their* credentials, so it must not end the re-reading (the
+        new image would inherit a cached root leader's credentials). The exec is over when the
+        exec'ing thread calls again (the exec failed, or it was the leader and this is the new image)
+        or when its TID is gone from the group (de_thread has given the new image the leader's TID);
+        the whole group is then re-read once more."""
+        pending = self._exec_pending.get(tgid)
+        if pending is None:
+            return True
+        if pending != tid and os.path.exists(f"/proc/{tgid}/task/{pending}"):
+            return False
+        del self._exec_pending[tgid]
+        self._mark_group(tgid)
+        return True
 
     def _undo(self, undo: list[Callable[[], None]]) -> None:
         """Run a call's undo actions (its reply could not be delivered), newest first."""
@@ -480,7 +507,8 @@ class Platform:
             return None  # the TID may have been reused between the notification and the reads
         if nested_pid and self.kernel.pid_view is None:
             self.kernel.pid_view = self._pid_view
-        if tid not in self.untracked and (uns.parent is None or (uns.uid_map and uns.gid_map)):
+        if (tid not in self.untracked and (uns.parent is None or (uns.uid_map and uns.gid_map))
+                and self._exec_over(st.tgid, tid)):
             # A namespace whose maps are not written yet is read again at the thread's next call.
             self._dirty.discard(tid)
         if t is not None:
@@ -653,6 +681,7 @@ class Platform:
     def _group_exited_tgid(self, tgid: int) -> None:
         """The host process is gone: its sentry process exits (exit hooks close its files and drop
         per-process state) and its ids are freed for reuse."""
+        self._exec_pending.pop(tgid, None)
         grp = self._groups.pop(tgid, None)
         if grp is None:
             return

@@ -12,8 +12,11 @@ process is gone; "no progress for the bound" is a hang with a diagnosis, not a s
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -49,18 +52,15 @@ def test_invariants_hold(runs: dict[tuple[str, int], RunResult], where: str, see
     """Exact accounting, allowed errnos only, no hang, no internal error. Under the sentry, EINTR from a
     call that never sleeps is the known seccomp limitation (see test_calls_that_never_sleep_never_give_eintr)
     and is tallied apart; natively it is a violation like any other. A run whose only failures are known,
-    reported sentry bugs (realproc.KNOWN_BUGS) is an expected failure naming the bug."""
+    bugs this mode found (realproc.KNOWN_BUGS) are fixed: a violation that looks like one is named so."""
     r = runs[(where, seed)]
-    bad = r.failures(allow_pre_recv_eintr=True, allow_known=True)
+    bad = r.failures(allow_pre_recv_eintr=True)
     assert bad == [], "\n".join(bad)
     assert r.counters["ops"] >= OPS
     # Only a thread that died inside a receive may take a message with it (Linux: the message was
     # dequeued before the kill; the sentry undoes a dequeue whose reply failed, but a receiver killed
     # after the reply and before its ledger entry loses the message as on Linux).
     assert r.counters["missing"] <= r.counters["loss_allowance"]
-    if r.known:
-        # Everything else held; what failed is a reported sentry bug (realproc.KNOWN_BUGS), shown as such.
-        pytest.xfail("known sentry bug(s): " + "; ".join(f"{n}: {r.known[n][0]}" for n in r.known))
 
 
 @pytest.mark.parametrize("where", realproc.WHERE)
@@ -166,13 +166,16 @@ def test_calls_that_never_sleep_never_give_eintr(cprog: Callable[[str], str]) ->
     assert_same(native, run_sentry([exe]))
 
 
-@pytest.mark.xfail(strict=True, reason="sentry bug: the execve notification marks the group's credentials for "
-                   "re-reading, but a call of the old leader between that notification and de_thread consumes "
-                   "the mark, so the new image keeps the old leader's (root) credentials")
 def test_new_image_has_the_exec_thread_credentials(cprog: Callable[[str], str]) -> None:
     """Found by the real-process mode (issue 9 item 4, with the old leader busy in served calls)."""
-    exe = cprog("exec_race")
-    native = run_native([exe])
-    assert native.stdout.startswith(("images that read root's 0600 queue at euid 65534: 0 (other outcomes: 0)",
-                                     "root only")), native.stdout + native.stderr
-    assert_same(native, run_sentry([exe]))
+    # The new image runs at euid 65534: it must be able to reach its program (pytest's own temporary
+    # directories are 0700).
+    with tempfile.TemporaryDirectory(prefix="mqsentry-exec-race-") as d:
+        os.chmod(d, 0o755)
+        exe = os.path.join(d, "exec_race")
+        shutil.copy(cprog("exec_race"), exe)
+        os.chmod(exe, 0o755)
+        native = run_native([exe])
+        assert native.stdout.startswith(("images that read root's 0600 queue at euid 65534: 0 (other outcomes: 0)",
+                                         "root only")), native.stdout + native.stderr
+        assert_same(native, run_sentry([exe]))

@@ -3,7 +3,7 @@
 Linux counterpart: ipc/msg.c ``do_msgrcv`` -- a receiver killed before it dequeued leaves the message
 queued (killed.c checks that natively). gVisor counterpart: none (gVisor's sentry never replies to a
 host kernel). The platform cannot tell "killed just before the dequeue" from "just after", so it
-puts the message back whenever the reply fails (docs/platform-rules.md §3).
+puts the message back whenever the reply fails and the message still fits (docs/platform-rules.md §3).
 
 Three levels: the engine's undo (``Queue.unreceive`` through the handler's undo log, in process),
 the platform's ``_dispatch`` with a listener stub whose SEND fails (no seccomp needed), and a real
@@ -377,3 +377,36 @@ def test_mq_in_process_receives_record_nothing() -> None:
     _mq_send(t, nr, fd, b"x", 0)
     _mq_receive(t, nr, fd, buf, pbuf)
     assert t.undo is None
+
+
+def test_undo_into_a_refilled_queue_drops_the_message_as_a_late_kill_does() -> None:
+    """A sender took the room the dequeue freed: that history is Linux's kill *after* the dequeue, so
+    the message is lost; the queue never holds more than msg_qbytes allows."""
+    s = Sentry()
+    q = s.queue()
+    with q.mu:
+        q.qbytes = 8  # as IPC_SET would: room for two 4-byte messages
+    s.send(1, b"old1")
+    s.send(1, b"old2")
+    assert s.recv() == (1, b"old1")
+    s.send(1, b"new1")  # fits in the freed room
+    s.undo_all()
+    s.check()
+    assert (q.store.qnum, q.store.cbytes) == (2, 8)
+    assert s.drain() == [(1, b"old2"), (1, b"new1")]
+
+
+def test_mq_undo_into_a_refilled_queue_drops_the_message_as_a_late_kill_does() -> None:
+    """POSIX: curmsgs never exceeds mq_maxmsg (the default 10 here)."""
+    t, nr, fd, buf, pbuf = _mq_task()
+    for i in range(10):
+        _mq_send(t, nr, fd, b"m%d" % i, 1)
+    t.undo = []
+    assert _mq_receive(t, nr, fd, buf, pbuf) == (b"m0", 1)
+    (undo,), t.undo = t.undo or [], None
+    _mq_send(t, nr, fd, b"new", 1)
+    undo()
+    q = t.fd_table.files[fd].queue
+    assert (q.curmsgs, q.maxmsg) == (10, 10)
+    got = [_mq_receive(t, nr, fd, buf, pbuf)[0] for _ in range(10)]
+    assert got == [b"m%d" % i for i in range(1, 10)] + [b"new"]
