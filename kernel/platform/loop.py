@@ -84,6 +84,8 @@ _OBSERVED = frozenset(OBSERVED)
 #: execve and execveat: the new image's credentials apply to the whole group, whichever thread exec'd
 #: (de_thread gives the exec'ing thread the leader's TID).
 _EXEC = frozenset((59, 322))
+#: Pending execs kept before the finished ones are looked for (see Platform._prune_exec_pending).
+_EXEC_PENDING_PRUNE = 64
 #: pidfd_open's PIDFD_THREAD (O_EXCL): a pidfd for one thread, readable when that thread exits.
 PIDFD_THREAD = os.O_EXCL
 
@@ -420,7 +422,8 @@ class Platform:
         """A credential-changing call: the caller's credentials are re-read at its next served call
         (after an exec, every thread's of its group: the image may have changed them)."""
         tid = n.pid
-        self._dirty.add(tid)
+        if tid in self._by_tid:
+            self._dirty.add(tid)  # an unknown thread is read afresh at its first call anyway
         if n.nr in _EXEC:
             t = self._by_tid.get(tid)
             tgid = t.tg.tgid if t is not None else None
@@ -428,16 +431,28 @@ class Platform:
                 st = procfs.read_status(tid)
                 tgid = st.tgid if st is not None else None
             if tgid is not None:
+                # Recorded for a process the sentry does not know yet too: its old leader may make
+                # its first served call before de_thread, and that read must not stand for the image.
                 self._exec_pending[tgid] = tid
                 self._mark_group(tgid)
+                if len(self._exec_pending) > _EXEC_PENDING_PRUNE:
+                    self._prune_exec_pending()
         self.listener.send_continue(n.id)
 
     def _mark_group(self, tgid: int) -> None:
         """Every known thread of process ``tgid`` is re-read at its next served call."""
-        self._dirty.add(tgid)
         grp = self._groups.get(tgid)
         if grp is not None:
             self._dirty.update(grp.tasks)
+
+    def _prune_exec_pending(self) -> None:
+        """Forget the pending execs that are over although no call of their process said so (a
+        program that execs and never makes a served call): the map stays as small as the number of
+        live processes with an exec in flight."""
+        for tgid, pending in list(self._exec_pending.items()):
+            if not os.path.exists(f"/proc/{tgid}/task/{pending}"):
+                del self._exec_pending[tgid]
+                self._mark_group(tgid)
 
     def _exec_over(self, tgid: int, tid: int) -> bool:
         """Whether process ``tgid``'s pending exec is over, as seen at a call of ``tid``.
@@ -490,6 +505,17 @@ class Platform:
         return t
 
     def _refresh_task(self, tid: int, nid: int) -> Task | None:
+        t = self._read_task(tid, nid)
+        if t is not None:
+            uns = t.creds.user_ns
+            if ((uns.parent is not None and not (uns.uid_map and uns.gid_map))
+                    or (self._exec_pending and not self._exec_over(t.tg.tgid, tid))):
+                # Read again at its next call: its user namespace's maps are not written yet, or
+                # its process's exec is pending (see _exec_over).
+                self._dirty.add(tid)
+        return t
+
+    def _read_task(self, tid: int, nid: int) -> Task | None:
         t = self._by_tid.get(tid)
         if tid in self.untracked:
             self._dirty.add(tid)  # stays dirty: checked again at its next call
@@ -507,10 +533,8 @@ class Platform:
             return None  # the TID may have been reused between the notification and the reads
         if nested_pid and self.kernel.pid_view is None:
             self.kernel.pid_view = self._pid_view
-        if (tid not in self.untracked and (uns.parent is None or (uns.uid_map and uns.gid_map))
-                and self._exec_over(st.tgid, tid)):
-            # A namespace whose maps are not written yet is read again at the thread's next call.
-            self._dirty.discard(tid)
+        if tid not in self.untracked and (uns.parent is None or (uns.uid_map and uns.gid_map)):
+            self._dirty.discard(tid)  # else it stays dirty (and _refresh_task marks a new task)
         if t is not None:
             if t.tg.tgid == st.tgid:
                 t.creds = creds  # the task's own driver replaces its credentials
