@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from mqsentry.kernel.platform.launch import parent_pids
 from mqsentry.tools.cliargs import Progress, positive_int, text_out, write_json
 
 #: The driver's source, shipped with the package (package data of mqsentry.tools).
@@ -211,15 +212,8 @@ def parse(res: RunResult, stdout: str, stderr: str) -> None:
 def _tree_states(root: int) -> list[str]:
     """Every process and thread below ``root``: state, wchan and syscall (a hang's diagnosis)."""
     children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        children.setdefault(int(data[data.rindex(b")") + 2:].split()[1]), []).append(int(name))
+    for pid, ppid in parent_pids().items():
+        children.setdefault(ppid, []).append(pid)
     out: list[str] = []
     frontier = [root]
     while frontier:

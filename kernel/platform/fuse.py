@@ -39,7 +39,8 @@ import stat as stat_mod
 import struct
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,37 @@ NOTIFY_POLL = struct.Struct("=IiQQ")
 assert INIT_OUT.size == 64 and ATTR.size == 88 and IN_HEADER.size == 40
 
 _BUFSIZE = 1 << 17 | 4096
+
+
+def requests(dev: int, until_mounted: Callable[[], bool] | None = None) -> Iterator[bytes]:
+    """The requests read from the /dev/fuse descriptor ``dev`` until its connection ends (ENODEV:
+    the last mount is gone or the connection was aborted; EBADF: closed). A request interrupted
+    before it was read (ENOENT) is skipped. ``until_mounted``: for a connection whose mount is made
+    after the server starts (EPERM until then; an unmounted device cannot be polled, it reports
+    EPOLLERR), True while it is worth looking again shortly."""
+    while True:
+        try:
+            req = os.read(dev, _BUFSIZE)
+        except InterruptedError:
+            continue
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                continue
+            if e.errno == errno.EPERM and until_mounted is not None and until_mounted():
+                time.sleep(0.0005)
+                continue
+            return
+        if not req:
+            return
+        yield req
+
+
+def reply(dev: int, unique: int, body: bytes = b"", err: int = 0) -> None:
+    """Answer request ``unique`` on ``dev``: ``body``, or the error ``err``."""
+    try:
+        os.write(dev, OUT_HEADER.pack(OUT_HEADER.size + len(body), -err, unique) + body)
+    except OSError:
+        pass  # the requester was interrupted (ENOENT) or the connection is gone
 
 
 @dataclass(eq=False)
@@ -246,28 +278,14 @@ class FuseServer:
 
     # -- server thread ---------------------------------------------------------------------------------
     def _serve(self) -> None:
-        dev = self.dev
-        while True:
-            try:
-                req = os.read(dev, _BUFSIZE)
-            except InterruptedError:
-                continue
-            except OSError as e:
-                if e.errno == errno.ENOENT:  # the request was interrupted before we read it
-                    continue
-                return  # ENODEV: unmounted/aborted; EBADF: closed
-            if not req:
-                return
+        for req in requests(self.dev):
             try:
                 self._handle(req)
             except Exception:  # pragma: no cover - keep serving
                 log.exception("FUSE request failed")
 
     def _reply(self, unique: int, body: bytes = b"", err: int = 0) -> None:
-        try:
-            os.write(self.dev, OUT_HEADER.pack(OUT_HEADER.size + len(body), -err, unique) + body)
-        except OSError:
-            pass  # the requester was interrupted (ENOENT) or the connection is gone
+        reply(self.dev, unique, body, err)
 
     def _attr(self, nodeid: int) -> bytes | None:
         if nodeid == ROOT_ID:

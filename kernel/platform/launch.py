@@ -261,6 +261,22 @@ def _cover_mqueue(libc: ctypes.CDLL, covers: Sequence[Cover]) -> list[bytes]:
 _FOR_PROGRAM = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP)
 
 
+def parent_pids() -> dict[int, int]:
+    """Every process on the host: pid -> parent pid (field 4 of /proc/<pid>/stat, read after the
+    command name's closing parenthesis, since a name may hold spaces and parentheses)."""
+    parent: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        parent[int(name)] = int(data[data.rindex(b")") + 2:].split()[1])
+    return parent
+
+
 class _Guardian:
     """The helper's parent half: waits for the whole tree, kills it when the sentry dies."""
 
@@ -271,16 +287,7 @@ class _Guardian:
         self.kill_tree_and_exit()
 
     def _descendants(self) -> list[int]:
-        parent: dict[int, int] = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            parent[int(name)] = int(data[data.rindex(b")") + 2:].split()[1])
+        parent = parent_pids()
         found: list[int] = []
         frontier = {self.pid}
         while frontier:

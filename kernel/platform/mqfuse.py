@@ -184,18 +184,7 @@ class MqueueFuse:
 
     # -- server thread ---------------------------------------------------------------------------------
     def _serve(self) -> None:
-        dev = self.dev
-        while True:
-            try:
-                req = os.read(dev, fuse._BUFSIZE)
-            except InterruptedError:
-                continue
-            except OSError as e:
-                if e.errno == errno.ENOENT:
-                    continue
-                break  # ENODEV: the last mount is gone; EBADF: closed
-            if not req:
-                break
+        for req in fuse.requests(self.dev):
             try:
                 self._handle(req)
             except Exception:  # pragma: no cover - keep serving
@@ -204,10 +193,7 @@ class MqueueFuse:
             self.close()
 
     def _reply(self, unique: int, body: bytes = b"", err: int = 0) -> None:
-        try:
-            os.write(self.dev, fuse.OUT_HEADER.pack(fuse.OUT_HEADER.size + len(body), -err, unique) + body)
-        except OSError:
-            pass  # the requester was interrupted (ENOENT) or the connection is gone
+        fuse.reply(self.dev, unique, body, err)
 
     def _inode(self, nodeid: int) -> Any:
         if nodeid == fuse.ROOT_ID:

@@ -261,33 +261,15 @@ class ProcFiles:
 
     # -- server thread ---------------------------------------------------------------------------------
     def _serve(self) -> None:
-        dev = self.dev
-        while True:
-            try:
-                req = os.read(dev, fuse._BUFSIZE)
-            except InterruptedError:
-                continue
-            except OSError as e:
-                if e.errno == errno.ENOENT:
-                    continue
-                if e.errno == errno.EPERM and not self._closed:
-                    # Not mounted yet: the launcher mounts it, then waits for our INIT reply. A
-                    # device that is not mounted cannot be polled (EPOLLERR), so look again shortly.
-                    time.sleep(0.0005)
-                    continue
-                return
-            if not req:
-                return
+        # Not mounted yet at first: the launcher mounts it, then waits for our INIT reply.
+        for req in fuse.requests(self.dev, until_mounted=lambda: not self._closed):
             try:
                 self._handle(req)
             except Exception:  # pragma: no cover - keep serving
                 log.exception("procfs FUSE request failed")
 
     def _reply(self, unique: int, body: bytes = b"", err: int = 0) -> None:
-        try:
-            os.write(self.dev, fuse.OUT_HEADER.pack(fuse.OUT_HEADER.size + len(body), -err, unique) + body)
-        except OSError:
-            pass
+        fuse.reply(self.dev, unique, body, err)
 
     def _owner(self, pid: int) -> tuple[int, int]:
         """``ipc_set_ownership`` for the IPC namespace of requester ``pid``: uid and gid 0 of the user

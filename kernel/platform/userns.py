@@ -211,20 +211,16 @@ class HostUserNamespaces:
             if key == self.root_key:
                 return self.root
             ns = self._of_fd(fd, key)
-            if not ns.uid_map:
-                data = _read_small(f"/proc/{tid}/uid_map")
+            for name, written, set_map in (("uid_map", ns.uid_map, ns.set_uid_map),
+                                           ("gid_map", ns.gid_map, ns.set_gid_map)):
+                if written:
+                    continue  # a map is written once
+                data = _read_small(f"/proc/{tid}/{name}")
                 if data is None:
                     return None
                 extents = _parse_map(data)
                 if extents:
-                    ns.set_uid_map(extents)
-            if not ns.gid_map:
-                data = _read_small(f"/proc/{tid}/gid_map")
-                if data is None:
-                    return None
-                extents = _parse_map(data)
-                if extents:
-                    ns.set_gid_map(extents)
+                    set_map(extents)
             return ns
         finally:
             os.close(fd)
