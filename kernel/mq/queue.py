@@ -39,8 +39,15 @@ if TYPE_CHECKING:
 _READABLE: Final = waiter.EVENT_IN | waiter.EVENT_RDNORM
 _WRITABLE: Final = waiter.EVENT_OUT | waiter.EVENT_WRNORM
 
-#: Most priorities held in ``Queue._high`` (the top of the index, outside the SortedList): it is a plain
-#: list kept sorted by insertion, so this bounds that O(k) work; the lowest spills into the SortedList.
+#: Priorities per bucket of the index: a bucket's priorities that have a node are the set bits of one
+#: word in ``Queue._words``. 32 keeps a word well inside the ints the compiled build handles unboxed
+#: (63 bits) and divides MQ_PRIO_MAX (32768) into 1024 buckets.
+_BUCKET_SHIFT: Final = 5
+_BUCKET_MASK: Final = (1 << _BUCKET_SHIFT) - 1
+
+#: Most buckets held in ``Queue._high`` (the top of the bucket index, outside the SortedList): it is a
+#: plain list kept sorted by insertion, so this bounds that O(k) work; the lowest spills into the
+#: SortedList.
 _HIGH_MAX: Final = 16
 
 
@@ -65,28 +72,40 @@ class Queue:
     """A message queue's state (Linux ``struct mqueue_inode_info`` minus the inode).
 
     Immutable: ``kernel``, ``maxmsg``, ``msgsize``, ``poll`` (its own leaf lock). Guarded by ``mu``:
-    ``curmsgs``, ``qsize``, ``_prios``, ``_high``, ``_top``, ``_by_prio``, ``_empty``, ``_spare``, ``_senders``,
-    ``_receivers``, ``notification``, and the times of ``inode`` when set (``inode`` itself is set once by the
-    filesystem, before the queue is shared).
+    ``curmsgs``, ``qsize``, ``_nodes``, ``_words``, ``_buckets``, ``_high``, ``_top``, ``_empty``,
+    ``_spare``, ``_spare_slots``, ``_senders``, ``_receivers``, ``notification``, and the times of
+    ``inode`` when set (``inode`` itself is set once by the filesystem, before the queue is shared).
 
-    Messages live in ``_by_prio`` (priority -> FIFO deque of payloads: a node) and the priorities
-    that have a node are indexed by ``_prios``, a sortedcontainers ``SortedList`` (Linux's rbtree of
-    ``posix_msg_tree_node`` lists), and ``_high``, an ascending plain list of at most ``_HIGH_MAX``
-    priorities, all above every element of ``_prios``: the top of the index. Each priority with a node
-    is in exactly one of the two; ``_high`` is non-empty whenever any node exists, and ``_top`` caches
-    its last element (Linux caches the rightmost node too), -1 when there is none. A new priority
-    above ``_high[0]`` goes into ``_high`` (an append when it is the new top, the common case when a
-    receiver drains the top) and a freed top is a list pop, refilled with one ``SortedList.pop`` when
-    ``_high`` runs empty, so a priority that is sent above the rest and received next never touches
-    the SortedList; otherwise the SortedList does an O(log n) add or pop of its last element, so
-    per-operation cost stays flat however many distinct priorities are in use.
+    Messages live in nodes: a priority's FIFO deque of payloads (Linux's ``posix_msg_tree_node``).
+    Priorities are grouped in buckets of ``1 << _BUCKET_SHIFT`` (bucket ``prio >> _BUCKET_SHIFT``), and
+    the nodes and their index are kept per bucket (Linux keeps an rbtree of nodes and caches its
+    rightmost one):
+
+    - ``_nodes[b]`` is bucket ``b``'s slots, one per priority (None: no node), or None when the bucket
+      has no node; ``_words[b]`` is the bucket's word, whose set bits are the priorities with a node,
+      so the highest is ``word.bit_length() - 1`` (0: no node). Both lists grow on demand to the
+      highest bucket used and keep that length, at most ``MQ_PRIO_MAX >> _BUCKET_SHIFT`` entries
+      (16 KiB for the two); a bucket's slots are freed when its last node goes, so there are never
+      more of them than queued messages plus one (the kept empty node);
+    - the buckets with a word are ordered by ``_buckets``, a sortedcontainers ``SortedList``, and
+      ``_high``, an ascending plain list of at most ``_HIGH_MAX`` buckets, all above every element of
+      ``_buckets``: the top of the index. Each bucket with a word is in exactly one of the two;
+      ``_high`` is non-empty whenever any node exists.
+
+    ``_top`` caches the highest priority with a node (in bucket ``_high[-1]``), -1 when there is none.
+    Most sends and receives only set or clear a bit of the top buckets' words: the SortedList is touched
+    when a bucket below ``_high`` gains its first priority or when ``_high`` spills or runs empty, so
+    per-operation cost stays flat however many distinct priorities are in use. (One level of per-priority
+    entries in the SortedList, the former index, touched it on most operations once thousands of
+    priorities were queued: its pure-Python add and pop were most of such a send+receive.)
 
     The two hot methods take the lock with ``acquire``/``try``/``finally``/``release`` rather than
     ``with``: on CPython 3.11 that costs about half as much, a visible share of a send/receive.
     """
 
-    __slots__ = ("mu", "kernel", "maxmsg", "msgsize", "curmsgs", "qsize", "_prios", "_high", "_top", "_by_prio",
-                 "_senders", "_receivers", "_empty", "_spare", "poll", "notification", "inode")
+    __slots__ = ("mu", "kernel", "maxmsg", "msgsize", "curmsgs", "qsize", "_nodes", "_words", "_buckets", "_high",
+                 "_top", "_senders", "_receivers", "_empty", "_spare", "_spare_slots", "poll", "notification",
+                 "inode")
 
     def __init__(self, kernel: KernelContext, maxmsg: int, msgsize: int) -> None:
         self.mu = threading.Lock()
@@ -95,16 +114,21 @@ class Queue:
         self.msgsize = msgsize
         self.curmsgs = 0
         self.qsize = 0
-        self._prios: SortedList = SortedList()
-        self._high: list[int] = []  # the top of the index, ascending (see the class docstring)
-        self._top = -1  # highest priority with a node (_high[-1]), -1 when there is none
-        self._by_prio: dict[int, deque[bytes]] = {}
+        # Lists indexed by bucket, not dicts keyed by priority: indexing needs no hashing and no boxed
+        # key, a visible share of a send+receive once most messages have a node of their own.
+        self._nodes: list[list[deque[bytes] | None] | None] = []  # bucket -> its slots (see above)
+        self._words: list[int] = []  # bucket -> its priorities with a node, as bits
+        self._buckets: SortedList = SortedList()  # the buckets with a word below _high
+        self._high: list[int] = []  # the top buckets with a word, ascending (see the class docstring)
+        self._top = -1  # highest priority with a node (in bucket _high[-1]), -1 when there is none
         self._senders: deque[Waiter] = deque()
         self._receivers: deque[Waiter] = deque()
         self._empty: int | None = None
-        # The last freed node's (empty) deque, reused by the next new node (Linux's node_cache):
-        # one at most, so a queue keeps no more than the memory it just used.
+        # The last freed node's (empty) deque, reused by the next new node (Linux's node_cache),
+        # and the last freed bucket's slots (all None), reused by the next bucket that gains a node:
+        # one of each at most, so a queue keeps no more than the memory it just used.
         self._spare: deque[bytes] | None = None
+        self._spare_slots: list[deque[bytes] | None] | None = None
         self.poll = waiter.Queue()
         self.notification: Notification | None = None
         self.inode: Any = None
@@ -112,12 +136,24 @@ class Queue:
     # -- helpers (caller holds mu) ---------------------------------------------------------------------
     def _insert(self, data: bytes, prio: int) -> None:
         """``msg_insert``: append to the FIFO of ``prio``, creating the priority node if needed."""
-        d = self._by_prio.get(prio)
+        d = self._node(prio)
         if d is None:
             d = self._new_node(prio)
+        elif not d:
+            self._empty = None  # the kept empty node (the only empty one) is in use again
         d.append(data)
         self.curmsgs += 1
         self.qsize += len(data)
+
+    def _node(self, prio: int) -> deque[bytes] | None:
+        """The FIFO of ``prio``, None if it has no node."""
+        nodes = self._nodes
+        b = prio >> _BUCKET_SHIFT
+        if b < len(nodes):
+            slots = nodes[b]
+            if slots is not None:
+                return slots[prio & _BUCKET_MASK]
+        return None
 
     def _new_node(self, prio: int) -> deque[bytes]:
         """Create the (empty) FIFO of ``prio`` and index it."""
@@ -126,34 +162,92 @@ class Queue:
             d = deque()
         else:
             self._spare = None
-        self._by_prio[prio] = d
-        high = self._high
-        if not high or prio > high[-1]:
-            # The new top (an empty _high means no node at all, so the SortedList is empty too).
-            high.append(prio)
-            self._top = prio
-        elif prio > high[0]:
-            insort(high, prio)
+        words = self._words
+        b = prio >> _BUCKET_SHIFT
+        if b >= len(words):
+            grow = b + 1 - len(words)
+            words.extend([0] * grow)
+            self._nodes.extend([None] * grow)
+        w = words[b]
+        words[b] = w | (1 << (prio & _BUCKET_MASK))
+        if w:
+            slots = self._nodes[b]
+            assert slots is not None  # a bucket with a word has its slots
+            slots[prio & _BUCKET_MASK] = d
+            # The bucket is indexed already; only the top bucket can hold a priority above _top.
+            if prio > self._top:
+                self._top = prio
+            return d
+        new = self._spare_slots
+        if new is None:
+            new = [None] * (1 << _BUCKET_SHIFT)
         else:
-            self._prios.add(prio)
+            self._spare_slots = None
+        new[prio & _BUCKET_MASK] = d
+        self._nodes[b] = new
+        high = self._high
+        if not high or b > high[-1]:
+            # The new top bucket (an empty _high means no node at all, so _buckets is empty too).
+            high.append(b)
+            self._top = prio
+        elif b > high[0]:
+            insort(high, b)
+        else:
+            self._buckets.add(b)
             return d
         if len(high) > _HIGH_MAX:
-            self._prios.add(high.pop(0))  # above every SortedList element: it lands at the end
+            self._buckets.add(high.pop(0))  # above every SortedList element: it lands at the end
         return d
 
     def _drop_top(self) -> int:
-        """Unindex the top priority (its node is already gone); return the new top, -1 if none."""
-        high = self._high
-        high.pop()
-        if not high:
-            prios = self._prios
-            if prios:
-                high.append(prios.pop())
-            else:
-                self._top = -1
-                return -1
-        top = self._top = high[-1]
+        """Free the top priority's node (Linux's ``rb_erase`` of it) and unindex it; return the new
+        top. Another node must be left (see :meth:`_drop_top_bucket`)."""
+        top = self._top
+        b = top >> _BUCKET_SHIFT
+        w = self._words[b] = self._words[b] & ~(1 << (top & _BUCKET_MASK))
+        if not w:
+            return self._drop_top_bucket()
+        slots = self._nodes[b]
+        assert slots is not None  # a bucket with a word has its slots
+        slots[top & _BUCKET_MASK] = None
+        top = self._top = (b << _BUCKET_SHIFT) | (w.bit_length() - 1)
         return top
+
+    def _drop_top_bucket(self) -> int:
+        """The rest of :meth:`_drop_top` when the top priority was its bucket's last: free the
+        bucket's slots and unindex it; return the new top. Another node must be left (the callers
+        know: a drained queue keeps its last node)."""
+        high = self._high
+        b = high.pop()
+        nodes = self._nodes
+        slots = nodes[b]
+        assert slots is not None  # a bucket with a word has its slots
+        slots[self._top & _BUCKET_MASK] = None  # its last node: the slots are all None now
+        self._spare_slots = slots
+        nodes[b] = None
+        if not high:
+            high.append(self._buckets.pop())
+        b = high[-1]
+        top = self._top = (b << _BUCKET_SHIFT) | (self._words[b].bit_length() - 1)
+        return top
+
+    def _drop_cached_node(self, cached: int, prio: int) -> None:
+        """The queue has just drained at ``prio`` (the top) while the empty node of ``cached`` was
+        kept from an earlier drain: free the older one. These two are the only nodes, so the bucket
+        index is rebuilt rather than searched."""
+        words = self._words
+        b = cached >> _BUCKET_SHIFT
+        word = words[b] = words[b] & ~(1 << (cached & _BUCKET_MASK))
+        slots = self._nodes[b]
+        if word:  # the same bucket as prio
+            assert slots is not None
+            slots[cached & _BUCKET_MASK] = None
+        else:
+            self._nodes[b] = None
+        buckets = self._buckets
+        if buckets:
+            buckets.clear()
+        self._high[:] = [prio >> _BUCKET_SHIFT]
 
     def _pipelined_send_locked(self, data: bytes, prio: int) -> None:
         """``pipelined_send``: the message goes straight to the longest-waiting receiver (the queue is
@@ -189,10 +283,28 @@ class Queue:
                 self._pipelined_send_locked(data, prio)
             else:
                 # msg_insert, inlined: this is the hot path. A ping-pong on one priority finds its
-                # node (kept while empty, see receive) and never touches the SortedList.
-                d = self._by_prio.get(prio)
+                # node (kept while empty, see receive) and never touches the index.
+                nodes = self._nodes
+                b = prio >> _BUCKET_SHIFT
+                slots = nodes[b] if b < len(nodes) else None
+                d = slots[prio & _BUCKET_MASK] if slots is not None else None
                 if d is None:
-                    d = self._new_node(prio)
+                    if slots is not None:
+                        # _new_node, inlined for the usual case with many priorities: the bucket
+                        # is indexed already (it has slots), so only its word and _top change.
+                        d = self._spare
+                        if d is None:
+                            d = deque()
+                        else:
+                            self._spare = None
+                        slots[prio & _BUCKET_MASK] = d
+                        self._words[b] |= 1 << (prio & _BUCKET_MASK)
+                        if prio > self._top:
+                            self._top = prio
+                    else:
+                        d = self._new_node(prio)
+                elif not d:
+                    self._empty = None  # the kept empty node (the only empty one) is in use again
                 d.append(data)
                 self.qsize += len(data)
                 cur = self.curmsgs = self.curmsgs + 1
@@ -232,11 +344,11 @@ class Queue:
                 return
             if self.curmsgs >= self.maxmsg:
                 return
-            d = self._by_prio.get(prio)
+            d = self._node(prio)
             if d is None:
                 d = self._new_node(prio)
-            elif not d and prio == self._empty:
-                self._empty = None  # the cached empty node is in use again
+            elif not d:
+                self._empty = None  # the kept empty node (the only empty one) is in use again
             d.appendleft(data)
             self.qsize += len(data)
             self.curmsgs += 1
@@ -302,46 +414,44 @@ class Queue:
                 w = Waiter(waker)
                 self._receivers.append(w)
                 return w
-            # msg_get, inlined (hot path). A priority node that runs empty is freed at once (it is
-            # the top: the last of ``_high``; its deque is kept in ``_spare``) unless the queue is now empty: then, like
-            # Linux's ``node_cache``, it stays as an empty deque named by ``_empty`` so a
-            # send/receive ping-pong on one priority never touches the SortedList. There is at most
-            # one empty node; it is freed when it surfaces on top of a non-empty queue.
-            by_prio = self._by_prio
+            # msg_get, inlined (hot path). A priority node that runs empty is freed at once (its deque
+            # is kept in ``_spare``) unless the queue is now empty: then, like Linux's ``node_cache``,
+            # it stays as an empty deque named by ``_empty``, so a send/receive ping-pong on one
+            # priority never touches the index. There is at most one empty node; it is freed when it
+            # surfaces on top of a non-empty queue or when the queue drains at another priority.
+            nodes = self._nodes
             prio = self._top
-            d = by_prio[prio]
+            slots = nodes[prio >> _BUCKET_SHIFT]
+            assert slots is not None  # curmsgs > 0: the top has a node
+            d = slots[prio & _BUCKET_MASK]
+            assert d is not None
             if not d:
                 self._empty = None
-                del by_prio[prio]
                 prio = self._drop_top()
-                d = by_prio[prio]
+                slots = nodes[prio >> _BUCKET_SHIFT]
+                assert slots is not None
+                d = slots[prio & _BUCKET_MASK]
+                assert d is not None
             data = d.popleft()
             cur = self.curmsgs = self.curmsgs - 1
             self.qsize -= len(data)
             if not d:
                 if cur:
-                    del by_prio[prio]
                     self._spare = d
-                    # _drop_top, inlined for the usual case: the next priority is still in _high.
-                    high = self._high
-                    high.pop()
-                    if high:
-                        self._top = high[-1]
+                    # _drop_top, inlined for the usual case: the bucket keeps another priority.
+                    words = self._words
+                    b = prio >> _BUCKET_SHIFT
+                    word = words[b] = words[b] & ~(1 << (prio & _BUCKET_MASK))
+                    if word:
+                        slots[prio & _BUCKET_MASK] = None
+                        self._top = (b << _BUCKET_SHIFT) | (word.bit_length() - 1)
                     else:
-                        high.append(self._prios.pop())  # cur > 0: some node is left
-                        self._top = high[-1]
-                    if prio == self._empty:
-                        self._empty = None  # it had been refilled since it was cached
+                        self._drop_top_bucket()  # cur > 0: some node is left
                 else:
                     cached = self._empty
                     if cached is not None and cached != prio:
-                        # Every node is empty now: drop the older one. Only ``prio`` is left (the
-                        # top, last of _high), so the index is rebuilt rather than searched.
-                        del by_prio[cached]
-                        prios = self._prios
-                        if prios:
-                            prios.clear()
-                        del self._high[:-1]
+                        # Every node is empty now: drop the older one.
+                        self._drop_cached_node(cached, prio)
                     self._empty = prio
             ino = self.inode
             if ino is not None:
@@ -447,8 +557,31 @@ class Queue:
     def state_locked(self) -> QueueState:
         """A copy of the message store and waiter counts (caller holds ``mu``; consistency checkers
         read the queue through this, never through its private fields)."""
-        return QueueState({p: tuple(d) for p, d in self._by_prio.items()}, tuple(self._prios) + tuple(self._high),
+        nodes: dict[int, tuple[bytes, ...]] = {}
+        for b, slots in enumerate(self._nodes):
+            if slots is not None:
+                for i, d in enumerate(slots):
+                    if d is not None:
+                        nodes[(b << _BUCKET_SHIFT) | i] = tuple(d)
+        return QueueState(nodes, self._indexed_locked(),
                           self._top, self._empty, len(self._senders), len(self._receivers))
+
+    def _indexed_locked(self) -> tuple[int, ...]:
+        """The priorities the index holds, in its order: each bucket of ``_buckets`` then of ``_high``,
+        expanded bit by bit; a word whose bucket is in neither list comes last, so an inconsistent
+        index never reads as a sorted one."""
+        words = self._words
+        order = list(self._buckets) + self._high
+        order += sorted({b for b, w in enumerate(words) if w} - set(order))
+        out: list[int] = []
+        for b in order:
+            w = words[b] if b < len(words) else 0
+            base = b << _BUCKET_SHIFT
+            while w:
+                low = w & -w
+                out.append(base + low.bit_length() - 1)
+                w ^= low
+        return tuple(out)
 
     def readiness(self, mask: int) -> int:
         """``mqueue_poll_file``: readable while messages are queued, writable while not full."""
@@ -464,12 +597,14 @@ class Queue:
         """The queue is freed (unlinked and closed): drop messages and any leftover registration."""
         with self.mu:
             n, self.notification = self.notification, None
-            self._by_prio.clear()
-            self._prios.clear()
+            self._nodes.clear()
+            self._words.clear()
+            self._buckets.clear()
             self._high.clear()
             self._top = -1
             self._empty = None
             self._spare = None
+            self._spare_slots = None
             self.curmsgs = 0
             self.qsize = 0
             if n is not None and n.sock is not None:
