@@ -202,9 +202,9 @@ def check_posix_queue(q: Any, where: str, quiescent: bool) -> list[str]:
     size = 0
     st = q.state_locked()
     cached = st.cached_empty  # the one empty node a drained queue may keep (node_cache)
-    if cached is not None and st.nodes.get(cached) != ():
+    if cached is not None and (st.nodes.get(cached) != () or len(st.nodes) != 1):
         out.append(f"{where}: the kept empty node names priority {cached}, whose node is "
-                   f"{st.nodes.get(cached, 'gone')}")
+                   f"{st.nodes.get(cached, 'gone')}, beside {len(st.nodes) - (cached in st.nodes)} other nodes")
     for prio, d in st.nodes.items():
         if not d and prio != cached:
             out.append(f"{where}: empty FIFO kept for priority {prio} (cached empty node: {cached})")

@@ -22,7 +22,7 @@ import threading
 from bisect import insort
 from collections import deque
 from time import time_ns as _time_ns
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Union
 
 from sortedcontainers import SortedList
 
@@ -50,6 +50,9 @@ _BUCKET_MASK: Final = (1 << _BUCKET_SHIFT) - 1
 #: SortedList.
 _HIGH_MAX: Final = 16
 
+#: A bucket's slots, one per priority: its node (the one message's bytes, or a deque of them) or None.
+_Slots = list[Union[bytes, "deque[bytes]", None]]
+
 
 class Waiter:
     """A blocked send or receive (Linux ``struct ext_wait_queue``).
@@ -73,39 +76,46 @@ class Queue:
 
     Immutable: ``kernel``, ``maxmsg``, ``msgsize``, ``poll`` (its own leaf lock). Guarded by ``mu``:
     ``curmsgs``, ``qsize``, ``_nodes``, ``_words``, ``_buckets``, ``_high``, ``_top``, ``_empty``,
-    ``_spare``, ``_spare_slots``, ``_senders``, ``_receivers``, ``notification``, and the times of
+    ``_spare_slots``, ``_senders``, ``_receivers``, ``notification``, and the times of
     ``inode`` when set (``inode`` itself is set once by the filesystem, before the queue is shared).
 
-    Messages live in nodes: a priority's FIFO deque of payloads (Linux's ``posix_msg_tree_node``).
-    Priorities are grouped in buckets of ``1 << _BUCKET_SHIFT`` (bucket ``prio >> _BUCKET_SHIFT``), and
-    the nodes and their index are kept per bucket (Linux keeps an rbtree of nodes and caches its
+    Messages live in nodes, one per priority that has messages (Linux's ``posix_msg_tree_node``):
+    a node is the message's own ``bytes`` while it holds one, and a deque of them, oldest first, from
+    its second on (a deque costs about 600 bytes, and with many priorities most nodes hold one
+    message). A queue that drains keeps its last node as an empty deque, named by ``_empty``, until
+    the next message: one of the same priority joins it, one of another frees it first. So a
+    send/receive ping-pong on one priority never touches the index, and the kept node is the only
+    node while it exists.
+
+    Priorities are grouped in buckets of ``1 << _BUCKET_SHIFT`` (bucket ``prio >> _BUCKET_SHIFT``),
+    and the nodes and their index are kept per bucket (Linux keeps an rbtree of nodes and caches its
     rightmost one):
 
-    - ``_nodes[b]`` is bucket ``b``'s slots, one per priority (None: no node), or None when the bucket
-      has no node; ``_words[b]`` is the bucket's word, whose set bits are the priorities with a node,
-      so the highest is ``word.bit_length() - 1`` (0: no node). Both lists grow on demand to the
-      highest bucket used and keep that length, at most ``MQ_PRIO_MAX >> _BUCKET_SHIFT`` entries
+    - ``_nodes[b]`` is bucket ``b``'s slots, one per priority (its node, or None), or None when the
+      bucket has no node; ``_words[b]`` is the bucket's word, whose set bits are the priorities with
+      a node, so the highest is ``word.bit_length() - 1`` (0: no node). Both lists grow on demand to
+      the highest bucket used and keep that length, at most ``MQ_PRIO_MAX >> _BUCKET_SHIFT`` entries
       (16 KiB for the two); a bucket's slots are freed when its last node goes, so there are never
-      more of them than queued messages plus one (the kept empty node);
+      more of them than nodes, plus ``_spare_slots``;
     - the buckets with a word are ordered by ``_buckets``, a sortedcontainers ``SortedList``, and
       ``_high``, an ascending plain list of at most ``_HIGH_MAX`` buckets, all above every element of
       ``_buckets``: the top of the index. Each bucket with a word is in exactly one of the two;
       ``_high`` is non-empty whenever any node exists.
 
     ``_top`` caches the highest priority with a node (in bucket ``_high[-1]``), -1 when there is none.
-    Most sends and receives only set or clear a bit of the top buckets' words: the SortedList is touched
-    when a bucket below ``_high`` gains its first priority or when ``_high`` spills or runs empty, so
-    per-operation cost stays flat however many distinct priorities are in use. (One level of per-priority
-    entries in the SortedList, the former index, touched it on most operations once thousands of
-    priorities were queued: its pure-Python add and pop were most of such a send+receive.)
+    Most sends and receives only set or clear a bit of the top buckets' words: the SortedList is
+    touched when a bucket below ``_high`` gains its first priority or when ``_high`` spills or runs
+    empty, so per-operation cost stays flat however many distinct priorities are in use. (The former
+    index, a SortedList of priorities over a dict of deques, touched the SortedList on most
+    operations once thousands of priorities were queued; its pure-Python add and pop were then most
+    of a send+receive: ``mqsentry bench``'s priorities row measures this.)
 
     The two hot methods take the lock with ``acquire``/``try``/``finally``/``release`` rather than
     ``with``: on CPython 3.11 that costs about half as much, a visible share of a send/receive.
     """
 
     __slots__ = ("mu", "kernel", "maxmsg", "msgsize", "curmsgs", "qsize", "_nodes", "_words", "_buckets", "_high",
-                 "_top", "_senders", "_receivers", "_empty", "_spare", "_spare_slots", "poll", "notification",
-                 "inode")
+                 "_top", "_senders", "_receivers", "_empty", "_spare_slots", "poll", "notification", "inode")
 
     def __init__(self, kernel: KernelContext, maxmsg: int, msgsize: int) -> None:
         self.mu = threading.Lock()
@@ -116,7 +126,7 @@ class Queue:
         self.qsize = 0
         # Lists indexed by bucket, not dicts keyed by priority: indexing needs no hashing and no boxed
         # key, a visible share of a send+receive once most messages have a node of their own.
-        self._nodes: list[list[deque[bytes] | None] | None] = []  # bucket -> its slots (see above)
+        self._nodes: list[_Slots | None] = []  # bucket -> its slots (see above)
         self._words: list[int] = []  # bucket -> its priorities with a node, as bits
         self._buckets: SortedList = SortedList()  # the buckets with a word below _high
         self._high: list[int] = []  # the top buckets with a word, ascending (see the class docstring)
@@ -124,29 +134,54 @@ class Queue:
         self._senders: deque[Waiter] = deque()
         self._receivers: deque[Waiter] = deque()
         self._empty: int | None = None
-        # The last freed node's (empty) deque, reused by the next new node (Linux's node_cache),
-        # and the last freed bucket's slots (all None), reused by the next bucket that gains a node:
-        # one of each at most, so a queue keeps no more than the memory it just used.
-        self._spare: deque[bytes] | None = None
-        self._spare_slots: list[deque[bytes] | None] | None = None
+        # The last freed bucket's slots (all None), reused by the next bucket that gains a node
+        # (as Linux's node_cache keeps one freed node): one at most, so a queue keeps no more than
+        # the memory it just used.
+        self._spare_slots: _Slots | None = None
         self.poll = waiter.Queue()
         self.notification: Notification | None = None
         self.inode: Any = None
 
     # -- helpers (caller holds mu) ---------------------------------------------------------------------
-    def _insert(self, data: bytes, prio: int) -> None:
-        """``msg_insert``: append to the FIFO of ``prio``, creating the priority node if needed."""
-        d = self._node(prio)
-        if d is None:
-            d = self._new_node(prio)
-        elif not d:
-            self._empty = None  # the kept empty node (the only empty one) is in use again
-        d.append(data)
+    def _insert(self, data: bytes, prio: int, front: bool = False) -> None:
+        """``msg_insert``: ``data`` joins the FIFO of ``prio`` (at its head if ``front``: the undo of a
+        receive), creating the node if needed."""
+        kept = self._empty
+        if kept is not None:
+            if kept != prio:
+                self._free_kept()
+            self._empty = None
+        node = self._node(prio)
+        if node is None:
+            self._link(prio, data)
+        elif isinstance(node, bytes):
+            self._set_node(prio, deque((data, node) if front else (node, data)))
+        elif front:
+            node.appendleft(data)
+        else:
+            node.append(data)
         self.curmsgs += 1
         self.qsize += len(data)
 
-    def _node(self, prio: int) -> deque[bytes] | None:
-        """The FIFO of ``prio``, None if it has no node."""
+    def _free_kept(self) -> None:
+        """Free the node the queue kept when it drained (``_empty``): the queue is about to take a
+        message of another priority. Being the only node, its bucket is the only one indexed, so
+        the index is emptied rather than searched. The caller clears ``_empty``."""
+        kept = self._empty
+        assert kept is not None
+        b = kept >> _BUCKET_SHIFT
+        nodes = self._nodes
+        slots = nodes[b]
+        assert slots is not None  # the kept node is a node
+        slots[kept & _BUCKET_MASK] = None
+        self._spare_slots = slots
+        nodes[b] = None
+        self._words[b] = 0
+        self._high.clear()
+        self._top = -1
+
+    def _node(self, prio: int) -> bytes | deque[bytes] | None:
+        """The node of ``prio``, None if it has none."""
         nodes = self._nodes
         b = prio >> _BUCKET_SHIFT
         if b < len(nodes):
@@ -155,13 +190,14 @@ class Queue:
                 return slots[prio & _BUCKET_MASK]
         return None
 
-    def _new_node(self, prio: int) -> deque[bytes]:
-        """Create the (empty) FIFO of ``prio`` and index it."""
-        d = self._spare
-        if d is None:
-            d = deque()
-        else:
-            self._spare = None
+    def _set_node(self, prio: int, node: bytes | deque[bytes]) -> None:
+        """Replace the node of ``prio`` (which has one) by ``node``, holding the same messages."""
+        slots = self._nodes[prio >> _BUCKET_SHIFT]
+        assert slots is not None  # prio has a node, so its bucket has slots
+        slots[prio & _BUCKET_MASK] = node
+
+    def _link(self, prio: int, node: bytes | deque[bytes]) -> None:
+        """Make ``node`` the node of ``prio``, which has none, and index it."""
         words = self._words
         b = prio >> _BUCKET_SHIFT
         if b >= len(words):
@@ -171,19 +207,17 @@ class Queue:
         w = words[b]
         words[b] = w | (1 << (prio & _BUCKET_MASK))
         if w:
-            slots = self._nodes[b]
-            assert slots is not None  # a bucket with a word has its slots
-            slots[prio & _BUCKET_MASK] = d
+            self._set_node(prio, node)
             # The bucket is indexed already; only the top bucket can hold a priority above _top.
             if prio > self._top:
                 self._top = prio
-            return d
+            return
         new = self._spare_slots
         if new is None:
             new = [None] * (1 << _BUCKET_SHIFT)
         else:
             self._spare_slots = None
-        new[prio & _BUCKET_MASK] = d
+        new[prio & _BUCKET_MASK] = node
         self._nodes[b] = new
         high = self._high
         if not high or b > high[-1]:
@@ -194,29 +228,14 @@ class Queue:
             insort(high, b)
         else:
             self._buckets.add(b)
-            return d
+            return
         if len(high) > _HIGH_MAX:
             self._buckets.add(high.pop(0))  # above every SortedList element: it lands at the end
-        return d
 
-    def _drop_top(self) -> int:
-        """Free the top priority's node (Linux's ``rb_erase`` of it) and unindex it; return the new
-        top. Another node must be left (see :meth:`_drop_top_bucket`)."""
-        top = self._top
-        b = top >> _BUCKET_SHIFT
-        w = self._words[b] = self._words[b] & ~(1 << (top & _BUCKET_MASK))
-        if not w:
-            return self._drop_top_bucket()
-        slots = self._nodes[b]
-        assert slots is not None  # a bucket with a word has its slots
-        slots[top & _BUCKET_MASK] = None
-        top = self._top = (b << _BUCKET_SHIFT) | (w.bit_length() - 1)
-        return top
-
-    def _drop_top_bucket(self) -> int:
-        """The rest of :meth:`_drop_top` when the top priority was its bucket's last: free the
-        bucket's slots and unindex it; return the new top. Another node must be left (the callers
-        know: a drained queue keeps its last node)."""
+    def _drop_top_bucket(self) -> None:
+        """Unindexing the top node (in :meth:`receive`) left its bucket without a node: free the
+        bucket's slots, unindex it and find the new top. Another node must be left (a queue that
+        drains keeps its last node)."""
         high = self._high
         b = high.pop()
         nodes = self._nodes
@@ -228,26 +247,7 @@ class Queue:
         if not high:
             high.append(self._buckets.pop())
         b = high[-1]
-        top = self._top = (b << _BUCKET_SHIFT) | (self._words[b].bit_length() - 1)
-        return top
-
-    def _drop_cached_node(self, cached: int, prio: int) -> None:
-        """The queue has just drained at ``prio`` (the top) while the empty node of ``cached`` was
-        kept from an earlier drain: free the older one. These two are the only nodes, so the bucket
-        index is rebuilt rather than searched."""
-        words = self._words
-        b = cached >> _BUCKET_SHIFT
-        word = words[b] = words[b] & ~(1 << (cached & _BUCKET_MASK))
-        slots = self._nodes[b]
-        if word:  # the same bucket as prio
-            assert slots is not None
-            slots[cached & _BUCKET_MASK] = None
-        else:
-            self._nodes[b] = None
-        buckets = self._buckets
-        if buckets:
-            buckets.clear()
-        self._high[:] = [prio >> _BUCKET_SHIFT]
+        self._top = (b << _BUCKET_SHIFT) | (self._words[b].bit_length() - 1)
 
     def _pipelined_send_locked(self, data: bytes, prio: int) -> None:
         """``pipelined_send``: the message goes straight to the longest-waiting receiver (the queue is
@@ -284,28 +284,30 @@ class Queue:
             else:
                 # msg_insert, inlined: this is the hot path. A ping-pong on one priority finds its
                 # node (kept while empty, see receive) and never touches the index.
+                kept = self._empty
+                if kept is not None:
+                    # The queue is empty: the node it kept takes the message if it is prio's.
+                    if kept != prio:
+                        self._free_kept()
+                    self._empty = None
                 nodes = self._nodes
                 b = prio >> _BUCKET_SHIFT
                 slots = nodes[b] if b < len(nodes) else None
-                d = slots[prio & _BUCKET_MASK] if slots is not None else None
-                if d is None:
-                    if slots is not None:
-                        # _new_node, inlined for the usual case with many priorities: the bucket
-                        # is indexed already (it has slots), so only its word and _top change.
-                        d = self._spare
-                        if d is None:
-                            d = deque()
-                        else:
-                            self._spare = None
-                        slots[prio & _BUCKET_MASK] = d
+                if slots is None:
+                    self._link(prio, data)
+                else:
+                    node = slots[prio & _BUCKET_MASK]
+                    if node is None:
+                        # _link, inlined for the usual case with many priorities: the bucket is
+                        # indexed already (it has slots), so only its word and _top change.
+                        slots[prio & _BUCKET_MASK] = data
                         self._words[b] |= 1 << (prio & _BUCKET_MASK)
                         if prio > self._top:
                             self._top = prio
+                    elif isinstance(node, bytes):
+                        slots[prio & _BUCKET_MASK] = deque((node, data))  # a FIFO from now on
                     else:
-                        d = self._new_node(prio)
-                elif not d:
-                    self._empty = None  # the kept empty node (the only empty one) is in use again
-                d.append(data)
+                        node.append(data)
                 self.qsize += len(data)
                 cur = self.curmsgs = self.curmsgs + 1
                 if cur == 1 and self.notification is not None:
@@ -344,14 +346,7 @@ class Queue:
                 return
             if self.curmsgs >= self.maxmsg:
                 return
-            d = self._node(prio)
-            if d is None:
-                d = self._new_node(prio)
-            elif not d:
-                self._empty = None  # the kept empty node (the only empty one) is in use again
-            d.appendleft(data)
-            self.qsize += len(data)
-            self.curmsgs += 1
+            self._insert(data, prio, front=True)
             if self.poll._entries:
                 self.poll.notify(_READABLE)
 
@@ -414,31 +409,27 @@ class Queue:
                 w = Waiter(waker)
                 self._receivers.append(w)
                 return w
-            # msg_get, inlined (hot path). A priority node that runs empty is freed at once (its deque
-            # is kept in ``_spare``) unless the queue is now empty: then, like Linux's ``node_cache``,
-            # it stays as an empty deque named by ``_empty``, so a send/receive ping-pong on one
-            # priority never touches the index. There is at most one empty node; it is freed when it
-            # surfaces on top of a non-empty queue or when the queue drains at another priority.
+            # msg_get, inlined (hot path). A node that runs empty is freed at once unless the queue
+            # is now empty: then it stays, as an empty deque named by ``_empty``, so a send/receive
+            # ping-pong on one priority never touches the index (the next send reuses or frees it).
             nodes = self._nodes
             prio = self._top
             slots = nodes[prio >> _BUCKET_SHIFT]
             assert slots is not None  # curmsgs > 0: the top has a node
-            d = slots[prio & _BUCKET_MASK]
-            assert d is not None
-            if not d:
-                self._empty = None
-                prio = self._drop_top()
-                slots = nodes[prio >> _BUCKET_SHIFT]
-                assert slots is not None
-                d = slots[prio & _BUCKET_MASK]
-                assert d is not None
-            data = d.popleft()
+            node = slots[prio & _BUCKET_MASK]
+            if isinstance(node, bytes):
+                data = node
+                gone = True
+            else:
+                assert node  # not None, not empty: an empty node is only kept while the queue is empty
+                data = node.popleft()
+                gone = not node
             cur = self.curmsgs = self.curmsgs - 1
             self.qsize -= len(data)
-            if not d:
+            if gone:
                 if cur:
-                    self._spare = d
-                    # _drop_top, inlined for the usual case: the bucket keeps another priority.
+                    # Unindex the node: clear its bit; the new top is in the same bucket unless
+                    # that was the bucket's last priority.
                     words = self._words
                     b = prio >> _BUCKET_SHIFT
                     word = words[b] = words[b] & ~(1 << (prio & _BUCKET_MASK))
@@ -446,12 +437,10 @@ class Queue:
                         slots[prio & _BUCKET_MASK] = None
                         self._top = (b << _BUCKET_SHIFT) | (word.bit_length() - 1)
                     else:
-                        self._drop_top_bucket()  # cur > 0: some node is left
+                        self._drop_top_bucket()
                 else:
-                    cached = self._empty
-                    if cached is not None and cached != prio:
-                        # Every node is empty now: drop the older one.
-                        self._drop_cached_node(cached, prio)
+                    if isinstance(node, bytes):
+                        slots[prio & _BUCKET_MASK] = deque()
                     self._empty = prio
             ino = self.inode
             if ino is not None:
@@ -560,9 +549,9 @@ class Queue:
         nodes: dict[int, tuple[bytes, ...]] = {}
         for b, slots in enumerate(self._nodes):
             if slots is not None:
-                for i, d in enumerate(slots):
-                    if d is not None:
-                        nodes[(b << _BUCKET_SHIFT) | i] = tuple(d)
+                for i, node in enumerate(slots):
+                    if node is not None:
+                        nodes[(b << _BUCKET_SHIFT) | i] = (node,) if isinstance(node, bytes) else tuple(node)
         return QueueState(nodes, self._indexed_locked(),
                           self._top, self._empty, len(self._senders), len(self._receivers))
 
@@ -603,7 +592,6 @@ class Queue:
             self._high.clear()
             self._top = -1
             self._empty = None
-            self._spare = None
             self._spare_slots = None
             self.curmsgs = 0
             self.qsize = 0

@@ -108,11 +108,29 @@ def test_order_matches_the_model(kind: str) -> None:
                 got = q.receive(t, 1)
                 assert got == model.receive(), step
         else:
-            # The platform's undo of a receive: the message goes back to the head of its FIFO.
+            # The platform's undo of a receive: the message goes back to the head of its FIFO,
+            # which a send at its priority may have recreated meanwhile (taking the room of a
+            # full queue: then the message is dropped).
             data, prio = model.receive()
             assert q.receive(t, 1) == (data, prio)
+            meanwhile = rng.random()
+            if meanwhile < 0.5:
+                serial += 1
+                later = serial.to_bytes(4, "little")
+                assert q.send(t, later, prio, 1) is None
+                model.send(later, prio)
+            elif meanwhile < 0.7:
+                # Another message passes through (on a drained queue, the node it leaves is kept).
+                serial += 1
+                other = serial.to_bytes(4, "little")
+                other_prio = pick(rng, serial)
+                assert q.send(t, other, other_prio, 1) is None
+                model.send(other, other_prio)
+                assert q.receive(t, 1) == model.receive()
             q.unreceive(data, prio)
-            model.unreceive(data, prio)
+            if len(model) < maxmsg:
+                model.unreceive(data, prio)
+            # else the send took the room: the message is dropped (docs/platform-rules.md §3)
         if step % 50 == 0 or len(model) < 3:
             _check(q, model, f"{kind} step {step}")
     while len(model):
@@ -130,10 +148,10 @@ def _state(q: Queue, quiescent: bool = True) -> tuple[dict[int, tuple[bytes, ...
 
 @pytest.mark.parametrize("later", [700, 7, 5 + 32 * 40])
 def test_a_drained_queue_keeps_one_empty_node(later: int) -> None:
-    """Linux's node_cache: the last node of a drained queue stays; a later drain at another priority
-    frees the older empty node, and the index then holds only the newer. The older node sits in
-    another bucket or the same one, and below more buckets than the top of the index holds, so it has
-    spilled into the SortedList when the queue drains."""
+    """A drained queue keeps its last node, empty, until the next message: one of that priority
+    joins it, one of another frees it. In between, the queue drains through more buckets than the
+    top of the index holds (some spilled into the SortedList), at a priority in the kept node's
+    bucket or in another."""
     q, t = _queue(100)
     for prio in (5, 4000, 32767):
         q.send(t, b"m", prio, 1)
@@ -141,7 +159,9 @@ def test_a_drained_queue_keeps_one_empty_node(later: int) -> None:
         assert q.receive(t, 1) == (b"m", prio)
     assert _state(q) == ({5: ()}, (5,), 5, 5)
     above = [later + 32 * (i + 1) for i in range(40)]  # 40 buckets above ``later``'s
-    for prio in [later, *above]:
+    q.send(t, b"n", later, 1)
+    assert _state(q) == ({later: (b"n",)}, (later,), later, None)
+    for prio in above:
         q.send(t, b"n", prio, 1)
     for prio in [*reversed(above), later]:
         assert q.receive(t, 1) == (b"n", prio)
@@ -159,24 +179,32 @@ class _Waker:
         self.woken += 1
 
 
-def test_a_blocked_senders_message_refills_the_kept_empty_node() -> None:
-    """pipelined_receive inserts a blocked sender's message into the freed room; at the priority of
-    the node a drained queue kept, that node is in use again and is no longer the kept one."""
+def test_a_blocked_senders_message_joins_its_priority() -> None:
+    """pipelined_receive inserts a blocked sender's message into the freed room: at the priority of
+    a node holding one message or several, it joins their FIFO."""
     q, t = _queue(2)
     q.send(t, b"a", 5, 1)
     assert q.receive(t, 1) == (b"a", 5)
-    q.send(t, b"b", 10, 1)
+    assert _state(q) == ({5: ()}, (5,), 5, 5)
+    q.send(t, b"b", 10, 1)  # the node kept at 5 is freed
+    assert _state(q) == ({10: (b"b",)}, (10,), 10, None)
     q.send(t, b"c", 3, 1)
     waker = _Waker()
-    w = q.send(t, b"d", 5, 0, waker)
+    w = q.send(t, b"d", 3, 0, waker)
     assert w is not None and not w.ready
-    assert _state(q, quiescent=False) == ({3: (b"c",), 5: (), 10: (b"b",)}, (3, 5, 10), 10, 5)
     assert q.receive(t, 1) == (b"b", 10)
     assert w.ready and waker.woken == 1
-    assert _state(q) == ({3: (b"c",), 5: (b"d",)}, (3, 5), 5, None)
-    assert q.receive(t, 1) == (b"d", 5)
+    assert _state(q) == ({3: (b"c", b"d")}, (3,), 3, None)
+    w = q.send(t, b"f", 3, 0, waker)  # and behind a FIFO: it joins its tail
+    assert w is not None and not w.ready
     assert q.receive(t, 1) == (b"c", 3)
+    assert w.ready and waker.woken == 2
+    assert _state(q) == ({3: (b"d", b"f")}, (3,), 3, None)
+    assert q.receive(t, 1) == (b"d", 3)
+    assert q.receive(t, 1) == (b"f", 3)
     assert _state(q) == ({3: ()}, (3,), 3, 3)
+    q.send(t, b"e", 3, 1)  # the kept node takes it
+    assert _state(q) == ({3: (b"e",)}, (3,), 3, None)
 
 
 def test_destroy_empties_the_index() -> None:
