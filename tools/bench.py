@@ -252,13 +252,33 @@ def sentry_bytes_per_message(n: int, payload: int = 16) -> float | None:
         return None
     bufs = [g.buf(_MTYPE.pack(mtype) + b"p" * payload) for mtype in range(1, 17)]
     sc, snd = g.t.syscall, g.nr["msgsnd"]
-    sc(snd, q, bufs[0], payload, IPC_NOWAIT)  # first-use allocations are not per message
+    return _traced_bytes_per_call(lambda i: sc(snd, q, bufs[i & 15], payload, IPC_NOWAIT), n, payload)
+
+
+def sentry_mq_bytes_per_message(n: int, payload: int = 16) -> float | None:
+    """Bytes allocated per queued POSIX message beyond its payload (tracemalloc over ``n``
+    mq_timedsend), each message at a priority of its own: the worst case for per-priority nodes."""
+    g = _Guest()
+    fd = g.mq(b"bench-mem", n + 1, payload)
+    if fd < 0:
+        return None
+    buf = g.buf(b"p" * payload)
+    sc, snd = g.t.syscall, g.nr["mq_timedsend"]
+    # As in sentry_mq_priorities: distinct priorities while n <= MQ_PRIO_MAX.
+    return _traced_bytes_per_call(lambda i: sc(snd, fd, buf, payload, (i * 7919) % MQ_PRIO_MAX, 0), n, payload)
+
+
+def _traced_bytes_per_call(send: Callable[[int], int], n: int, payload: int) -> float:
+    """Bytes allocated per ``send(i)``, i = 1..n, beyond ``payload`` (call 0 is made first, untraced,
+    so that first-use allocations are not counted per message)."""
+    if send(0) != 0:
+        raise RuntimeError("queueing the first message failed")
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for i in range(n):
-            if sc(snd, q, bufs[i & 15], payload, IPC_NOWAIT) != 0:
+        for i in range(1, n + 1):
+            if send(i) != 0:
                 raise RuntimeError(f"queueing message {i} failed")
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
@@ -579,6 +599,9 @@ def run(quick: bool = False, repeat: int | None = None, out: TextIO | None = Non
                         sentry_mq_priorities(s.mq_queued, s.mq_ops, s.reps + 1, many=False)],
                        s.mq_ops, s.reps) if fd >= 0 else Pair()
     rows.append(_pair_row(f"POSIX {MQ_PRIO_MAX} prios vs 1 prio, {s.mq_queued} queued", prio, fd, 1.5))
+    mq_per_msg = sentry_mq_bytes_per_message(s.mq_queued) if fd >= 0 else None
+    rows.append(Row(f"POSIX bytes per queued msg beyond payload ({s.mq_queued} prios)", value=mq_per_msg, unit="B",
+                    target=100, note="" if fd >= 0 else _why(fd)))
 
     # 6: the rare paths that used to be O(n) (issue 13): single calls, absolute times, no target.
     step("rare paths (MSG_COPY with holes, close under epoll, msgget on a full table)")

@@ -107,7 +107,7 @@ def test_bench_quick_prints_the_table(capsys: pytest.CaptureFixture[str]) -> Non
     assert any(line.startswith("measurement") and "target" in line for line in lines)
     rows = {label: next((line for line in lines if line.startswith(label)), "") for label in (
         "SysV msgsnd+msgrcv pair", "SysV typed msgrcv+msgsnd", "SysV bytes per queued msg",
-        "POSIX mq_timedsend+mq_timedreceive pair", "POSIX 32768 prios vs 1 prio")}
+        "POSIX mq_timedsend+mq_timedreceive pair", "POSIX 32768 prios vs 1 prio", "POSIX bytes per queued msg")}
     for label, line in rows.items():
         assert line, f"no row for {label}"
         assert line.split()[-1] in ("PASS", "MISS", "SKIP") or "(" in line, line
@@ -117,6 +117,7 @@ def test_bench_quick_prints_the_table(capsys: pytest.CaptureFixture[str]) -> Non
         assert " B " in rows["SysV bytes per queued msg"]
     if HAVE_POSIX:
         assert "SKIP" not in rows["POSIX 32768 prios vs 1 prio"]
+        assert " B " in rows["POSIX bytes per queued msg"]
 
 
 def test_bench_quick_heads_the_figures_with_what_they_ran_on(capsys: pytest.CaptureFixture[str]) -> None:
