@@ -201,7 +201,7 @@ def check_posix_queue(q: Any, where: str, quiescent: bool) -> list[str]:
     n = 0
     size = 0
     st = q.state_locked()
-    cached = st.cached_empty  # the one empty node a drained queue may keep (node_cache)
+    cached = st.cached_empty  # the one empty node a drained queue keeps until its next message
     if cached is not None and (st.nodes.get(cached) != () or len(st.nodes) != 1):
         out.append(f"{where}: the kept empty node names priority {cached}, whose node is "
                    f"{st.nodes.get(cached, 'gone')}, beside {len(st.nodes) - (cached in st.nodes)} other nodes")
