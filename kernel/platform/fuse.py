@@ -113,8 +113,9 @@ def reply(dev: int, unique: int, body: bytes = b"", err: int = 0) -> None:
 @dataclass(eq=False)
 class Node:
     """One exposed queue description. ``obj`` is the mq_open description (immutable); ``khs`` are the
-    poll handles to wake and ``handles`` the open file handles (fh -> description), both guarded by
-    the server's ``_mu``; ``opened`` says the sentry's own first open has happened."""
+    poll handles to wake, ``entry`` the watch on ``obj`` (set at the node's first poll) and
+    ``handles`` the open file handles (fh -> description), all guarded by the server's ``_mu``;
+    ``opened`` says the sentry's own first open has happened."""
 
     nodeid: int
     obj: Any
@@ -208,7 +209,6 @@ class FuseServer:
             self._next += 1
             node = Node(nid, obj)
             self._nodes[nid] = node
-        node.entry = self.hooks.watch(obj, lambda: self._wake(node))
         try:
             return os.open(f"d{nid}", flags | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=self.root_fd)
         except BaseException:
@@ -260,6 +260,18 @@ class FuseServer:
             self.hooks.release(desc)
 
     # -- poll wake-ups ---------------------------------------------------------------------------------
+    def _watch(self, node: Node) -> None:
+        """Watch ``node``'s object from its first poll on (until the node is dropped). Not at open:
+        a watched queue calls back on every send and receive, a cost for every program that never
+        polls its descriptors."""
+        entry = self.hooks.watch(node.obj, lambda: self._wake(node))
+        with self._mu:
+            alive = self._nodes.get(node.nodeid) is node
+            if alive:
+                node.entry = entry
+        if not alive:  # dropped meanwhile: _drop found no entry to unwatch
+            self.hooks.unwatch(node.obj, entry)
+
     def _wake(self, node: Node) -> None:
         with self._mu:
             khs, node.khs = node.khs, set()
@@ -353,6 +365,10 @@ class FuseServer:
             if flags & FUSE_POLL_SCHEDULE_NOTIFY:
                 with self._mu:
                     node.khs.add(kh)
+                    first = node.entry is None
+                if first:
+                    self._watch(node)
+            # Readiness after the watch is in place, so a change in between is not missed.
             self._reply(unique, POLL_OUT.pack(self.hooks.poll(node.obj, events or 0xFFFF), 0))
         elif op == FLUSH:
             fh = struct.unpack_from("=Q", body)[0]

@@ -15,7 +15,7 @@ from mqsentry.testsuite.platform.helpers import PYTHON_M, TIMEOUT, assert_same, 
 
 
 @pytest.mark.parametrize("name", ["sysv_basic", "posix_basic", "notify", "notify_timing", "threads", "creds",
-                                  "proc_files", "ipc_namespaces", "ns_bindmount", "fardeadline"])
+                                  "proc_files", "ipc_namespaces", "ns_bindmount", "fardeadline", "poll_wake"])
 def test_program(cprog: Callable[[str], str], name: str) -> None:
     exe = cprog(name)
     assert_same(run_native([exe]), run_sentry([exe]))
