@@ -22,6 +22,7 @@ from collections.abc import Callable
 import pytest
 
 import mqsentry
+from mqsentry.kernel.platform.launch import parent_pids
 from mqsentry.testsuite.platform.helpers import TIMEOUT, assert_same, run_native, run_sentry
 
 #: The package's root directory (the repository root in a checkout).
@@ -152,15 +153,7 @@ def test_program_tree_dies_with_the_sentry(platform_ok: None) -> None:
 
 
 def _tree(root: int) -> list[int]:
-    parent: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            parent[int(name)] = int(data[data.rindex(b")") + 2:].split()[1])
+    parent = parent_pids()
     found: list[int] = []
     frontier = {root}
     while frontier:

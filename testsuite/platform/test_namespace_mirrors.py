@@ -20,9 +20,11 @@ import pytest
 
 from mqsentry.kernel.auth import NO_ID, OVERFLOW_ID, ROOT_USER_NAMESPACE
 from mqsentry.kernel.platform import procfs
+from mqsentry.kernel.platform.launch import parent_pids
 from mqsentry.kernel.platform.pidns import PidView, PidViews
 from mqsentry.kernel.platform.userns import HostUserNamespaces, _parse_map
 from mqsentry.testsuite.platform.helpers import TIMEOUT
+from mqsentry.testsuite.util import wait_until
 
 
 def test_parse_map_keeps_kernel_ids_and_drops_invisible_ones() -> None:
@@ -41,16 +43,6 @@ def test_pid_view_answers_like_pid_nr_ns() -> None:
     assert v.nr_at(2, inner) == 0  # deeper than the pid reaches
 
 
-def _wait_for(cond: object, what: str) -> None:
-    """Wait for a state of another process, with a hang bound (the state is polled, not assumed)."""
-    import time
-
-    deadline = time.monotonic() + TIMEOUT
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.001)
-
-
 @pytest.fixture
 def mapped_child() -> Iterator[int]:
     """A process in a new user namespace whose uid/gid 7 are our own ids (unshare -U --map-user=7),
@@ -62,7 +54,7 @@ def mapped_child() -> Iterator[int]:
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     os.close(r)
     try:
-        _wait_for(lambda: p.poll() is not None or _maps_written(p.pid), "the child's uid_map")
+        wait_until(lambda: p.poll() is not None or _maps_written(p.pid), TIMEOUT, "the child's uid_map")
         if p.poll() is not None:
             pytest.skip(f"unshare -U failed: {p.stderr.read().decode().strip() if p.stderr else ''}")
         yield p.pid
@@ -129,23 +121,23 @@ def test_pid_views_of_a_nested_pid_namespace() -> None:
         def inner_cat() -> bool:
             if p.poll() is not None:
                 return True
-            for name in os.listdir("/proc"):
-                if not name.isdigit():
+            for pid, ppid in parent_pids().items():
+                if ppid != p.pid:
                     continue
-                st = procfs.read_status(int(name))
+                st = procfs.read_status(pid)
                 if st is None or len(st.nspid) != 2 or st.nspid[1] != 1:
                     continue
                 try:
-                    with open(f"/proc/{name}/stat", "rb") as f:
-                        data = f.read()
+                    with open(f"/proc/{pid}/comm", "rb") as f:
+                        if f.read() != b"cat\n":
+                            continue  # unshare's child before its exec
                 except OSError:
                     continue
-                if int(data[data.rindex(b")") + 2:].split()[1]) == p.pid and data.split(b"(")[1].startswith(b"cat)"):
-                    found.append(st)
-                    return True
+                found.append(st)
+                return True
             return False
 
-        _wait_for(inner_cat, "pid 1 of the new pid namespace")
+        wait_until(inner_cat, TIMEOUT, "pid 1 of the new pid namespace")
         if not found:
             pytest.skip(f"unshare -p failed: {p.stderr.read().decode().strip() if p.stderr else ''}")
         st = found[0]
