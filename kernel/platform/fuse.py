@@ -102,6 +102,14 @@ def requests(dev: int, until_mounted: Callable[[], bool] | None = None) -> Itera
         yield req
 
 
+def init_reply(body: memoryview) -> bytes:
+    """The answer to FUSE_INIT (``body`` is its fuse_init_in): protocol 7.31, the kernel's readahead,
+    no optional features; max_background 16, congestion_threshold 12, max_write 4096 (the files are
+    a line long), time_gran 1 ns."""
+    _major, _minor, readahead, _flags = struct.unpack_from("=IIII", body)
+    return INIT_OUT.pack(7, 31, readahead, 0, 16, 12, 4096, 1, 0, 0, 0, 0)
+
+
 def reply(dev: int, unique: int, body: bytes = b"", err: int = 0) -> None:
     """Answer request ``unique`` on ``dev``: ``body``, or the error ``err``."""
     try:
@@ -313,8 +321,7 @@ class FuseServer:
         _len, op, unique, nodeid, _uid, _gid, pid, _x, _p = IN_HEADER.unpack_from(req)
         body = memoryview(req)[IN_HEADER.size:]
         if op == INIT:
-            _major, _minor, readahead, _flags = struct.unpack_from("=IIII", body)
-            self._reply(unique, INIT_OUT.pack(7, 31, readahead, 0, 16, 12, 4096, 1, 0, 0, 0, 0))
+            self._reply(unique, init_reply(body))
         elif op == LOOKUP:
             name = bytes(body).split(b"\0", 1)[0].decode()
             nid = int(name[1:]) if nodeid == ROOT_ID and name[:1] == "d" and name[1:].isdigit() else -1

@@ -228,8 +228,7 @@ class MqueueFuse:
         _len, op, unique, nodeid, uid, gid, pid, _x, _p = fuse.IN_HEADER.unpack_from(req)
         body = memoryview(req)[fuse.IN_HEADER.size:]
         if op == fuse.INIT:
-            _major, _minor, readahead, _flags = struct.unpack_from("=IIII", body)
-            self._reply(unique, fuse.INIT_OUT.pack(7, 31, readahead, 0, 16, 12, 4096, 1, 0, 0, 0, 0))
+            self._reply(unique, fuse.init_reply(body))
         elif op == fuse.LOOKUP:
             self._lookup(unique, nodeid, _name(body))
         elif op == fuse.FORGET:
